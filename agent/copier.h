@@ -1,0 +1,79 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "common/redis/connection.h"
+#include "common/redis/endpoint.h"
+
+namespace ferry::agent {
+
+class RateLimiter;
+
+enum class OnConflict { kReplace, kSkip, kFail };
+
+// Counters of one shard. "copied" counts writes, not unique keys: SCAN may return a key twice.
+struct ShardCounters {
+  uint64_t scanned = 0;   // Keys SCAN returned (after filters).
+  uint64_t copied = 0;    // RESTOREs the target accepted.
+  uint64_t skipped = 0;   // Existing target keys left alone (--on-conflict skip).
+  uint64_t vanished = 0;  // Deleted between SCAN and DUMP.
+  uint64_t expired = 0;   // TTL ran out before the write; not written (deleted on the target).
+  uint64_t failed = 0;    // Per-key failures (reported through OnFailedKey).
+  uint64_t bytes = 0;     // DUMP payload bytes written.
+
+  ShardCounters& operator+=(const ShardCounters& other);
+};
+
+// Where a shard resumes from: the cursor after the last batch written, and the counters so far.
+struct Checkpoint {
+  uint64_t cursor = 0;
+  bool done = false;
+  std::string run_id;  // The source server process the cursor belongs to.
+  ShardCounters counters;
+};
+
+// One shard of one source database (DESIGN.md, single-dict scheme).
+struct ShardSpec {
+  redis::Endpoint source;
+  redis::Endpoint target;
+  int source_db = 0;
+  int target_db = 0;
+  int shard_bits = 0;        // 2^shard_bits shards in this database.
+  uint64_t shard_index = 0;  // In [0, 2^shard_bits).
+  std::string match;         // SCAN MATCH pattern; empty means all.
+  std::string type;          // SCAN TYPE filter; empty means all.
+};
+
+struct CopyOptions {
+  int batch_keys = 1000;                         // SCAN COUNT and pipeline depth.
+  uint64_t max_bytes_in_flight = 16ull << 20;    // Read but not yet written, per shard.
+  OnConflict on_conflict = OnConflict::kReplace;
+  bool dry_run = false;                          // Read and count; write nothing.
+  int max_retries = 6;                           // Transient failures in a row before giving up.
+  absl::Duration initial_backoff = absl::Milliseconds(200);
+  redis::ConnectOptions connect;
+};
+
+struct CopyCallbacks {
+  // After each written batch, from the copying thread. Persist before acknowledging.
+  std::function<void(const Checkpoint&)> on_checkpoint;
+  // A key that could not be copied, with a reason that never contains its value.
+  std::function<void(const std::string& key, const std::string& reason)> on_failed_key;
+};
+
+// Copies one shard from `resume` (a default Checkpoint starts at the shard's start cursor)
+// until the shard is finished, `cancel` becomes true (returns CANCELLED after checkpointing), or
+// a fatal error (auth, NOPERM, OOM, RESTORE not permitted) or too many transient errors in a row.
+// A resume checkpoint whose run_id differs from the source's restarts at the start cursor.
+// `limiter` (may be null) is shared by all shards of a job. Blocking; uses one extra thread to
+// read the next batch while this one is written.
+absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const Checkpoint& resume,
+                       RateLimiter* limiter, const std::atomic<bool>* cancel,
+                       const CopyCallbacks& callbacks);
+
+}  // namespace ferry::agent

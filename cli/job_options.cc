@@ -1,0 +1,122 @@
+#include "cli/job_options.h"
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+
+namespace ferry::cli {
+namespace {
+
+const char* Env(const char* name) {
+  const char* value = std::getenv(name);
+  return value == nullptr ? "" : value;
+}
+
+absl::StatusOr<redis::Endpoint> EndpointFromArgs(const Args& args, const std::string& side,
+                                                 const char* password_env,
+                                                 std::vector<std::string>* warnings) {
+  if (!args.Has(side)) return absl::InvalidArgumentError(absl::StrCat("--", side, " is required"));
+  redis::EndpointWarnings parse_warnings;
+  absl::StatusOr<redis::Endpoint> endpoint =
+      redis::ParseEndpointUri(args.Get(side), Env(password_env), &parse_warnings);
+  if (!endpoint.ok()) return Annotate(endpoint.status(), absl::StrCat("--", side));
+  if (parse_warnings.password_in_uri) {
+    warnings->push_back(absl::StrCat("the password in --", side,
+                                     " is visible to other users of this machine; prefer ",
+                                     password_env));
+  }
+  if (args.Has(side + "-cacert")) {
+    endpoint->ca_file = args.Get(side + "-cacert");
+    if (!endpoint->tls) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", side, "-cacert needs a rediss:// URI in --", side));
+    }
+  }
+  if (args.Has(side + "-insecure")) {
+    endpoint->verify_peer = false;
+    if (endpoint->tls) {
+      warnings->push_back(absl::StrCat("--", side,
+                                       "-insecure: the server's TLS certificate is not checked"));
+    }
+  }
+  return endpoint;
+}
+
+}  // namespace
+
+std::vector<FlagSpec> JobFlags() {
+  return {
+      {"from", "URI", "source: redis[s]://[user[:password]@]host[:port][/db]"},
+      {"to", "URI", "target, same form (a /db sends every database there)"},
+      {"from-cacert", "FILE", "PEM CA bundle that signed the source's certificate"},
+      {"to-cacert", "FILE", "PEM CA bundle that signed the target's certificate"},
+      {"from-insecure", "", "do not verify the source's TLS certificate (warns)"},
+      {"to-insecure", "", "do not verify the target's TLS certificate (warns)"},
+      {"db", "LIST", "databases to copy, e.g. 0,3 (default: every non-empty one)"},
+      {"match", "PATTERN", "copy only keys matching this SCAN MATCH pattern"},
+      {"type", "TYPE", "copy only keys of this type (string, hash, list, set, zset, stream)"},
+      {"batch", "N", "keys per SCAN/DUMP/RESTORE round trip (default 1000)"},
+      {"rate-limit", "N", "at most N keys per second for the whole job (default: no limit)"},
+      {"on-conflict", "POLICY", "replace (default), skip, or fail when a key exists on the target"},
+      {"shards", "N", "shards per database (default: from its key count)"},
+      {"parallel", "N", "shards copied at once (default 4)"},
+      {"dry-run", "", "read and count, write nothing"},
+  };
+}
+
+absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
+                                              std::vector<std::string>* warnings) {
+  JobRequest r;
+  FERRY_ASSIGN_OR_RETURN(r.source, EndpointFromArgs(args, "from", "FERRY_FROM_PASSWORD", warnings));
+  FERRY_ASSIGN_OR_RETURN(r.target, EndpointFromArgs(args, "to", "FERRY_TO_PASSWORD", warnings));
+  r.target_db = r.target.db;
+  FERRY_ASSIGN_OR_RETURN(r.dbs, args.GetIntList("db"));
+  if (!r.dbs.empty() && r.source.db.has_value()) {
+    return absl::InvalidArgumentError("give the source database either in --from or in --db");
+  }
+  r.match = args.Get("match");
+  r.type = args.Get("type");
+  FERRY_ASSIGN_OR_RETURN(int64_t batch, args.GetInt("batch", 1000, 1, 100000));
+  r.batch_keys = static_cast<int>(batch);
+  FERRY_ASSIGN_OR_RETURN(r.rate_limit, args.GetDouble("rate-limit", 0, 0));
+  FERRY_ASSIGN_OR_RETURN(int64_t shards, args.GetInt("shards", 0, 0, 65536));
+  r.shards = static_cast<int>(shards);
+  FERRY_ASSIGN_OR_RETURN(int64_t parallel, args.GetInt("parallel", 4, 1, 1024));
+  r.parallel = static_cast<int>(parallel);
+  r.dry_run = args.Has("dry-run");
+  const std::string policy = args.Get("on-conflict", "replace");
+  if (policy == "replace") {
+    r.on_conflict = agent::OnConflict::kReplace;
+  } else if (policy == "skip") {
+    r.on_conflict = agent::OnConflict::kSkip;
+  } else if (policy == "fail") {
+    r.on_conflict = agent::OnConflict::kFail;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--on-conflict must be replace, skip or fail, not \"", policy, "\""));
+  }
+  return r;
+}
+
+int ExitCodeFor(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kOk:
+      return 0;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+      return 2;
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      return 3;
+    case absl::StatusCode::kCancelled:
+      return 130;
+    default:
+      return 1;
+  }
+}
+
+}  // namespace ferry::cli

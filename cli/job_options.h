@@ -1,0 +1,43 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/copier.h"
+#include "cli/args.h"
+#include "common/redis/endpoint.h"
+
+namespace ferry::cli {
+
+// What to copy and how: the options `ferry migrate` and `ferry submit` share.
+struct JobRequest {
+  redis::Endpoint source;
+  redis::Endpoint target;
+  std::vector<int> dbs;          // Empty: the source URI's db, else every non-empty one.
+  std::optional<int> target_db;  // From the target URI's path.
+  std::string match;
+  std::string type;
+  int batch_keys = 1000;
+  double rate_limit = 0;  // Keys per second for the whole job; 0: unlimited.
+  agent::OnConflict on_conflict = agent::OnConflict::kReplace;
+  int shards = 0;    // Per database; 0: planned from the key count.
+  int parallel = 4;  // Shards copied at once.
+  bool dry_run = false;
+};
+
+// The flags behind JobRequest, for parsing and help.
+std::vector<FlagSpec> JobFlags();
+
+// Builds a JobRequest from parsed flags and FERRY_FROM_PASSWORD / FERRY_TO_PASSWORD. Warnings
+// (password in a URI, TLS verification off) are appended to `warnings`. Errors are
+// INVALID_ARGUMENT and never contain a password.
+absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args, std::vector<std::string>* warnings);
+
+// The documented exit codes: 0 ok, 1 finished with failed keys or failed, 2 usage or
+// configuration, 3 cannot connect, authenticate or lacks permission, 130 interrupted.
+int ExitCodeFor(const absl::Status& status);
+
+}  // namespace ferry::cli

@@ -1,0 +1,145 @@
+// ferry: the command line. main() only turns flags into options structs and calls a library.
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "cli/args.h"
+#include "cli/gen.h"
+#include "cli/job_options.h"
+#include "cli/migrate.h"
+
+namespace {
+
+using ferry::cli::Args;
+using ferry::cli::FlagSpec;
+
+std::atomic<bool> g_stop{false};
+
+void OnSignal(int) {
+  if (g_stop.exchange(true)) _exit(130);  // A second Ctrl-C does not wait.
+  const char msg[] = "\nstopping at the next batch boundary (Ctrl-C again to quit at once)\n";
+  (void)!write(STDERR_FILENO, msg, sizeof(msg) - 1);
+}
+
+constexpr char kUsage[] =
+    "ferry: copy Redis data between servers with SCAN + DUMP + RESTORE.\n\n"
+    "Commands:\n"
+    "  migrate   copy a source server into a target, in this process\n"
+    "  gen       write random test data to a server, or RESP for redis-cli --pipe\n"
+    "\nRun `ferry COMMAND --help` for the options of a command.\n";
+
+int UsageError(const std::string& message) {
+  std::fprintf(stderr, "error: %s\nRun with --help for usage.\n", message.c_str());
+  return 2;
+}
+
+int Migrate(const std::vector<std::string>& argv) {
+  std::vector<FlagSpec> specs = ferry::cli::JobFlags();
+  specs.insert(specs.end(), {
+      {"progress", "MODE", "auto (default: a bar on a terminal, else log lines), bar, log, none"},
+      {"output", "FORMAT", "text (default) or json: the final summary on stdout"},
+      {"help", "", "show this help"},
+  });
+  absl::StatusOr<Args> args = Args::Parse(argv, specs);
+  if (!args.ok()) return UsageError(std::string(args.status().message()));
+  if (args->Has("help")) {
+    std::fputs(ferry::cli::HelpText("ferry migrate --from URI --to URI [options]",
+                                    "Copies every key, value and TTL of the source into the "
+                                    "target.\nPasswords: FERRY_FROM_PASSWORD and "
+                                    "FERRY_TO_PASSWORD when the URIs have none.\nExit codes: 0 "
+                                    "every key copied, 1 some keys failed, 2 usage or "
+                                    "configuration error,\n3 cannot connect, authenticate or "
+                                    "lacks permission, 130 interrupted.",
+                                    specs)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  if (!args->positional().empty()) return UsageError("unexpected argument " + args->positional()[0]);
+  ferry::cli::MigrateOptions options;
+  absl::StatusOr<ferry::cli::JobRequest> job =
+      ferry::cli::JobRequestFromArgs(*args, &options.warnings);
+  if (!job.ok()) return UsageError(std::string(job.status().message()));
+  options.job = *std::move(job);
+  if (absl::Status s = ferry::cli::ParseProgressMode(args->Get("progress", "auto"),
+                                                     &options.progress);
+      !s.ok()) {
+    return UsageError(std::string(s.message()));
+  }
+  const std::string output = args->Get("output", "text");
+  if (output != "text" && output != "json") {
+    return UsageError("--output must be text or json, not \"" + output + "\"");
+  }
+  options.json = output == "json";
+  return ferry::cli::RunMigrate(options, &g_stop);
+}
+
+int Gen(const std::vector<std::string>& argv) {
+  const std::vector<FlagSpec> specs = {
+      {"to", "URI", "server to write to (password: FERRY_TO_PASSWORD)"},
+      {"resp", "", "print RESP commands on stdout for `redis-cli --pipe` instead"},
+      {"keys", "N", "number of keys (default 100000)"},
+      {"types", "TYPE", "string, hash, list, set, zset, stream, hll, geo, bitmap or mixed "
+                        "(default)"},
+      {"ttl-fraction", "F", "share of keys with a TTL of 10 to 60 minutes (default 0)"},
+      {"value-size", "B", "bytes per string value (default 100)"},
+      {"seed", "N", "random seed (default 1)"},
+      {"prefix", "P", "key name prefix (default key:)"},
+      {"help", "", "show this help"},
+  };
+  absl::StatusOr<Args> args = Args::Parse(argv, specs);
+  if (!args.ok()) return UsageError(std::string(args.status().message()));
+  if (args->Has("help")) {
+    std::fputs(ferry::cli::HelpText("ferry gen (--to URI | --resp) [options]",
+                                    "Writes random keys of the chosen types.", specs)
+                   .c_str(),
+               stdout);
+    return 0;
+  }
+  ferry::cli::GenOptions options;
+  if (args->Has("to") == args->Has("resp")) return UsageError("give exactly one of --to and --resp");
+  if (args->Has("to")) {
+    const char* env = std::getenv("FERRY_TO_PASSWORD");
+    absl::StatusOr<ferry::redis::Endpoint> target =
+        ferry::redis::ParseEndpointUri(args->Get("to"), env ? env : "");
+    if (!target.ok()) return UsageError("--to: " + std::string(target.status().message()));
+    options.target = *target;
+  }
+  absl::StatusOr<int64_t> keys = args->GetInt("keys", 100000, 0, int64_t{1} << 40);
+  absl::StatusOr<double> ttl = args->GetDouble("ttl-fraction", 0, 0);
+  absl::StatusOr<int64_t> size = args->GetInt("value-size", 100, 0, 512 << 20);
+  absl::StatusOr<int64_t> seed = args->GetInt("seed", 1, 0, INT64_MAX);
+  for (const absl::Status& s : {keys.status(), ttl.status(), size.status(), seed.status()}) {
+    if (!s.ok()) return UsageError(std::string(s.message()));
+  }
+  if (*ttl > 1) return UsageError("--ttl-fraction must be between 0 and 1");
+  options.keys = static_cast<uint64_t>(*keys);
+  options.ttl_fraction = *ttl;
+  options.value_size = static_cast<int>(*size);
+  options.seed = static_cast<uint64_t>(*seed);
+  options.types = args->Get("types", "mixed");
+  options.prefix = args->Get("prefix", "key:");
+  return ferry::cli::RunGen(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGINT, OnSignal);
+  std::signal(SIGTERM, OnSignal);
+  std::signal(SIGPIPE, SIG_IGN);
+  if (argc < 2 || std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "help") == 0) {
+    std::fputs(kUsage, argc < 2 ? stderr : stdout);
+    return argc < 2 ? 2 : 0;
+  }
+  const std::string command = argv[1];
+  const std::vector<std::string> rest(argv + 2, argv + argc);
+  if (command == "migrate") return Migrate(rest);
+  if (command == "gen") return Gen(rest);
+  return UsageError("unknown command \"" + command + "\"");
+}

@@ -1,0 +1,178 @@
+#include "cli/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace ferry::cli {
+namespace {
+
+std::string Count(uint64_t n) {
+  std::string digits = std::to_string(n), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string Rate(double per_second) {
+  if (per_second >= 1e6) return absl::StrFormat("%.2fM", per_second / 1e6);
+  if (per_second >= 1e3) return absl::StrFormat("%.1fk", per_second / 1e3);
+  return absl::StrFormat("%.0f", per_second);
+}
+
+double Seconds(const ProgressSnapshot& s) {
+  return std::max(absl::ToDoubleSeconds(s.elapsed), 1e-3);
+}
+
+}  // namespace
+
+absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode) {
+  if (text == "auto") {
+    *mode = isatty(STDERR_FILENO) ? ProgressMode::kBar : ProgressMode::kLog;
+  } else if (text == "bar") {
+    *mode = ProgressMode::kBar;
+  } else if (text == "log") {
+    *mode = ProgressMode::kLog;
+  } else if (text == "none") {
+    *mode = ProgressMode::kNone;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--progress must be auto, bar, log or none, not \"", text, "\""));
+  }
+  return absl::OkStatus();
+}
+
+std::string ProgressLine(const ProgressSnapshot& s) {
+  const double secs = Seconds(s);
+  const uint64_t done = s.copied + s.skipped + s.vanished + s.expired + s.failed;
+  const double rate = static_cast<double>(s.scanned) / secs;
+  std::string line = absl::StrCat("copied ", Count(s.copied), "/", Count(s.estimated_keys),
+                                  " keys");
+  if (s.estimated_keys > 0) {
+    absl::StrAppend(&line, absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done /
+                                                          s.estimated_keys)));
+  }
+  absl::StrAppend(&line, ", ", Rate(rate), " keys/s, ",
+                  absl::StrFormat("%.1f MB/s", static_cast<double>(s.bytes) / secs / 1e6));
+  if (s.shards_total > 0) absl::StrAppend(&line, ", shards ", s.shards_done, "/", s.shards_total);
+  if (s.failed > 0) absl::StrAppend(&line, ", ", Count(s.failed), " failed");
+  if (rate > 0 && s.estimated_keys > s.scanned) {
+    absl::StrAppend(&line, absl::StrFormat(", ETA %.0fs", (s.estimated_keys - s.scanned) / rate));
+  }
+  return line;
+}
+
+ProgressDisplay::ProgressDisplay(ProgressMode mode, std::function<ProgressSnapshot()> snapshot)
+    : mode_(mode), snapshot_(std::move(snapshot)) {}
+
+void ProgressDisplay::Start() {
+  if (mode_ == ProgressMode::kNone) return;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ProgressDisplay::Stop() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  thread_.join();
+  Draw(snapshot_(), /*final_line=*/true);
+}
+
+void ProgressDisplay::Loop() {
+  const absl::Duration period =
+      mode_ == ProgressMode::kBar ? absl::Milliseconds(250) : absl::Seconds(5);
+  absl::Time next = absl::Now() + period;
+  while (!stop_) {
+    absl::SleepFor(absl::Milliseconds(50));
+    if (absl::Now() < next) continue;
+    next += period;
+    Draw(snapshot_(), /*final_line=*/false);
+  }
+}
+
+void ProgressDisplay::Draw(const ProgressSnapshot& s, bool final_line) {
+  if (mode_ == ProgressMode::kLog) {
+    if (!final_line) std::fprintf(stderr, "progress: %s\n", ProgressLine(s).c_str());
+    return;
+  }
+  constexpr int kWidth = 30;
+  const uint64_t done = s.copied + s.skipped + s.vanished + s.expired + s.failed;
+  double fraction = s.estimated_keys > 0 ? static_cast<double>(done) / s.estimated_keys : 0;
+  if (final_line) fraction = 1;
+  const int filled = static_cast<int>(std::min(1.0, fraction) * kWidth);
+  std::string bar = std::string(filled, '#') + std::string(kWidth - filled, '.');
+  std::fprintf(stderr, "\r[%s] %s\033[K%s", bar.c_str(), ProgressLine(s).c_str(),
+               final_line ? "\n" : "");
+  std::fflush(stderr);
+}
+
+std::string JsonString(const std::string& bytes) {
+  std::string out = "\"";
+  for (unsigned char c : bytes) {
+    switch (c) {
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          absl::StrAppend(&out, absl::StrFormat("\\u%04x", c));
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+std::string FormatReport(const JobReport& r, bool json) {
+  const ProgressSnapshot& t = r.totals;
+  const double secs = Seconds(t);
+  if (json) {
+    std::string out = absl::StrCat(
+        "{\"state\":", JsonString(r.state), ",\"dry_run\":", r.dry_run ? "true" : "false",
+        ",\"scanned\":", t.scanned, ",\"copied\":", t.copied, ",\"skipped\":", t.skipped,
+        ",\"vanished\":", t.vanished, ",\"expired\":", t.expired, ",\"failed\":", t.failed,
+        ",\"bytes\":", t.bytes, ",\"estimated_keys\":", t.estimated_keys,
+        ",\"shards_total\":", t.shards_total, ",\"shards_done\":", t.shards_done,
+        absl::StrFormat(",\"seconds\":%.3f,\"keys_per_second\":%.0f", secs, t.scanned / secs));
+    absl::StrAppend(&out, ",\"error\":",
+                    r.status.ok() ? "null" : JsonString(std::string(r.status.message())),
+                    ",\"warnings\":[");
+    for (size_t i = 0; i < r.warnings.size(); ++i) {
+      absl::StrAppend(&out, i ? "," : "", JsonString(r.warnings[i]));
+    }
+    absl::StrAppend(&out, "],\"failed_keys\":[");
+    for (size_t i = 0; i < r.failed_keys.size(); ++i) {
+      absl::StrAppend(&out, i ? "," : "", "{\"key\":", JsonString(r.failed_keys[i].first),
+                      ",\"reason\":", JsonString(r.failed_keys[i].second), "}");
+    }
+    return out + "]}\n";
+  }
+  std::string out = absl::StrCat(
+      r.dry_run ? "dry run (nothing written): " : "", r.state, " in ",
+      absl::StrFormat("%.1fs", secs), ": ", Count(t.copied), " keys copied",
+      r.dry_run ? absl::StrCat(" (", Count(t.scanned), " would be)") : "", ", ", Count(t.skipped),
+      " skipped, ", Count(t.vanished), " vanished, ", Count(t.expired), " expired, ",
+      Count(t.failed), " failed; ", absl::StrFormat("%.1f MB", t.bytes / 1e6), ", ",
+      Rate(t.scanned / secs), " keys/s\n");
+  for (const auto& [key, reason] : r.failed_keys) {
+    absl::StrAppend(&out, "  failed: ", JsonString(key), ": ", reason, "\n");
+  }
+  if (t.failed > r.failed_keys.size()) {
+    absl::StrAppend(&out, "  ... and ", Count(t.failed - r.failed_keys.size()), " more\n");
+  }
+  if (!r.status.ok()) absl::StrAppend(&out, "error: ", r.status.message(), "\n");
+  return out;
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,69 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+
+namespace ferry::cli {
+
+// Totals of a job at one moment.
+struct ProgressSnapshot {
+  uint64_t scanned = 0, copied = 0, skipped = 0, vanished = 0, expired = 0, failed = 0;
+  uint64_t bytes = 0;
+  uint64_t estimated_keys = 0;
+  int shards_total = 0;
+  int shards_done = 0;
+  absl::Duration elapsed;
+};
+
+enum class ProgressMode { kNone, kBar, kLog };
+
+// "auto" is a bar when stderr is a terminal, else log lines.
+absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode);
+
+// Draws progress on stderr from its own thread until Stop(): a bar redrawn 4 times a second, or
+// a log line every 5 seconds. `snapshot` is called from that thread.
+class ProgressDisplay {
+ public:
+  ProgressDisplay(ProgressMode mode, std::function<ProgressSnapshot()> snapshot);
+  ~ProgressDisplay() { Stop(); }
+  void Start();
+  void Stop();
+
+ private:
+  void Loop();
+  void Draw(const ProgressSnapshot& s, bool final_line);
+
+  const ProgressMode mode_;
+  std::function<ProgressSnapshot()> snapshot_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// One line: "copied 412,000/1,000,000 keys (41%), 310k keys/s, 35.2 MB/s, ETA 2s".
+std::string ProgressLine(const ProgressSnapshot& s);
+
+// The end of a job, printed by `ferry migrate` and `ferry watch`.
+struct JobReport {
+  std::string state;  // done, done-with-errors, failed, cancelled, dry-run
+  absl::Status status;
+  ProgressSnapshot totals;
+  std::vector<std::pair<std::string, std::string>> failed_keys;  // key, reason (first few)
+  std::vector<std::string> warnings;
+  bool dry_run = false;
+};
+
+// Text for people, or one JSON object (--output json). Never contains a password or a value.
+std::string FormatReport(const JobReport& report, bool json);
+
+// JSON string literal for arbitrary bytes (non-UTF-8 bytes escaped as \u00XX).
+std::string JsonString(const std::string& bytes);
+
+}  // namespace ferry::cli

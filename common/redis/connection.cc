@@ -1,0 +1,452 @@
+#include "common/redis/connection.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/base/status_macros.h"
+#include "common/redis/errors.h"
+
+namespace ferry::redis {
+namespace {
+
+struct SslCtxDeleter {
+  void operator()(SSL_CTX* ctx) const { SSL_CTX_free(ctx); }
+};
+struct SslDeleter {
+  void operator()(SSL* ssl) const { SSL_free(ssl); }
+};
+
+std::string OpenSslErrors() {
+  std::string out;
+  while (unsigned long e = ERR_get_error()) {
+    char buf[256];
+    ERR_error_string_n(e, buf, sizeof(buf));
+    if (!out.empty()) out += "; ";
+    out += buf;
+  }
+  return out.empty() ? "unknown TLS error" : out;
+}
+
+bool IsIpLiteral(const std::string& host) {
+  in6_addr addr6;
+  in_addr addr4;
+  return inet_pton(AF_INET, host.c_str(), &addr4) == 1 ||
+         inet_pton(AF_INET6, host.c_str(), &addr6) == 1;
+}
+
+int TimeoutMs(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
+
+// Connects a non-blocking socket within `timeout`, then makes it blocking with I/O timeouts.
+absl::StatusOr<int> ConnectTcp(const Endpoint& endpoint, const ConnectOptions& options) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  addrinfo* result = nullptr;
+  const std::string port = std::to_string(endpoint.port);
+  if (int rc = getaddrinfo(endpoint.host.c_str(), port.c_str(), &hints, &result); rc != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot resolve ", endpoint.host, ": ", gai_strerror(rc)));
+  }
+  std::string last_error = "no address";
+  int fd = -1;
+  for (addrinfo* ai = result; ai != nullptr && fd < 0; ai = ai->ai_next) {
+    int s = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s < 0) continue;
+    int rc = connect(s, ai->ai_addr, ai->ai_addrlen);
+    if (rc != 0 && errno == EINPROGRESS) {
+      pollfd pfd{s, POLLOUT, 0};
+      rc = poll(&pfd, 1, TimeoutMs(options.connect_timeout));
+      if (rc == 0) {
+        last_error = "connect timed out";
+        close(s);
+        continue;
+      }
+      int err = 0;
+      socklen_t len = sizeof(err);
+      getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len);
+      rc = err == 0 ? 0 : -1;
+      errno = err;
+    }
+    if (rc != 0) {
+      last_error = std::strerror(errno);
+      close(s);
+      continue;
+    }
+    fd = s;
+  }
+  freeaddrinfo(result);
+  if (fd < 0) {
+    return absl::UnavailableError(absl::StrCat("cannot connect to ", endpoint.Address(), ": ",
+                                               last_error));
+  }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+  if (options.socket_buffer_bytes > 0) {
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &options.socket_buffer_bytes, sizeof(int));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &options.socket_buffer_bytes, sizeof(int));
+  }
+  timeval tv = absl::ToTimeval(options.io_timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
+}  // namespace
+
+// The byte stream under a connection: a TCP socket, optionally wrapped in TLS.
+struct Connection::Transport {
+  int fd = -1;
+  std::unique_ptr<SSL_CTX, SslCtxDeleter> ctx;
+  std::unique_ptr<SSL, SslDeleter> ssl;
+  std::string address;
+
+  ~Transport() {
+    if (ssl) SSL_shutdown(ssl.get());
+    ssl.reset();
+    if (fd >= 0) close(fd);
+  }
+
+  absl::Status IoError(const char* what, int err) const {
+    if (err == EAGAIN || err == EWOULDBLOCK) {
+      return absl::DeadlineExceededError(absl::StrCat(what, " ", address, " timed out"));
+    }
+    return absl::UnavailableError(
+        absl::StrCat(what, " ", address, " failed: ", err ? std::strerror(err) : "closed"));
+  }
+
+  absl::Status StartTls(const Endpoint& endpoint) {
+    ctx.reset(SSL_CTX_new(TLS_client_method()));
+    if (!ctx) return absl::InternalError("TLS: " + OpenSslErrors());
+    SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+    if (endpoint.verify_peer) {
+      SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+      int ok = endpoint.ca_file.empty()
+                   ? SSL_CTX_set_default_verify_paths(ctx.get())
+                   : SSL_CTX_load_verify_locations(ctx.get(), endpoint.ca_file.c_str(), nullptr);
+      if (ok != 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("cannot load CA file ", endpoint.ca_file, ": ", OpenSslErrors()));
+      }
+    } else {
+      SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+    }
+    ssl.reset(SSL_new(ctx.get()));
+    if (!ssl) return absl::InternalError("TLS: " + OpenSslErrors());
+    const std::string& name =
+        endpoint.tls_server_name.empty() ? endpoint.host : endpoint.tls_server_name;
+    const bool ip = IsIpLiteral(name);
+    if (!ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
+    if (endpoint.verify_peer) {
+      X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
+      int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                  : X509_VERIFY_PARAM_set1_host(param, name.c_str(), 0);
+      if (ok != 1) return absl::InternalError("TLS: cannot set the expected host name");
+    }
+    SSL_set_fd(ssl.get(), fd);
+    ERR_clear_error();
+    if (SSL_connect(ssl.get()) != 1) {
+      long verify = SSL_get_verify_result(ssl.get());
+      if (verify != X509_V_OK) {
+        return absl::UnavailableError(
+            absl::StrCat("TLS handshake with ", address, " failed: certificate verification: ",
+                         X509_verify_cert_error_string(verify),
+                         " (use --from-cacert/--to-cacert, or --*-insecure to skip)"));
+      }
+      return absl::UnavailableError(
+          absl::StrCat("TLS handshake with ", address, " failed: ", OpenSslErrors()));
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status WriteAll(const char* data, size_t size) {
+    while (size > 0) {
+      ssize_t n;
+      if (ssl) {
+        n = SSL_write(ssl.get(), data, static_cast<int>(std::min<size_t>(size, 1 << 30)));
+        if (n <= 0) return IoError("write to", SSL_get_error(ssl.get(), n) == SSL_ERROR_SYSCALL
+                                                   ? errno : 0);
+      } else {
+        n = send(fd, data, size, MSG_NOSIGNAL);
+        if (n < 0) {
+          if (errno == EINTR) continue;
+          return IoError("write to", errno);
+        }
+      }
+      data += n;
+      size -= static_cast<size_t>(n);
+    }
+    return absl::OkStatus();
+  }
+
+  // Reads at least one byte.
+  absl::StatusOr<size_t> ReadSome(char* buf, size_t cap) {
+    for (;;) {
+      ssize_t n;
+      if (ssl) {
+        n = SSL_read(ssl.get(), buf, static_cast<int>(cap));
+        if (n <= 0) {
+          int err = SSL_get_error(ssl.get(), n);
+          if (err == SSL_ERROR_ZERO_RETURN) return IoError("read from", 0);
+          return IoError("read from", err == SSL_ERROR_SYSCALL || err == SSL_ERROR_WANT_READ
+                                          ? (errno ? errno : EAGAIN) : 0);
+        }
+      } else {
+        n = recv(fd, buf, cap, 0);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return IoError("read from", errno);
+        if (n == 0) return IoError("read from", 0);
+      }
+      return static_cast<size_t>(n);
+    }
+  }
+};
+
+// ---- ReplyView / Reply ----
+
+ReplyView::Type ReplyView::type() const {
+  if (reply_ == nullptr) return Type::kNil;
+  switch (reply_->type) {
+    case REDIS_REPLY_STRING:
+      return Type::kString;
+    case REDIS_REPLY_ARRAY:
+      return Type::kArray;
+    case REDIS_REPLY_INTEGER:
+      return Type::kInteger;
+    case REDIS_REPLY_STATUS:
+      return Type::kStatus;
+    case REDIS_REPLY_ERROR:
+      return Type::kError;
+    default:
+      return Type::kNil;
+  }
+}
+
+absl::string_view ReplyView::str() const {
+  if (reply_ == nullptr || reply_->str == nullptr) return {};
+  return absl::string_view(reply_->str, reply_->len);
+}
+
+int64_t ReplyView::integer() const {
+  if (reply_ == nullptr) return 0;
+  if (reply_->type == REDIS_REPLY_INTEGER) return reply_->integer;
+  int64_t value = 0;
+  if (reply_->str != nullptr) (void)absl::SimpleAtoi(str(), &value);
+  return value;
+}
+
+size_t ReplyView::size() const {
+  return reply_ != nullptr && reply_->type == REDIS_REPLY_ARRAY ? reply_->elements : 0;
+}
+
+ReplyView ReplyView::element(size_t i) const {
+  return ReplyView(i < size() ? reply_->element[i] : nullptr);
+}
+
+Reply::Reply(Reply&& other) noexcept : ReplyView(std::exchange(other.reply_, nullptr)) {}
+
+Reply& Reply::operator=(Reply&& other) noexcept {
+  if (this != &other) {
+    if (reply_) freeReplyObject(const_cast<redisReply*>(reply_));
+    reply_ = std::exchange(other.reply_, nullptr);
+  }
+  return *this;
+}
+
+Reply::~Reply() {
+  if (reply_) freeReplyObject(const_cast<redisReply*>(reply_));
+}
+
+// ---- Connection ----
+
+Connection::Connection(Endpoint endpoint, std::unique_ptr<Transport> transport)
+    : endpoint_(std::move(endpoint)), transport_(std::move(transport)),
+      reader_(redisReaderCreate()) {}
+
+Connection::Connection(Connection&& other) noexcept
+    : endpoint_(std::move(other.endpoint_)),
+      transport_(std::move(other.transport_)),
+      reader_(std::exchange(other.reader_, nullptr)),
+      out_(std::move(other.out_)),
+      pending_(std::exchange(other.pending_, 0)),
+      db_(other.db_),
+      broken_(other.broken_) {}
+
+Connection& Connection::operator=(Connection&& other) noexcept {
+  if (this != &other) {
+    if (reader_) redisReaderFree(reader_);
+    endpoint_ = std::move(other.endpoint_);
+    transport_ = std::move(other.transport_);
+    reader_ = std::exchange(other.reader_, nullptr);
+    out_ = std::move(other.out_);
+    pending_ = std::exchange(other.pending_, 0);
+    db_ = other.db_;
+    broken_ = other.broken_;
+  }
+  return *this;
+}
+
+Connection::~Connection() {
+  if (reader_) redisReaderFree(reader_);
+}
+
+absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
+                                            const ConnectOptions& options) {
+  auto transport = std::make_unique<Transport>();
+  transport->address = endpoint.Address();
+  FERRY_ASSIGN_OR_RETURN(transport->fd, ConnectTcp(endpoint, options));
+  if (endpoint.tls) FERRY_RETURN_IF_ERROR(transport->StartTls(endpoint));
+  Connection conn(endpoint, std::move(transport));
+  if (!endpoint.password.empty()) {
+    absl::StatusOr<Reply> auth =
+        endpoint.user.empty()
+            ? conn.Command({"AUTH", endpoint.password})
+            : conn.Command({"AUTH", endpoint.user, endpoint.password});
+    if (!auth.ok()) {
+      return absl::Status(auth.status().code(),
+                          absl::StrCat("cannot log in to ", endpoint.Redacted(), " as ",
+                                       endpoint.user.empty() ? "default" : endpoint.user,
+                                       ": ", auth.status().message()));
+    }
+  }
+  if (!options.client_name.empty()) {
+    (void)conn.Command({"CLIENT", "SETNAME", options.client_name});
+  }
+  if (endpoint.db.has_value() && *endpoint.db != 0) {
+    FERRY_RETURN_IF_ERROR(Annotate(conn.Select(*endpoint.db), endpoint.Redacted()));
+  }
+  return conn;
+}
+
+void Connection::Append(absl::Span<const absl::string_view> argv) {
+  // RESP: *<argc>\r\n then $<len>\r\n<bytes>\r\n per argument.
+  char header[32];
+  int n = snprintf(header, sizeof(header), "*%zu\r\n", argv.size());
+  out_.append(header, static_cast<size_t>(n));
+  for (absl::string_view arg : argv) {
+    n = snprintf(header, sizeof(header), "$%zu\r\n", arg.size());
+    out_.append(header, static_cast<size_t>(n));
+    out_.append(arg.data(), arg.size());
+    out_.append("\r\n", 2);
+  }
+  ++pending_;
+}
+
+absl::Status Connection::Fail(absl::Status status) {
+  broken_ = true;
+  return status;
+}
+
+absl::Status Connection::Flush() {
+  if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
+  if (out_.empty()) return absl::OkStatus();
+  absl::Status status = transport_->WriteAll(out_.data(), out_.size());
+  if (!status.ok()) return Fail(std::move(status));
+  out_.clear();
+  if (out_.capacity() > (8u << 20)) out_.shrink_to_fit();
+  return absl::OkStatus();
+}
+
+absl::Status Connection::FillReader() {
+  // hiredis moves the unread rest of its buffer each time 1 KiB has been consumed, so it is fed
+  // in small pieces to keep that copy short; the socket is read in big ones.
+  constexpr size_t kReadSize = 256 << 10;
+  constexpr size_t kFeedSize = 8 << 10;
+  static thread_local std::unique_ptr<char[]> buf(new char[kReadSize]);
+  FERRY_ASSIGN_OR_RETURN(size_t n, transport_->ReadSome(buf.get(), kReadSize));
+  for (size_t off = 0; off < n; off += kFeedSize) {
+    if (redisReaderFeed(reader_, buf.get() + off, std::min(kFeedSize, n - off)) != REDIS_OK) {
+      return absl::InternalError("reply buffer: out of memory");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Reply> Connection::ReadReply() {
+  if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
+  if (!out_.empty()) FERRY_RETURN_IF_ERROR(Flush());
+  for (;;) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(reader_, &reply) != REDIS_OK) {
+      return Fail(absl::UnavailableError(
+          absl::StrCat("protocol error from ", endpoint_.Address(), ": ", reader_->errstr)));
+    }
+    if (reply != nullptr) {
+      if (pending_ > 0) --pending_;
+      return Reply(static_cast<redisReply*>(reply));
+    }
+    absl::Status status = FillReader();
+    if (!status.ok()) return Fail(std::move(status));
+  }
+}
+
+absl::StatusOr<Reply> Connection::Command(absl::Span<const absl::string_view> argv) {
+  // Replies of earlier pipelined commands are not ours to take.
+  if (pending_ != 0) {
+    return absl::FailedPreconditionError("Command() with pipelined replies still pending");
+  }
+  Append(argv);
+  FERRY_ASSIGN_OR_RETURN(Reply reply, ReadReply());
+  if (reply.is_error()) {
+    return Annotate(StatusFromReplyError(reply.str()),
+                    absl::AsciiStrToUpper(argv.empty() ? "" : argv[0]));
+  }
+  return reply;
+}
+
+absl::Status Connection::Select(int db) {
+  if (db == db_) return absl::OkStatus();
+  const std::string arg = std::to_string(db);
+  FERRY_RETURN_IF_ERROR(Command({"SELECT", arg}).status());
+  db_ = db;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Reply>> RunPipeline(Connection& connection,
+                                               const std::vector<std::vector<std::string>>& cmds) {
+  std::vector<absl::string_view> argv;
+  for (const auto& cmd : cmds) {
+    argv.assign(cmd.begin(), cmd.end());
+    connection.Append(argv);
+  }
+  FERRY_RETURN_IF_ERROR(connection.Flush());
+  std::vector<Reply> replies;
+  replies.reserve(cmds.size());
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    FERRY_ASSIGN_OR_RETURN(Reply reply, connection.ReadReply());
+    replies.push_back(std::move(reply));
+  }
+  return replies;
+}
+
+std::string InfoField(absl::string_view info, absl::string_view field) {
+  for (absl::string_view line : absl::StrSplit(info, '\n')) {
+    line = absl::StripTrailingAsciiWhitespace(line);
+    if (line.size() > field.size() && line[field.size()] == ':' &&
+        line.substr(0, field.size()) == field) {
+      return std::string(line.substr(field.size() + 1));
+    }
+  }
+  return "";
+}
+
+}  // namespace ferry::redis

@@ -1,0 +1,130 @@
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/redis/endpoint.h"
+
+struct redisReply;   // hiredis; only connection.cc sees its definition.
+struct redisReader;  // hiredis
+
+namespace ferry::redis {
+
+// A non-owning look at one reply (or one element of an array reply).
+class ReplyView {
+ public:
+  enum class Type { kString, kArray, kInteger, kNil, kStatus, kError };
+
+  explicit ReplyView(const redisReply* reply) : reply_(reply) {}
+
+  Type type() const;
+  bool is_nil() const { return type() == Type::kNil; }
+  bool is_error() const { return type() == Type::kError; }
+  bool is_array() const { return type() == Type::kArray; }
+  bool is_integer() const { return type() == Type::kInteger; }
+  // Bulk string, status or error text (binary safe). Empty for other types.
+  absl::string_view str() const;
+  int64_t integer() const;
+  // Number of elements of an array reply; 0 otherwise.
+  size_t size() const;
+  ReplyView element(size_t i) const;
+
+ protected:
+  const redisReply* reply_;
+};
+
+// Owns one top-level reply. Move-only.
+class Reply : public ReplyView {
+ public:
+  Reply() : ReplyView(nullptr) {}
+  explicit Reply(redisReply* reply) : ReplyView(reply) {}
+  Reply(Reply&& other) noexcept;
+  Reply& operator=(Reply&& other) noexcept;
+  Reply(const Reply&) = delete;
+  Reply& operator=(const Reply&) = delete;
+  ~Reply();
+};
+
+struct ConnectOptions {
+  absl::Duration connect_timeout = absl::Seconds(5);
+  // Longest wait for one read or write; a DUMP of a huge key must fit in it.
+  absl::Duration io_timeout = absl::Seconds(60);
+  // SO_SNDBUF/SO_RCVBUF; pipelines of thousands of commands like big buffers.
+  int socket_buffer_bytes = 4 << 20;
+  // Sent as CLIENT SETNAME when not empty (failures ignored: some servers forbid it).
+  std::string client_name;
+};
+
+// One connection to a Redis server over TCP or TLS. Commands are formatted into an output
+// buffer (Append), sent together (Flush) and their replies read in order (ReadReply): a
+// pipeline. Error replies are data, returned in their slot. Transport failures are UNAVAILABLE
+// (or DEADLINE_EXCEEDED); after one the connection is broken and must be reopened.
+// Not thread-safe; move-only.
+class Connection {
+ public:
+  // Connects, completes TLS (verifying the certificate and host name unless the endpoint says
+  // otherwise), AUTHs and SELECTs the endpoint's db when it has one.
+  static absl::StatusOr<Connection> Open(const Endpoint& endpoint,
+                                         const ConnectOptions& options = {});
+
+  Connection(Connection&& other) noexcept;
+  Connection& operator=(Connection&& other) noexcept;
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+  ~Connection();
+
+  // Queues one command (binary-safe argv) in the output buffer.
+  void Append(absl::Span<const absl::string_view> argv);
+  void Append(std::initializer_list<absl::string_view> argv) {
+    Append(absl::MakeConstSpan(argv.begin(), argv.size()));
+  }
+  // Sends the output buffer.
+  absl::Status Flush();
+  // Reads the next reply. Replies not yet read are pending(): Append/Flush/ReadReply keep count.
+  absl::StatusOr<Reply> ReadReply();
+  size_t pending() const { return pending_; }
+  size_t buffered_bytes() const { return out_.size(); }
+
+  // Sends one command and reads its reply; an error reply becomes a status
+  // (StatusFromReplyError) prefixed with the command name.
+  absl::StatusOr<Reply> Command(absl::Span<const absl::string_view> argv);
+  absl::StatusOr<Reply> Command(std::initializer_list<absl::string_view> argv) {
+    return Command(absl::MakeConstSpan(argv.begin(), argv.size()));
+  }
+
+  // SELECT db (no round trip when already there).
+  absl::Status Select(int db);
+  int db() const { return db_; }
+  const Endpoint& endpoint() const { return endpoint_; }
+  bool broken() const { return broken_; }
+
+ private:
+  struct Transport;
+  Connection(Endpoint endpoint, std::unique_ptr<Transport> transport);
+  absl::Status Fail(absl::Status status);
+  absl::Status FillReader();
+
+  Endpoint endpoint_;
+  std::unique_ptr<Transport> transport_;
+  redisReader* reader_ = nullptr;
+  std::string out_;
+  size_t pending_ = 0;
+  int db_ = 0;
+  bool broken_ = false;
+};
+
+// Convenience: Append every command, Flush, read every reply (errors stay in their slots).
+absl::StatusOr<std::vector<Reply>> RunPipeline(Connection& connection,
+                                               const std::vector<std::vector<std::string>>& cmds);
+
+// Parses `INFO` text into the value of `field` in it (empty when absent).
+std::string InfoField(absl::string_view info, absl::string_view field);
+
+}  // namespace ferry::redis

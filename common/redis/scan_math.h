@@ -1,0 +1,30 @@
+#pragma once
+
+#include <cstdint>
+
+namespace ferry::redis {
+
+// SCAN-cursor shard math, DESIGN.md "Shards: the SCAN cursor math". Pure functions.
+//
+// Single-dict scheme: shard `s` of `N = 2^bits` owns the positions [s/N, (s+1)/N) of the
+// reversed-bit walk. It starts at ShardStartCursor and is finished once ShardFinished says so
+// for a cursor returned by SCAN.
+
+// Reverses the low `bits` bits of `value` (bits in [0, 64]); higher bits are dropped.
+uint64_t ReverseBits(uint64_t value, int bits);
+
+// The first cursor of shard `shard` of 2^bits shards.
+uint64_t ShardStartCursor(uint64_t shard, int bits);
+
+// True when `returned_cursor` (from SCAN) lies outside shard `shard` of 2^bits, or the walk
+// wrapped (cursor 0).
+bool ShardFinished(uint64_t returned_cursor, uint64_t shard, int bits);
+
+// Per-slot scheme (cluster nodes of Redis >= 7.4, Valkey >= 8): cursor = (dict_cursor << 14) |
+// slot. A shard is the slot range [first_slot, last_slot].
+inline constexpr int kSlotBits = 14;
+inline constexpr uint64_t kSlotMask = (1u << kSlotBits) - 1;
+uint64_t SlotShardStartCursor(int first_slot);
+bool SlotShardFinished(uint64_t returned_cursor, int last_slot);
+
+}  // namespace ferry::redis
