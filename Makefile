@@ -1,0 +1,48 @@
+# ferry: the two commands of the README's quick start are `make demo` and `make test`.
+
+BUILD_DIR ?= build
+JOBS ?= 2
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Every Debian 12 package the project needs to build, test, benchmark and demo.
+DEBIAN_PACKAGES := build-essential cmake ninja-build pkg-config git \
+  libhiredis-dev libabsl-dev libssl-dev openssl libsqlite3-dev \
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
+  libgtest-dev libgmock-dev \
+  redis-server redis-tools \
+  python3 python3-grpcio python3-protobuf python3-grpc-tools \
+  time procps iproute2
+
+.PHONY: deps build test unit integration demo bench clean
+
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	else echo "all Debian packages present"; fi
+
+build:
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD_DIR) -j$(JOBS)
+
+test: deps build
+	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
+
+unit: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L unit
+
+integration: build
+	cd $(BUILD_DIR) && ctest --output-on-failure -L integration
+
+demo: deps build
+	bench/demo.sh
+
+bench: deps build
+	bench/run.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

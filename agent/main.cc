@@ -1,0 +1,143 @@
+// ferry-agent: runs the shards a ferry-controller leases to it. Turns flags into AgentOptions and
+// runs the Agent; SIGTERM or SIGINT drains it (shards are handed back at their checkpoints).
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <iostream>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/session.h"
+#include "common/base/logging.h"
+#include "common/rpc/credentials.h"
+
+namespace {
+
+constexpr char kUsage[] = R"(Usage: ferry-agent [flags]
+
+Connects to a ferry-controller and copies the shards it leases, several at once.
+SIGTERM or SIGINT hands running shards back at their last checkpoint, then exits 0.
+
+Flags:
+  --controller ADDR   controller address (default: $FERRY_CONTROLLER, then 127.0.0.1:7420)
+  --slots N           shards to run at once (default 2)
+  --name NAME         name shown by `ferry agents` (default: hostname:pid)
+  --token-file FILE   bearer token for the controller (default: $FERRY_TOKEN)
+  --tls-ca FILE       use TLS to the controller, trusting the CAs in FILE
+  --tls               use TLS to the controller, trusting the system's CAs
+  --batch N           keys per batch when the job does not say (default 1000)
+  --help              show this text
+)";
+
+// Parses argv into options; the error is for the operator.
+absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& options, bool& help) {
+  std::optional<std::string> token_file;
+  for (int i = 1; i < argc; ++i) {
+    std::string flag = argv[i];
+    std::optional<std::string> value;
+    if (const size_t eq = flag.find('='); absl::StartsWith(flag, "--") && eq != std::string::npos) {
+      value = flag.substr(eq + 1);
+      flag.resize(eq);
+    }
+    if (flag == "--help" || flag == "-h") {
+      help = true;
+      return absl::OkStatus();
+    }
+    if (flag == "--tls" && !value) {
+      options.tls = true;
+      continue;
+    }
+    if (flag != "--controller" && flag != "--slots" && flag != "--name" && flag != "--token-file" &&
+        flag != "--tls-ca" && flag != "--batch") {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag or argument '", flag, "'"));
+    }
+    if (!value) {
+      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(flag, " needs a value"));
+      value = argv[++i];
+    }
+    if (flag == "--controller") {
+      options.controller_address = *value;
+    } else if (flag == "--slots") {
+      if (!absl::SimpleAtoi(*value, &options.slots) || options.slots < 1) {
+        return absl::InvalidArgumentError("--slots needs a positive number");
+      }
+    } else if (flag == "--name") {
+      options.name = *value;
+    } else if (flag == "--token-file") {
+      token_file = *value;
+    } else if (flag == "--tls-ca") {
+      options.tls_ca_file = *value;
+      options.tls = true;
+    } else if (flag == "--batch") {
+      if (!absl::SimpleAtoi(*value, &options.copy.batch_keys) || options.copy.batch_keys < 1) {
+        return absl::InvalidArgumentError("--batch needs a positive number");
+      }
+    }
+  }
+  if (token_file) {
+    absl::StatusOr<std::string> token = ferry::rpc::ReadTokenFile(*token_file);
+    if (!token.ok()) return token.status();
+    options.token = *std::move(token);
+  } else if (const char* env = std::getenv("FERRY_TOKEN"); env != nullptr && *env != '\0') {
+    options.token = env;
+  }
+  return ferry::agent::Agent::ValidateOptions(options);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ferry::agent::AgentOptions options;
+  const char* env_controller = std::getenv("FERRY_CONTROLLER");
+  options.controller_address =
+      env_controller != nullptr && *env_controller != '\0' ? env_controller : "127.0.0.1:7420";
+  bool help = false;
+  if (absl::Status status = ParseFlags(argc, argv, options, help); !status.ok()) {
+    std::cerr << "ferry-agent: " << status.message() << " (see ferry-agent --help)\n";
+    return 2;
+  }
+  if (help) {
+    std::cout << kUsage;
+    return 0;
+  }
+
+  // Signals are taken by one thread with sigwait, so the handler may take locks. Blocked before
+  // any other thread starts, so every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::unique_ptr<ferry::agent::Agent> agent = ferry::agent::Agent::Create(options);
+  if (agent == nullptr) return 2;
+  std::atomic<bool> stopped{false};
+  std::thread signal_thread([&signals, &stopped, agent = agent.get()] {
+    for (int received = 0;; ++received) {
+      int signal_number = 0;
+      if (sigwait(&signals, &signal_number) != 0) continue;
+      if (stopped) return;
+      if (received > 0) {
+        FERRY_LOG(Warning) << "second signal: exiting without draining";
+        std::_Exit(1);
+      }
+      FERRY_LOG(Info) << "signal " << signal_number << ": draining";
+      agent->Shutdown();
+    }
+  });
+  agent->Run();
+  // Wakes the signal thread so it ends before the agent is destroyed.
+  stopped = true;
+  kill(getpid(), SIGTERM);
+  signal_thread.join();
+  return 0;
+}

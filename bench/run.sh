@@ -1,0 +1,269 @@
+#!/usr/bin/env bash
+# The ferry benchmark. See bench/README.md.
+#
+#   bench/run.sh [--keys N]        (default 1,000,000 keys per dataset)
+#
+# Uses the binaries in build/bin (runs `make build` when they are missing; FERRY_BUILD_DIR picks
+# another build directory). Starts its own source and target redis-servers on free loopback ports,
+# prints a Markdown report and writes it to bench/results/latest.md. Exits non-zero if any step
+# fails, including a target that does not end up with exactly N keys.
+set -euo pipefail
+shopt -s inherit_errexit
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+readonly ROOT
+# shellcheck source=bench/lib.sh
+source "$ROOT/bench/lib.sh"
+
+KEYS=1000000
+while (($# > 0)); do
+  case "$1" in
+    --keys)
+      KEYS=${2:?--keys needs a number}
+      shift 2
+      ;;
+    -h | --help)
+      sed -n '2,9p' "$0"
+      exit 0
+      ;;
+    *) bench_die "unknown argument: $1 (usage: bench/run.sh [--keys N])" ;;
+  esac
+done
+[[ "$KEYS" =~ ^[1-9][0-9]*$ ]] || bench_die "--keys must be a positive integer, got: $KEYS"
+readonly KEYS
+
+readonly BUILD_DIR=${FERRY_BUILD_DIR:-$ROOT/build}
+readonly FERRY=$BUILD_DIR/bin/ferry
+readonly PROXY=$BUILD_DIR/bin/ferry-delay-proxy
+readonly LATENCY_DELAY_US=250 # one way: 0.5 ms round trip
+readonly RESULTS=$ROOT/bench/results/latest.md
+
+ensure_tools() {
+  if [[ ! -x "$FERRY" || ! -x "$PROXY" ]]; then
+    [[ -z "${FERRY_BUILD_DIR:-}" ]] || bench_die "missing $FERRY or $PROXY"
+    echo "== build/bin is incomplete: running make build" >&2
+    make -C "$ROOT" build >&2 || bench_die "make build failed"
+  fi
+  [[ -x "$FERRY" ]] || bench_die "missing $FERRY"
+  [[ -x "$PROXY" ]] || bench_die "missing $PROXY"
+  local tool
+  for tool in redis-server redis-cli python3 awk; do
+    command -v "$tool" >/dev/null || bench_die "$tool is not installed"
+  done
+  [[ -x /usr/bin/time ]] || bench_die "/usr/bin/time (GNU time, Debian package 'time') is missing"
+}
+
+log() { echo "== $*" >&2; }
+
+# rate COUNT SECONDS: COUNT / SECONDS, rounded.
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }'; }
+
+# ratio A B: A / B with two decimals.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+dbsize() { redis-cli -p "$1" dbsize; }
+
+flushall() { redis-cli -p "$1" flushall >/dev/null; }
+
+# expect_keys PORT WHAT: fails unless the server on PORT holds exactly KEYS keys.
+expect_keys() {
+  local actual
+  actual=$(dbsize "$1")
+  [[ "$actual" == "$KEYS" ]] || bench_die "$2: DBSIZE is $actual, want $KEYS"
+}
+
+# generate DATASET FILE: writes the dataset's RESP commands (for redis-cli --pipe) to FILE.
+generate() {
+  local -a types
+  case "$1" in
+    strings) types=(--types string --value-size 100) ;;
+    mixed) types=(--types mixed --ttl-fraction 0.25) ;;
+  esac
+  "$FERRY" gen --resp --keys "$KEYS" "${types[@]}" --seed 1 >"$2" ||
+    bench_die "ferry gen failed for dataset $1"
+}
+
+# pipe_load PORT FILE: empties the server, loads FILE with redis-cli --pipe, checks that it holds
+# KEYS keys and prints the wall-clock seconds the load took.
+pipe_load() {
+  local port=$1 file=$2 start end out
+  flushall "$port"
+  start=$(now)
+  out=$(redis-cli -p "$port" --pipe <"$file" 2>&1) || bench_die "redis-cli --pipe failed: $out"
+  end=$(now)
+  grep -q '^errors: 0,' <<<"$out" || bench_die "redis-cli --pipe reported errors: $out"
+  expect_keys "$port" "redis-cli --pipe into port $port"
+  elapsed "$start" "$end"
+}
+
+# scan_keys PORT: prints every key name, one a line, with SCAN ... COUNT 1000. redis-cli learned
+# --count in 7.2; for an older redis-cli the same loop runs in Python over one connection.
+scan_keys() {
+  local help
+  help=$(redis-cli --help 2>&1 || true)
+  if [[ "$help" == *"--count"* ]]; then
+    redis-cli -p "$1" --scan --count 1000
+    return
+  fi
+  python3 - "$1" <<'PY'
+import socket, sys
+conn = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+reader, out, cursor = conn.makefile("rb", buffering=1 << 20), sys.stdout.buffer, b"0"
+while True:
+    conn.sendall(b"*4\r\n$4\r\nSCAN\r\n$%d\r\n%s\r\n$5\r\nCOUNT\r\n$4\r\n1000\r\n"
+                 % (len(cursor), cursor))
+    assert reader.readline() == b"*2\r\n"
+    reader.readline()
+    cursor = reader.readline()[:-2]
+    for _ in range(int(reader.readline()[1:-2])):
+        size = int(reader.readline()[1:-2])
+        out.write(reader.read(size + 2)[:-2] + b"\n")
+    if cursor == b"0":
+        break
+PY
+}
+
+# scan_seconds PORT: prints the seconds a SCAN of every key takes (keys streamed to wc).
+scan_seconds() {
+  local start end count
+  start=$(now)
+  count=$(scan_keys "$1" | wc -l)
+  end=$(now)
+  ((count >= KEYS)) || bench_die "SCAN returned $count keys, want >= $KEYS"
+  elapsed "$start" "$end"
+}
+
+# migrate FROM_PORT TO_PORT LABEL: empties the target (always the real one, DST_PORT), runs
+# ferry migrate under GNU time and checks the target. Sets M_WALL (s), M_RSS_MB, M_CPU (user +
+# sys s) and M_MB_S.
+migrate() {
+  local from=$1 to=$2 label=$3 dir="$BENCH_TMP/migrate-$3" start end
+  mkdir -p "$dir"
+  flushall "$DST_PORT"
+  start=$(now)
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$FERRY" migrate \
+    --from "redis://127.0.0.1:$from" --to "redis://127.0.0.1:$to" \
+    --progress none --output json >"$dir/summary.json" 2>"$dir/stderr"; then
+    tail -n 20 "$dir/stderr" >&2
+    bench_die "ferry migrate ($label) failed"
+  fi
+  end=$(now)
+  expect_keys "$DST_PORT" "target after ferry migrate ($label)"
+  M_WALL=$(elapsed "$start" "$end")
+  # GNU time's last line is the format; a line before it may report a signal.
+  local rss_kb user sys
+  read -r _ rss_kb user sys < <(tail -n 1 "$dir/time")
+  M_RSS_MB=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
+  M_CPU=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+  local bytes
+  bytes=$(grep -oE '"bytes"[[:space:]]*:[[:space:]]*[0-9]+' "$dir/summary.json" |
+    tail -n 1 | grep -oE '[0-9]+$' || true)
+  if [[ -z "$bytes" ]]; then
+    bytes=$(redis-cli -p "$DST_PORT" info memory | tr -d '\r' |
+      awk -F: '$1 == "used_memory_dataset" { print $2 }')
+    M_BYTES_FROM="target used_memory_dataset"
+  else
+    M_BYTES_FROM='"bytes" of the ferry summary'
+  fi
+  M_MB_S=$(awk -v b="$bytes" -v s="$M_WALL" 'BEGIN { printf "%.1f", (s > 0 ? b / 1e6 / s : 0) }')
+}
+
+# bench_dataset NAME: appends the dataset's row to THROUGHPUT_ROWS; for strings, also runs the
+# latency comparison while the source still holds the data.
+bench_dataset() {
+  local name=$1 file="$BENCH_TMP/$1.resp"
+  log "$name: generating $KEYS keys"
+  generate "$name" "$file"
+  log "$name: write limit (redis-cli --pipe into the target)"
+  local limit_s scan_s
+  limit_s=$(pipe_load "$DST_PORT" "$file")
+  log "$name: loading the source"
+  pipe_load "$SRC_PORT" "$file" >/dev/null
+  rm -f "$file"
+  flushall "$DST_PORT"
+  log "$name: SCAN of the source"
+  scan_s=$(scan_seconds "$SRC_PORT")
+  log "$name: ferry migrate"
+  migrate "$SRC_PORT" "$DST_PORT" "$name"
+  local limit_rate ferry_rate row
+  limit_rate=$(rate "$KEYS" "$limit_s")
+  ferry_rate=$(rate "$KEYS" "$M_WALL")
+  row="| $name | $limit_rate | $(rate "$KEYS" "$scan_s") | $ferry_rate"
+  row+=" | $(ratio "$ferry_rate" "$limit_rate")x | $M_MB_S | $M_RSS_MB | $M_CPU |"
+  THROUGHPUT_ROWS+=("$row")
+  MB_NOTE+="${MB_NOTE:+; }$name: $M_BYTES_FROM"
+  if [[ "$name" == strings ]]; then bench_latency "$ferry_rate"; fi
+}
+
+# bench_latency DIRECT_RATE: ferry through a proxy pair at 0 us and at LATENCY_DELAY_US one way.
+bench_latency() {
+  local delay src_proxy dst_proxy rate0=0 rate_d
+  LATENCY_ROWS+=("| direct (no proxy) | 0 | $1 | |")
+  for delay in 0 "$LATENCY_DELAY_US"; do
+    log "strings: ferry migrate through proxies at $delay us one way"
+    start_proxy "$PROXY" "$SRC_PORT" "$delay"
+    src_proxy=$PROXY_PORT
+    start_proxy "$PROXY" "$DST_PORT" "$delay"
+    dst_proxy=$PROXY_PORT
+    migrate "$src_proxy" "$dst_proxy" "proxy-$delay"
+    rate_d=$(rate "$KEYS" "$M_WALL")
+    if ((delay == 0)); then rate0=$rate_d; fi
+    local rtt_ms
+    rtt_ms=$(awk -v d="$delay" 'BEGIN { printf "%g", 2 * d / 1000 }')
+    LATENCY_ROWS+=("| through proxies | $rtt_ms | $rate_d | $(ratio "$rate_d" "$rate0")x |")
+  done
+}
+
+machine_report() {
+  local cpu mem_gb git_rev
+  cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+  mem_gb=$(awk '/^MemTotal:/ { printf "%.1f", $2 / 1024 / 1024 }' /proc/meminfo)
+  git_rev=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo "none")
+  echo "# ferry benchmark"
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ), ferry commit: $git_rev"
+  echo "- machine: $(nproc) CPUs, ${cpu:-unknown CPU}, $mem_gb GiB memory"
+  echo "- redis: $(redis-server --version | grep -oE 'v=[^ ]+' | cut -c3-)," \
+    "source and target on this machine (loopback)"
+  echo "- keys per dataset: $KEYS"
+}
+
+report() {
+  machine_report
+  echo
+  echo "## Throughput"
+  echo
+  echo "| dataset | write limit keys/s | SCAN keys/s | ferry keys/s | ferry/limit |" \
+    "MB/s | peak RSS MB | CPU s |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${THROUGHPUT_ROWS[@]}"
+  echo
+  echo "Write limit: \`redis-cli --pipe\` of the same data into the empty target." \
+    "MB/s: $MB_NOTE."
+  echo
+  echo "## Latency (strings)"
+  echo
+  echo "| path | added RTT ms | ferry keys/s | vs 0 ms proxy |"
+  echo "|---|---:|---:|---:|"
+  printf '%s\n' "${LATENCY_ROWS[@]}"
+}
+
+main() {
+  ensure_tools
+  trap bench_cleanup EXIT
+  bench_init_tmp
+  SRC_PORT=$(free_port)
+  start_redis "$SRC_PORT"
+  DST_PORT=$(free_port)
+  start_redis "$DST_PORT"
+  THROUGHPUT_ROWS=()
+  LATENCY_ROWS=()
+  MB_NOTE=""
+  bench_dataset strings
+  bench_dataset mixed
+  mkdir -p "$(dirname "$RESULTS")"
+  report | tee "$RESULTS"
+  log "written to $RESULTS"
+}
+
+main

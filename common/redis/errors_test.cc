@@ -1,0 +1,119 @@
+#include "common/redis/errors.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "gtest/gtest.h"
+
+namespace ferry::redis {
+namespace {
+
+struct Case {
+  const char* reply;
+  absl::StatusCode code;
+  ErrorClass error_class;
+};
+
+class ReplyErrorTableTest : public testing::TestWithParam<Case> {};
+
+TEST_P(ReplyErrorTableTest, MapsCodeAndClassAndKeepsTheText) {
+  const Case& c = GetParam();
+  const absl::Status status = StatusFromReplyError(c.reply);
+  EXPECT_EQ(status.code(), c.code) << c.reply;
+  EXPECT_EQ(status.message(), c.reply);
+  EXPECT_EQ(Classify(status), c.error_class) << c.reply;
+}
+
+using absl::StatusCode;
+constexpr ErrorClass kTransient = ErrorClass::kTransient;
+constexpr ErrorClass kRedirect = ErrorClass::kRedirect;
+constexpr ErrorClass kVersion = ErrorClass::kVersion;
+constexpr ErrorClass kPerKey = ErrorClass::kPerKey;
+constexpr ErrorClass kFatal = ErrorClass::kFatal;
+
+INSTANTIATE_TEST_SUITE_P(
+    RedisReplies, ReplyErrorTableTest,
+    testing::Values(
+        Case{"NOAUTH Authentication required.", StatusCode::kUnauthenticated, kFatal},
+        Case{"WRONGPASS invalid username-password pair or user is disabled.",
+             StatusCode::kUnauthenticated, kFatal},
+        Case{"ERR invalid password", StatusCode::kUnauthenticated, kFatal},
+        Case{"ERR AUTH <password> called without any password configured for the default user. "
+             "Are you sure your configuration is correct?",
+             StatusCode::kUnauthenticated, kFatal},
+        Case{"ERR Client sent AUTH, but no password is set", StatusCode::kUnauthenticated, kFatal},
+        Case{"NOPERM this user has no permissions to run the 'restore' command",
+             StatusCode::kPermissionDenied, kFatal},
+        Case{"ERR unknown command 'RESTORE', with args beginning with: 'k' '0' ",
+             StatusCode::kPermissionDenied, kFatal},
+        Case{"ERR unknown command `CONFIG`, with args beginning with: `GET`, ",
+             StatusCode::kPermissionDenied, kFatal},
+        Case{"OOM command not allowed when used memory > 'maxmemory'.",
+             StatusCode::kResourceExhausted, kFatal},
+        Case{"LOADING Redis is loading the dataset in memory", StatusCode::kUnavailable,
+             kTransient},
+        Case{"BUSY Redis is busy running a script. You can only call SCRIPT KILL or "
+             "SHUTDOWN NOSAVE.",
+             StatusCode::kUnavailable, kTransient},
+        Case{"TRYAGAIN Multiple keys request during rehashing of slot", StatusCode::kUnavailable,
+             kTransient},
+        Case{"CLUSTERDOWN The cluster is down", StatusCode::kUnavailable, kTransient},
+        Case{"MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+             StatusCode::kUnavailable, kTransient},
+        Case{"READONLY You can't write against a read only replica.", StatusCode::kUnavailable,
+             kTransient},
+        Case{"MOVED 3999 127.0.0.1:6381", StatusCode::kAborted, kRedirect},
+        Case{"ASK 3999 127.0.0.1:6381", StatusCode::kAborted, kRedirect},
+        Case{"BUSYKEY Target key name already exists.", StatusCode::kAlreadyExists, kPerKey},
+        Case{"ERR DUMP payload version or checksum are wrong", StatusCode::kFailedPrecondition,
+             kVersion},
+        Case{"ERR Bad data format", StatusCode::kFailedPrecondition, kVersion},
+        Case{"WRONGTYPE Operation against a key holding the wrong kind of value",
+             StatusCode::kInvalidArgument, kPerKey},
+        Case{"ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+             StatusCode::kInvalidArgument, kPerKey},
+        Case{"ERR syntax error", StatusCode::kInvalidArgument, kPerKey}));
+
+TEST(ReplyErrorTest, BusyKeyIsNotBusy) {
+  // BUSY is transient, BUSYKEY is about one key; a prefix match would confuse them.
+  EXPECT_EQ(StatusFromReplyError("BUSYKEY x").code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(StatusFromReplyError("BUSYGROUP Consumer Group name already exists").code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromReplyError("BUSY").code(), StatusCode::kUnavailable);
+}
+
+TEST(ReplyErrorTest, PrefixesAreWholeWords) {
+  EXPECT_EQ(StatusFromReplyError("MOVEDX 1 a:1").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromReplyError("ASKING is not allowed").code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(StatusFromReplyError("ERR unknown subcommand 'SHARDS'").code(),
+            StatusCode::kInvalidArgument);
+}
+
+TEST(ReplyErrorTest, EmptyReplyIsStillAnError) {
+  const absl::Status status = StatusFromReplyError("");
+  EXPECT_FALSE(status.ok());
+  EXPECT_EQ(Classify(status), kPerKey);
+}
+
+TEST(PayloadVersionTest, RecognisesBothTexts) {
+  EXPECT_TRUE(IsPayloadVersionError("ERR DUMP payload version or checksum are wrong"));
+  EXPECT_TRUE(IsPayloadVersionError("ERR Bad data format"));
+  EXPECT_FALSE(IsPayloadVersionError("ERR syntax error"));
+  EXPECT_FALSE(IsPayloadVersionError("BUSYKEY Target key name already exists."));
+}
+
+TEST(ClassifyTest, MapsIoStatuses) {
+  EXPECT_EQ(Classify(absl::UnavailableError("connection reset")), kTransient);
+  EXPECT_EQ(Classify(absl::DeadlineExceededError("read timed out")), kTransient);
+  EXPECT_EQ(Classify(absl::AbortedError("MOVED 1 a:1")), kRedirect);
+  EXPECT_EQ(Classify(absl::FailedPreconditionError("payload")), kVersion);
+  EXPECT_EQ(Classify(absl::UnauthenticatedError("auth")), kFatal);
+  EXPECT_EQ(Classify(absl::PermissionDeniedError("noperm")), kFatal);
+  EXPECT_EQ(Classify(absl::ResourceExhaustedError("oom")), kFatal);
+  EXPECT_EQ(Classify(absl::AlreadyExistsError("busykey")), kPerKey);
+  EXPECT_EQ(Classify(absl::InvalidArgumentError("wrongtype")), kPerKey);
+  EXPECT_EQ(Classify(absl::InternalError("other")), kPerKey);
+}
+
+}  // namespace
+}  // namespace ferry::redis

@@ -1,0 +1,49 @@
+#include "common/redis/scan_math.h"
+
+namespace ferry::redis {
+namespace {
+
+uint64_t Reverse64(uint64_t v) {
+  v = ((v >> 1) & 0x5555555555555555ULL) | ((v & 0x5555555555555555ULL) << 1);
+  v = ((v >> 2) & 0x3333333333333333ULL) | ((v & 0x3333333333333333ULL) << 2);
+  v = ((v >> 4) & 0x0F0F0F0F0F0F0F0FULL) | ((v & 0x0F0F0F0F0F0F0F0FULL) << 4);
+  v = ((v >> 8) & 0x00FF00FF00FF00FFULL) | ((v & 0x00FF00FF00FF00FFULL) << 8);
+  v = ((v >> 16) & 0x0000FFFF0000FFFFULL) | ((v & 0x0000FFFF0000FFFFULL) << 16);
+  return (v >> 32) | (v << 32);
+}
+
+// The low `bits` bits set; bits outside [0, 64] are clamped.
+uint64_t LowMask(int bits) {
+  if (bits <= 0) return 0;
+  if (bits >= 64) return ~uint64_t{0};
+  return (uint64_t{1} << bits) - 1;
+}
+
+}  // namespace
+
+uint64_t ReverseBits(uint64_t value, int bits) {
+  if (bits <= 0) return 0;
+  if (bits >= 64) return Reverse64(value);
+  return Reverse64(value & LowMask(bits)) >> (64 - bits);
+}
+
+uint64_t ShardStartCursor(uint64_t shard, int bits) { return ReverseBits(shard, bits); }
+
+bool ShardFinished(uint64_t returned_cursor, uint64_t shard, int bits) {
+  // Cursor 0 first: shard 0 starts at 0 too, and 0 also means the walk wrapped.
+  if (returned_cursor == 0) return true;
+  // The low `bits` bits of a cursor are the top `bits` bits of its position, reversed: they
+  // equal rev_b(shard) exactly while the walk is inside the shard, and positions only grow.
+  return (returned_cursor & LowMask(bits)) != ReverseBits(shard, bits);
+}
+
+uint64_t SlotShardStartCursor(int first_slot) {
+  return static_cast<uint64_t>(first_slot) & kSlotMask;
+}
+
+bool SlotShardFinished(uint64_t returned_cursor, int last_slot) {
+  if (returned_cursor == 0) return true;
+  return static_cast<int>(returned_cursor & kSlotMask) > last_slot;
+}
+
+}  // namespace ferry::redis

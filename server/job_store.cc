@@ -1,0 +1,379 @@
+#include "server/job_store.h"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "common/base/status_macros.h"
+
+namespace ferry::server {
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS jobs (
+  id TEXT PRIMARY KEY,
+  seq INTEGER NOT NULL,
+  spec BLOB NOT NULL,
+  state INTEGER NOT NULL,
+  error TEXT NOT NULL DEFAULT '',
+  warnings TEXT NOT NULL DEFAULT '',
+  planned INTEGER NOT NULL DEFAULT 0,
+  estimated_keys INTEGER NOT NULL DEFAULT 0,
+  create_ms INTEGER NOT NULL,
+  update_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shards (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL REFERENCES jobs(id),
+  source_node TEXT NOT NULL,
+  source_db INTEGER NOT NULL,
+  shard_bits INTEGER NOT NULL,
+  shard_index INTEGER NOT NULL,
+  target_db INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  checkpoint BLOB NOT NULL,
+  lease_id TEXT NOT NULL DEFAULT '',
+  epoch INTEGER NOT NULL DEFAULT 0,
+  agent_id TEXT NOT NULL DEFAULT '',
+  error TEXT NOT NULL DEFAULT '',
+  UNIQUE (job_id, source_node, source_db, shard_bits, shard_index)
+);
+CREATE TABLE IF NOT EXISTS failed_keys (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  job_id TEXT NOT NULL REFERENCES jobs(id),
+  key BLOB NOT NULL,
+  reason TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS failed_keys_by_job ON failed_keys (job_id, id);
+)sql";
+
+int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }
+absl::Time FromMillis(int64_t ms) { return absl::FromUnixMillis(ms); }
+
+absl::Status SqliteError(sqlite3* db, absl::string_view what) {
+  // SQLite's messages name tables and constraints, never bound values.
+  return absl::InternalError(absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db)));
+}
+
+// A prepared statement; columns and parameters are 1-based for Bind, 0-based for reads.
+class Statement {
+ public:
+  Statement(sqlite3* db, const char* sql) : db_(db) {
+    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
+  }
+  ~Statement() { sqlite3_finalize(stmt_); }
+  Statement(const Statement&) = delete;
+  Statement& operator=(const Statement&) = delete;
+
+  bool ok() const { return stmt_ != nullptr; }
+  Statement& Bind(int i, int64_t v) {
+    sqlite3_bind_int64(stmt_, i, v);
+    return *this;
+  }
+  Statement& BindText(int i, absl::string_view v) {
+    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Statement& BindBlob(int i, absl::string_view v) {
+    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  // True when a row is available; false when done.
+  absl::StatusOr<bool> Step() {
+    if (stmt_ == nullptr) return SqliteError(db_, "prepare");
+    int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(db_, "step");
+  }
+  absl::Status Run() { return Step().status(); }
+  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
+  std::string Bytes(int col) {
+    const void* data = sqlite3_column_blob(stmt_, col);
+    int size = sqlite3_column_bytes(stmt_, col);
+    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_ = nullptr;
+};
+
+// Creates the file with mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files
+// the same mode), and narrows the mode of an existing file.
+absl::Status CreatePrivateFile(const std::string& path) {
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open state file ", path, ": ", std::strerror(errno)));
+  }
+  int rc = fchmod(fd, 0600);
+  int saved_errno = errno;
+  close(fd);
+  if (rc != 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot chmod state file ", path, ": ", std::strerror(saved_errno)));
+  }
+  return absl::OkStatus();
+}
+
+ShardRecord ReadShard(Statement& row) {
+  ShardRecord shard;
+  shard.id = row.Int(0);
+  shard.job_id = row.Bytes(1);
+  shard.source_node = row.Bytes(2);
+  shard.source_db = static_cast<int>(row.Int(3));
+  shard.shard_bits = static_cast<int>(row.Int(4));
+  shard.shard_index = static_cast<uint64_t>(row.Int(5));
+  shard.target_db = static_cast<int>(row.Int(6));
+  shard.state = static_cast<ferry::v1::ShardState>(row.Int(7));
+  shard.checkpoint.ParseFromString(row.Bytes(8));
+  shard.lease_id = row.Bytes(9);
+  shard.epoch = static_cast<uint64_t>(row.Int(10));
+  shard.agent_id = row.Bytes(11);
+  shard.error = row.Bytes(12);
+  return shard;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
+  FERRY_RETURN_IF_ERROR(CreatePrivateFile(path));
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db,
+                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                           nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status status = absl::FailedPreconditionError(
+        absl::StrCat("cannot open state file ", path, ": ", sqlite3_errstr(rc)));
+    sqlite3_close(db);
+    return status;
+  }
+  std::unique_ptr<JobStore> store(new JobStore(db));
+  absl::MutexLock lock(&store->mu_);
+  sqlite3_busy_timeout(db, kBusyTimeoutMs);
+  // FULL: a commit is on disk before the controller acknowledges the checkpoint it holds.
+  FERRY_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  FERRY_RETURN_IF_ERROR(store->Exec(kSchema));
+  return store;
+}
+
+JobStore::~JobStore() { sqlite3_close(db_); }
+
+absl::Status JobStore::Exec(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string message = error != nullptr ? error : "unknown error";
+    sqlite3_free(error);
+    return absl::InternalError(absl::StrCat("job store: ", message));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::CreateJob(JobRecord* job) {
+  absl::MutexLock lock(&mu_);
+  Statement max_seq(db_, "SELECT COALESCE(MAX(seq), 0) FROM jobs");
+  FERRY_ASSIGN_OR_RETURN(bool has_row, max_seq.Step());
+  job->seq = has_row ? max_seq.Int(0) + 1 : 1;
+  Statement insert(db_,
+                   "INSERT INTO jobs (id, seq, spec, state, error, warnings, planned, "
+                   "estimated_keys, create_ms, update_ms) VALUES (?,?,?,?,?,?,?,?,?,?)");
+  insert.BindText(1, job->id)
+      .Bind(2, job->seq)
+      .BindBlob(3, job->spec.SerializeAsString())
+      .Bind(4, job->state)
+      .BindText(5, job->error)
+      .BindText(6, absl::StrJoin(job->warnings, "\n"))
+      .Bind(7, job->planned ? 1 : 0)
+      .Bind(8, static_cast<int64_t>(job->estimated_keys))
+      .Bind(9, ToMillis(job->create_time))
+      .Bind(10, ToMillis(job->update_time));
+  return insert.Run();
+}
+
+absl::Status JobStore::UpdateJobLocked(const JobRecord& job) {
+  Statement update(db_,
+                   "UPDATE jobs SET state=?, error=?, warnings=?, planned=?, estimated_keys=?, "
+                   "update_ms=? WHERE id=?");
+  update.Bind(1, job.state)
+      .BindText(2, job.error)
+      .BindText(3, absl::StrJoin(job.warnings, "\n"))
+      .Bind(4, job.planned ? 1 : 0)
+      .Bind(5, static_cast<int64_t>(job.estimated_keys))
+      .Bind(6, ToMillis(job.update_time))
+      .BindText(7, job.id);
+  FERRY_RETURN_IF_ERROR(update.Run());
+  if (sqlite3_changes(db_) != 1) return absl::NotFoundError(absl::StrCat("job ", job.id));
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::UpdateJob(const JobRecord& job) {
+  absl::MutexLock lock(&mu_);
+  return UpdateJobLocked(job);
+}
+
+absl::Status JobStore::UpdateShardLocked(const ShardRecord& shard) {
+  Statement update(db_,
+                   "UPDATE shards SET state=?, checkpoint=?, lease_id=?, epoch=?, agent_id=?, "
+                   "error=? WHERE id=?");
+  update.Bind(1, shard.state)
+      .BindBlob(2, shard.checkpoint.SerializeAsString())
+      .BindText(3, shard.lease_id)
+      .Bind(4, static_cast<int64_t>(shard.epoch))
+      .BindText(5, shard.agent_id)
+      .BindText(6, shard.error)
+      .Bind(7, shard.id);
+  FERRY_RETURN_IF_ERROR(update.Run());
+  if (sqlite3_changes(db_) != 1) return absl::NotFoundError(absl::StrCat("shard ", shard.id));
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::InsertFailedKeysLocked(const std::string& job_id,
+                                              const std::vector<ferry::v1::FailedKey>& keys) {
+  for (const ferry::v1::FailedKey& key : keys) {
+    Statement insert(db_, "INSERT INTO failed_keys (job_id, key, reason) VALUES (?,?,?)");
+    insert.BindText(1, job_id).BindBlob(2, key.key()).BindText(3, key.reason());
+    FERRY_RETURN_IF_ERROR(insert.Run());
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+// Runs `body` between BEGIN IMMEDIATE and COMMIT, rolling back when it fails.
+template <typename Body>
+absl::Status InTransaction(sqlite3* db, Body body) {
+  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqliteError(db, "begin");
+  }
+  absl::Status status = body();
+  if (status.ok() && sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    status = SqliteError(db, "commit");
+  }
+  if (!status.ok()) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  return status;
+}
+
+}  // namespace
+
+absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* shards) {
+  absl::MutexLock lock(&mu_);
+  return InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    for (ShardRecord& shard : *shards) {
+      Statement insert(db_,
+                       "INSERT INTO shards (job_id, source_node, source_db, shard_bits, "
+                       "shard_index, target_db, state, checkpoint, lease_id, epoch, agent_id, "
+                       "error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+      insert.BindText(1, job.id)
+          .BindText(2, shard.source_node)
+          .Bind(3, shard.source_db)
+          .Bind(4, shard.shard_bits)
+          .Bind(5, static_cast<int64_t>(shard.shard_index))
+          .Bind(6, shard.target_db)
+          .Bind(7, shard.state)
+          .BindBlob(8, shard.checkpoint.SerializeAsString())
+          .BindText(9, shard.lease_id)
+          .Bind(10, static_cast<int64_t>(shard.epoch))
+          .BindText(11, shard.agent_id)
+          .BindText(12, shard.error);
+      FERRY_RETURN_IF_ERROR(insert.Run());
+      shard.id = sqlite3_last_insert_rowid(db_);
+      shard.job_id = job.id;
+    }
+    return UpdateJobLocked(job);
+  });
+}
+
+absl::Status JobStore::UpdateShards(const std::vector<const ShardRecord*>& shards,
+                                    const std::vector<ferry::v1::FailedKey>& failed_keys) {
+  if (shards.empty()) return absl::OkStatus();
+  absl::MutexLock lock(&mu_);
+  return InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    for (const ShardRecord* shard : shards) FERRY_RETURN_IF_ERROR(UpdateShardLocked(*shard));
+    return InsertFailedKeysLocked(shards.front()->job_id, failed_keys);
+  });
+}
+
+absl::Status JobStore::UpdateShard(const ShardRecord& shard,
+                                   const std::vector<ferry::v1::FailedKey>& failed_keys) {
+  return UpdateShards({&shard}, failed_keys);
+}
+
+absl::StatusOr<std::vector<JobRecord>> JobStore::LoadJobs() {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_,
+                   "SELECT id, seq, spec, state, error, warnings, planned, estimated_keys, "
+                   "create_ms, update_ms FROM jobs ORDER BY seq");
+  std::vector<JobRecord> jobs;
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());
+    if (!has_row) break;
+    JobRecord& job = jobs.emplace_back();
+    job.id = select.Bytes(0);
+    job.seq = select.Int(1);
+    if (!job.spec.ParseFromString(select.Bytes(2))) {
+      return absl::DataLossError(absl::StrCat("job store: unreadable spec of job ", job.id));
+    }
+    job.state = static_cast<ferry::v1::JobState>(select.Int(3));
+    job.error = select.Bytes(4);
+    std::string warnings = select.Bytes(5);
+    if (!warnings.empty()) job.warnings = absl::StrSplit(warnings, '\n');
+    job.planned = select.Int(6) != 0;
+    job.estimated_keys = static_cast<uint64_t>(select.Int(7));
+    job.create_time = FromMillis(select.Int(8));
+    job.update_time = FromMillis(select.Int(9));
+  }
+  return jobs;
+}
+
+absl::StatusOr<std::vector<ShardRecord>> JobStore::LoadShards() {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_,
+                   "SELECT id, job_id, source_node, source_db, shard_bits, shard_index, "
+                   "target_db, state, checkpoint, lease_id, epoch, agent_id, error FROM shards "
+                   "ORDER BY id");
+  std::vector<ShardRecord> shards;
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());
+    if (!has_row) break;
+    shards.push_back(ReadShard(select));
+  }
+  return shards;
+}
+
+absl::StatusOr<std::vector<StoredFailedKey>> JobStore::ListFailedKeys(const std::string& job_id,
+                                                                      int64_t after_id,
+                                                                      int limit) {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_,
+                   "SELECT id, key, reason FROM failed_keys WHERE job_id=? AND id>? ORDER BY id "
+                   "LIMIT ?");
+  select.BindText(1, job_id).Bind(2, after_id).Bind(3, limit);
+  std::vector<StoredFailedKey> keys;
+  while (true) {
+    FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());
+    if (!has_row) break;
+    keys.push_back({select.Int(0), select.Bytes(1), select.Bytes(2)});
+  }
+  return keys;
+}
+
+absl::StatusOr<uint64_t> JobStore::CountFailedKeys(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Statement select(db_, "SELECT COUNT(*) FROM failed_keys WHERE job_id=?");
+  select.BindText(1, job_id);
+  FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());
+  return has_row ? static_cast<uint64_t>(select.Int(0)) : 0;
+}
+
+}  // namespace ferry::server

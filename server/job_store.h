@@ -1,0 +1,108 @@
+#pragma once
+
+// The controller's state in one SQLite file (WAL, mode 0600): jobs with their specs (passwords
+// included), shards with checkpoints and leases, failed keys. Every method commits before it
+// returns, so whatever a caller acknowledges after a call survives a crash.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ferry/v1/ferry.pb.h"
+
+struct sqlite3;
+
+namespace ferry::server {
+
+struct JobRecord {
+  std::string id;
+  int64_t seq = 0;          // Submission order; set by CreateJob.
+  ferry::v1::JobSpec spec;  // With passwords.
+  ferry::v1::JobState state = ferry::v1::JOB_STATE_PENDING;
+  std::string error;
+  std::vector<std::string> warnings;
+  bool planned = false;  // The shards are stored.
+  uint64_t estimated_keys = 0;
+  absl::Time create_time;
+  absl::Time update_time;
+};
+
+struct ShardRecord {
+  int64_t id = 0;  // Set by SavePlan.
+  std::string job_id;
+  std::string source_node;
+  int source_db = 0;
+  int target_db = 0;
+  int shard_bits = 0;
+  uint64_t shard_index = 0;
+  ferry::v1::ShardState state = ferry::v1::SHARD_STATE_PENDING;
+  ferry::v1::Checkpoint checkpoint;
+  std::string lease_id;  // Empty unless leased.
+  uint64_t epoch = 0;    // Of the last grant.
+  std::string agent_id;  // Empty unless leased.
+  std::string error;     // Why the shard failed.
+};
+
+struct StoredFailedKey {
+  int64_t id = 0;  // Increases in report order.
+  std::string key;
+  std::string reason;
+};
+
+// Thread-safe: one connection behind a mutex.
+class JobStore {
+ public:
+  // Opens or creates the file (mode 0600, also enforced on an existing file) and its tables.
+  static absl::StatusOr<std::unique_ptr<JobStore>> Open(const std::string& path);
+  ~JobStore();
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
+
+  // Inserts a new job; sets `job->seq`.
+  absl::Status CreateJob(JobRecord* job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Updates state, error, warnings, planned, estimated_keys and update_time.
+  absl::Status UpdateJob(const JobRecord& job) ABSL_LOCKS_EXCLUDED(mu_);
+  // In one transaction: inserts `shards` (setting their ids) and updates `job` (typically now
+  // planned).
+  absl::Status SavePlan(const JobRecord& job, std::vector<ShardRecord>* shards)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // In one transaction: updates each shard's state, checkpoint, lease and error, and appends
+  // `failed_keys` to the first shard's job.
+  absl::Status UpdateShards(const std::vector<const ShardRecord*>& shards,
+                            const std::vector<ferry::v1::FailedKey>& failed_keys = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status UpdateShard(const ShardRecord& shard,
+                           const std::vector<ferry::v1::FailedKey>& failed_keys = {})
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Every job, in submission order.
+  absl::StatusOr<std::vector<JobRecord>> LoadJobs() ABSL_LOCKS_EXCLUDED(mu_);
+  // Every shard of every job, in id order.
+  absl::StatusOr<std::vector<ShardRecord>> LoadShards() ABSL_LOCKS_EXCLUDED(mu_);
+  // Up to `limit` failed keys of `job_id` with ids above `after_id`.
+  absl::StatusOr<std::vector<StoredFailedKey>> ListFailedKeys(const std::string& job_id,
+                                                              int64_t after_id, int limit)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<uint64_t> CountFailedKeys(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  explicit JobStore(sqlite3* db) : db_(db) {}
+
+  absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status UpdateJobLocked(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status UpdateShardLocked(const ShardRecord& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status InsertFailedKeysLocked(const std::string& job_id,
+                                      const std::vector<ferry::v1::FailedKey>& keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  absl::Mutex mu_;
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+};
+
+}  // namespace ferry::server

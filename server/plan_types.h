@@ -1,0 +1,43 @@
+#pragma once
+
+// What the scheduler needs from a planner, and the interface through which the controller calls
+// one. Kept apart from planner.h (preflight and shard sizing against real servers) so that the
+// scheduler and its tests need no Redis.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace ferry::v1 {
+class JobSpec;
+}  // namespace ferry::v1
+
+namespace ferry::server {
+
+// The shards of a job, as stored before the first lease.
+struct PlanResult {
+  struct Shard {
+    std::string source_node;  // `host:port` of the source node; empty: the host of the source URI.
+    int source_db = 0;
+    int target_db = 0;
+    int shard_bits = 0;        // The database is cut into 2^shard_bits shards.
+    uint64_t shard_index = 0;  // In [0, 2^shard_bits).
+  };
+  std::vector<Shard> shards;
+  uint64_t estimated_keys = 0;        // Keys in the selected source databases.
+  std::vector<std::string> warnings;  // Shown to the operator and stored on the job.
+};
+
+// Preflight and shard planning of one job. Called from the controller's planning thread, one job
+// at a time; may block on the network for as long as it needs.
+class Planner {
+ public:
+  virtual ~Planner() = default;
+  // `spec` holds the passwords. Errors fail the job with their message, which must not contain a
+  // password.
+  virtual absl::StatusOr<PlanResult> Plan(const ferry::v1::JobSpec& spec) = 0;
+};
+
+}  // namespace ferry::server

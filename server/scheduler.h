@@ -1,0 +1,195 @@
+#pragma once
+
+// Who copies what: the in-memory view of jobs, shards and agents, backed by the JobStore
+// (DESIGN.md, Lease). Shards are leased to agents with an epoch (incremented on each grant) and
+// an expiry (renewed by any message from the agent); a report with an old epoch is refused, so a
+// shard is never owned twice. A checkpoint is committed to the store before its Ack is sent.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "ferry/v1/ferry.pb.h"
+#include "server/job_store.h"
+#include "server/plan_types.h"
+
+namespace ferry::server {
+
+// The write side of one agent's stream. Send() queues and returns at once; it never calls back
+// into the Scheduler (the Scheduler calls it with its own lock held).
+class AgentSender {
+ public:
+  virtual ~AgentSender() = default;
+  virtual void Send(const ferry::v1::ControllerMessage& message) = 0;
+};
+
+struct SchedulerOptions {
+  // How often agents send heartbeats (told to them at registration).
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Leases of an agent not heard from for this long go back to the queue; so does a revoked
+  // lease not handed back within it.
+  absl::Duration lease_timeout = absl::Seconds(15);
+  // Defaults for a JobSpec's zero values.
+  int default_parallel = 4;
+  int default_batch_keys = 1000;
+  // The time source (tests use a fake one).
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// Thread-safe: every public method may be called from any thread.
+class Scheduler {
+ public:
+  // Loads every job and shard of `store` (which must outlive the scheduler). Shards that were
+  // leased go back to pending at their checkpoints: their agents were connected to a previous
+  // controller process.
+  static absl::StatusOr<std::unique_ptr<Scheduler>> Create(JobStore* store,
+                                                           SchedulerOptions options);
+  ~Scheduler();
+
+  // --- Jobs (the Controller service) ---
+
+  // Stores a new PENDING job; `spec` must have passed NormalizeJobSpec. Returns its id.
+  absl::StatusOr<std::string> SubmitJob(const ferry::v1::JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ids of jobs that need planning (not planned, PENDING), in submission order.
+  std::vector<std::string> JobsToPlan() ABSL_LOCKS_EXCLUDED(mu_);
+  // The spec of a job, with passwords, for the planner.
+  absl::StatusOr<ferry::v1::JobSpec> SpecForPlanning(const std::string& job_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Stores the plan and starts leasing its shards (unless the job was paused or ended since).
+  absl::Status SetPlan(const std::string& job_id, const PlanResult& plan) ABSL_LOCKS_EXCLUDED(mu_);
+  // Planning failed: the job becomes FAILED with `error` (passwords scrubbed).
+  absl::Status FailPlanning(const std::string& job_id, const absl::Status& error)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
+  // NOT_FOUND for an unknown id. Answers never contain passwords.
+  absl::StatusOr<ferry::v1::Job> GetJob(const std::string& job_id, bool include_shards)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Newest first, without shards.
+  std::vector<ferry::v1::Job> ListJobs() ABSL_LOCKS_EXCLUDED(mu_);
+  // Cancel: any state that has not ended -> CANCELLED; leases are revoked.
+  absl::StatusOr<ferry::v1::Job> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // PENDING or RUNNING -> PAUSED; leases are revoked. Pausing a paused job is a no-op.
+  absl::StatusOr<ferry::v1::Job> PauseJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // PAUSED -> RUNNING (PENDING if never planned); FAILED -> the same, with its failed shards
+  // back in the queue at their checkpoints (an unplanned job is planned again).
+  absl::StatusOr<ferry::v1::Job> ResumeJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // A page of the job's failed keys after `page_token` (empty for the first page).
+  absl::StatusOr<ferry::v1::ListFailedKeysResponse> ListFailedKeys(
+      const ferry::v1::ListFailedKeysRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // --- Agents (the AgentHub service) ---
+
+  // Adds a connected agent, sends it `Registered`, then leases it work. Returns its id.
+  std::string RegisterAgent(const std::string& name, int slots, const std::string& peer,
+                            std::shared_ptr<AgentSender> sender) ABSL_LOCKS_EXCLUDED(mu_);
+  // The agent's stream ended: its leases go back to the queue at their last checkpoints.
+  void DisconnectAgent(const std::string& agent_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Handles one message of a registered agent (any message renews its leases). Sends `Ack` when
+  // a report was committed, `Revoke` when it was refused (FAILED_PRECONDITION, stale lease).
+  absl::Status HandleAgentMessage(const std::string& agent_id,
+                                  const ferry::v1::AgentMessage& message) ABSL_LOCKS_EXCLUDED(mu_);
+  // Takes back the leases of agents silent for the lease timeout and revoked leases never
+  // returned, at their last checkpoints. Returns how many.
+  int ExpireLeases(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<ferry::v1::AgentInfo> ListAgents() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  struct ShardEntry {
+    ShardRecord record;
+    absl::Time expiry;          // When the lease dies unless renewed; leased shards only.
+    bool revoking = false;      // Revoke sent; waiting for Returned.
+    double rate_share = 0;      // Keys/s last sent to the agent.
+  };
+  struct RateSample {
+    absl::Time time;
+    uint64_t scanned = 0;
+    uint64_t bytes = 0;
+  };
+  struct JobEntry {
+    JobRecord record;
+    std::vector<int64_t> shard_ids;                // Plan order.
+    std::set<int64_t> pending;                     // Shards waiting for an agent.
+    std::map<std::string, int> running_per_node;   // Leased shards per source node.
+    int running = 0;                               // Leased shards.
+    ferry::v1::Counters totals;                    // Sum of the shards' checkpoint counters.
+    uint64_t failed_keys = 0;                      // Rows in the store's failed_keys.
+    std::deque<RateSample> samples;                // For keys/s and bytes/s.
+  };
+  struct AgentEntry {
+    std::string id;
+    std::string name;
+    std::string peer;
+    int slots = 0;
+    absl::Time connect_time;
+    absl::Time last_seen;
+    bool draining = false;  // Said so in a Returned: lease it nothing more.
+    std::set<int64_t> shards;
+    std::shared_ptr<AgentSender> sender;
+  };
+
+  Scheduler(JobStore* store, SchedulerOptions options);
+  absl::Status LoadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Jobs (scheduler_jobs.cc).
+  absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status SetJobStateLocked(JobEntry& job, ferry::v1::JobState state, std::string error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RevokeJobLeasesLocked(JobEntry& job, absl::string_view reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void MaybeCompleteJobLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ferry::v1::Job SnapshotLocked(const JobEntry& job, bool include_shards)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AddSampleLocked(JobEntry& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Leases (scheduler.cc).
+  void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ShardEntry* PickShardLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool GrantLocked(AgentEntry& agent, ShardEntry& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes the lease from its agent and the running counts; the caller sets the new state.
+  void ReleaseLocked(ShardEntry& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Leased -> pending at the last stored checkpoint (persisted).
+  void RequeueLocked(ShardEntry& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void UpdateRateSharesLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<ShardEntry*> FindLeaseLocked(const std::string& agent_id,
+                                              const std::string& lease_id, uint64_t epoch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Stores a reported checkpoint (and failed keys), then updates the totals.
+  absl::Status ApplyCheckpointLocked(ShardEntry& shard, const ShardRecord& updated,
+                                     const google::protobuf::RepeatedPtrField<ferry::v1::FailedKey>&
+                                         failed_keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ReportLocked(AgentEntry& agent, const ferry::v1::AgentMessage::Progress& progress)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status FinishLocked(AgentEntry& agent,
+                            const ferry::v1::AgentMessage::ShardFinished& finished)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ReturnLocked(AgentEntry& agent, const ferry::v1::AgentMessage::Returned& returned)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendLocked(const std::string& agent_id, const ferry::v1::ControllerMessage& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  int ParallelLimit(const JobEntry& job) const;
+
+  JobStore* const store_;
+  const SchedulerOptions options_;
+
+  absl::Mutex mu_;
+  std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // Submission order.
+  size_t next_job_ ABSL_GUARDED_BY(mu_) = 0;                 // Round-robin position.
+  std::map<int64_t, ShardEntry> shards_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t> leases_ ABSL_GUARDED_BY(mu_);  // lease_id -> shard id.
+  std::map<std::string, AgentEntry> agents_ ABSL_GUARDED_BY(mu_);
+  uint64_t next_agent_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace ferry::server
