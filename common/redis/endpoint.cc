@@ -1,6 +1,5 @@
 #include "common/redis/endpoint.h"
 
-#include <cstdint>
 #include <string>
 
 #include "absl/status/status.h"
@@ -8,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 
 namespace ferry::redis {
 namespace {
@@ -81,8 +81,9 @@ std::string PercentEncodeUser(absl::string_view user) {
 // Parses "redis://" or "rediss://" off the front of `*rest`.
 absl::Status ParseScheme(absl::string_view* rest, Endpoint* endpoint) {
   const size_t start = AuthorityStart(*rest);
-  if (start == 0)
+  if (start == 0) {
     return absl::InvalidArgumentError(absl::StrCat("missing scheme (", kWantSchemes, ")"));
+  }
   const std::string scheme =
       absl::AsciiStrToLower(rest->substr(0, start - kSchemeSeparator.size()));
   if (scheme == "redis") {
@@ -186,13 +187,13 @@ absl::Status ParseDb(absl::string_view rest, Endpoint* endpoint) {
 
 absl::Status ParseInto(absl::string_view uri, Endpoint* endpoint) {
   absl::string_view rest = uri;
-  if (absl::Status s = ParseScheme(&rest, endpoint); !s.ok()) return s;
-  if (absl::Status s = ParseUserInfo(&rest, endpoint); !s.ok()) return s;
+  FERRY_RETURN_IF_ERROR(ParseScheme(&rest, endpoint));
+  FERRY_RETURN_IF_ERROR(ParseUserInfo(&rest, endpoint));
   if (rest.find_first_of("?#") != absl::string_view::npos) {
     return absl::InvalidArgumentError("query strings and fragments are not supported");
   }
-  if (absl::Status s = ParseHost(&rest, endpoint); !s.ok()) return s;
-  if (absl::Status s = ParsePort(&rest, endpoint); !s.ok()) return s;
+  FERRY_RETURN_IF_ERROR(ParseHost(&rest, endpoint));
+  FERRY_RETURN_IF_ERROR(ParsePort(&rest, endpoint));
   return ParseDb(rest, endpoint);
 }
 

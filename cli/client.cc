@@ -1,0 +1,286 @@
+#include "cli/client.h"
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
+#include "common/rpc/credentials.h"
+#include "common/rpc/status.h"
+#include "google/protobuf/util/time_util.h"
+#include "grpcpp/grpcpp.h"
+
+namespace ferry::cli {
+
+using ferry::v1::Job;
+using ferry::v1::JobState;
+
+std::vector<FlagSpec> ClientFlags() {
+  return {
+      {"controller", "ADDR", "controller address (default $FERRY_CONTROLLER, else 127.0.0.1:7420)"},
+      {"token-file", "FILE", "file with the controller's bearer token (default $FERRY_TOKEN)"},
+      {"tls-ca", "FILE", "talk TLS to the controller, trusting this PEM CA bundle"},
+      {"timeout", "SECONDS", "deadline of each call (default 15)"},
+  };
+}
+
+absl::StatusOr<ClientOptions> ClientOptionsFromArgs(const Args& args) {
+  ClientOptions options;
+  const char* env_address = std::getenv("FERRY_CONTROLLER");
+  options.address = args.Get("controller", env_address && *env_address ? env_address
+                                                                         : "127.0.0.1:7420");
+  if (args.Has("token-file")) {
+    FERRY_ASSIGN_OR_RETURN(options.token, rpc::ReadTokenFile(args.Get("token-file")));
+  } else if (const char* token = std::getenv("FERRY_TOKEN"); token != nullptr) {
+    options.token = token;
+  }
+  if (args.Has("tls-ca")) {
+    options.tls = true;
+    options.tls_ca_file = args.Get("tls-ca");
+  }
+  FERRY_ASSIGN_OR_RETURN(double timeout, args.GetDouble("timeout", 15, 0.1));
+  options.call_timeout = absl::Seconds(timeout);
+  return options;
+}
+
+absl::StatusOr<ControllerClient> ControllerClient::Connect(const ClientOptions& options) {
+  rpc::ClientSecurity security;
+  security.tls = options.tls;
+  security.ca_file = options.tls_ca_file;
+  security.token = options.token;
+  FERRY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::Channel> channel,
+                         rpc::CreateClientChannel(options.address, security));
+  return ControllerClient(std::move(channel), options.call_timeout, options.address);
+}
+
+ControllerClient::ControllerClient(std::shared_ptr<grpc::Channel> channel,
+                                   absl::Duration call_timeout, std::string address)
+    : channel_(std::move(channel)),
+      stub_(ferry::v1::Controller::NewStub(channel_)),
+      call_timeout_(call_timeout),
+      address_(std::move(address)) {}
+
+void ControllerClient::SetDeadline(grpc::ClientContext* context) const {
+  context->set_deadline(absl::ToChronoTime(absl::Now() + call_timeout_));
+}
+
+absl::Status ControllerClient::Explain(const grpc::Status& status) const {
+  absl::Status s = rpc::FromGrpcStatus(status);
+  if (s.code() == absl::StatusCode::kUnavailable ||
+      s.code() == absl::StatusCode::kDeadlineExceeded) {
+    return absl::Status(s.code(), absl::StrCat("cannot reach the controller at ", address_, " (",
+                                               s.message(),
+                                               "); is ferry-controller running there? "
+                                               "(--controller or FERRY_CONTROLLER)"));
+  }
+  return s;
+}
+
+#define FERRY_UNARY(method, request, response)                  \
+  grpc::ClientContext context;                                  \
+  SetDeadline(&context);                                        \
+  grpc::Status status = stub_->method(&context, request, &response); \
+  if (!status.ok()) return Explain(status)
+
+absl::StatusOr<std::string> ControllerClient::Submit(const ferry::v1::JobSpec& spec) {
+  ferry::v1::SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  ferry::v1::SubmitJobResponse response;
+  FERRY_UNARY(SubmitJob, request, response);
+  return response.job_id();
+}
+
+absl::StatusOr<Job> ControllerClient::Get(const std::string& job_id) {
+  ferry::v1::GetJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  FERRY_UNARY(GetJob, request, job);
+  return job;
+}
+
+absl::StatusOr<std::vector<Job>> ControllerClient::List() {
+  ferry::v1::ListJobsRequest request;
+  ferry::v1::ListJobsResponse response;
+  FERRY_UNARY(ListJobs, request, response);
+  return std::vector<Job>(response.jobs().begin(), response.jobs().end());
+}
+
+absl::StatusOr<Job> ControllerClient::Cancel(const std::string& job_id) {
+  ferry::v1::CancelJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  FERRY_UNARY(CancelJob, request, job);
+  return job;
+}
+
+absl::StatusOr<Job> ControllerClient::Pause(const std::string& job_id) {
+  ferry::v1::PauseJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  FERRY_UNARY(PauseJob, request, job);
+  return job;
+}
+
+absl::StatusOr<Job> ControllerClient::Resume(const std::string& job_id) {
+  ferry::v1::ResumeJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  FERRY_UNARY(ResumeJob, request, job);
+  return job;
+}
+
+absl::StatusOr<std::vector<ferry::v1::AgentInfo>> ControllerClient::Agents() {
+  ferry::v1::ListAgentsRequest request;
+  ferry::v1::ListAgentsResponse response;
+  FERRY_UNARY(ListAgents, request, response);
+  return std::vector<ferry::v1::AgentInfo>(response.agents().begin(), response.agents().end());
+}
+
+absl::StatusOr<ferry::v1::ListFailedKeysResponse> ControllerClient::FailedKeys(
+    const std::string& job_id, int limit) {
+  ferry::v1::ListFailedKeysRequest request;
+  request.set_job_id(job_id);
+  request.set_page_size(limit);
+  ferry::v1::ListFailedKeysResponse response;
+  FERRY_UNARY(ListFailedKeys, request, response);
+  return response;
+}
+
+#undef FERRY_UNARY
+
+absl::StatusOr<Job> ControllerClient::Watch(const std::string& job_id,
+                                            const std::function<void(const Job&)>& on_update,
+                                            const std::atomic<bool>* stop) {
+  Job last;
+  absl::Duration backoff = absl::Milliseconds(200);
+  absl::Time give_up = absl::Now() + std::max(call_timeout_, absl::Seconds(60));
+  while (stop == nullptr || !stop->load()) {
+    grpc::ClientContext context;
+    ferry::v1::WatchJobRequest request;
+    request.set_job_id(job_id);
+    request.set_interval_ms(250);
+    std::unique_ptr<grpc::ClientReader<Job>> reader = stub_->WatchJob(&context, request);
+    Job job;
+    while (reader->Read(&job)) {
+      last = job;
+      give_up = absl::Now() + std::max(call_timeout_, absl::Seconds(60));
+      on_update(job);
+      if (IsFinal(job.state())) {
+        context.TryCancel();
+        (void)reader->Finish();
+        return last;
+      }
+      if (stop != nullptr && stop->load()) {
+        context.TryCancel();
+        break;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (stop != nullptr && stop->load()) break;
+    absl::Status s = Explain(status);
+    // The stream ends for good only on a real answer (NOT_FOUND, UNAUTHENTICATED...); a
+    // controller that went away is waited for, within a bound.
+    if (!s.ok() && s.code() != absl::StatusCode::kUnavailable &&
+        s.code() != absl::StatusCode::kDeadlineExceeded) {
+      return s;
+    }
+    if (absl::Now() > give_up) return s.ok() ? absl::UnavailableError("watch stream ended") : s;
+    absl::SleepFor(backoff);
+    backoff = std::min(backoff * 2, absl::Seconds(2));
+  }
+  return absl::CancelledError("interrupted");
+}
+
+ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
+  ferry::v1::JobSpec spec;
+  auto fill = [](const redis::Endpoint& e, ferry::v1::EndpointSpec* out) {
+    redis::Endpoint no_password = e;
+    no_password.password.clear();
+    out->set_uri(no_password.Redacted());
+    out->set_password(e.password);
+    out->set_ca_file(e.ca_file);
+    out->set_insecure(!e.verify_peer);
+  };
+  fill(r.source, spec.mutable_source());
+  fill(r.target, spec.mutable_target());
+  for (int db : r.dbs) spec.add_dbs(db);
+  if (r.target_db.has_value()) spec.set_target_db(*r.target_db);
+  spec.set_match(r.match);
+  spec.set_type(r.type);
+  spec.set_batch_keys(r.batch_keys);
+  spec.set_rate_limit(r.rate_limit);
+  spec.set_on_conflict(r.on_conflict == agent::OnConflict::kSkip   ? ferry::v1::ON_CONFLICT_SKIP
+                       : r.on_conflict == agent::OnConflict::kFail ? ferry::v1::ON_CONFLICT_FAIL
+                                                                   : ferry::v1::ON_CONFLICT_REPLACE);
+  spec.set_shards(r.shards);
+  spec.set_parallel(r.parallel);
+  spec.set_dry_run(r.dry_run);
+  return spec;
+}
+
+bool IsFinal(JobState state) {
+  return state == ferry::v1::JOB_STATE_DONE || state == ferry::v1::JOB_STATE_DONE_WITH_ERRORS ||
+         state == ferry::v1::JOB_STATE_FAILED || state == ferry::v1::JOB_STATE_CANCELLED;
+}
+
+std::string StateName(JobState state) {
+  switch (state) {
+    case ferry::v1::JOB_STATE_PENDING:
+      return "pending";
+    case ferry::v1::JOB_STATE_RUNNING:
+      return "running";
+    case ferry::v1::JOB_STATE_PAUSED:
+      return "paused";
+    case ferry::v1::JOB_STATE_DONE:
+      return "done";
+    case ferry::v1::JOB_STATE_DONE_WITH_ERRORS:
+      return "done-with-errors";
+    case ferry::v1::JOB_STATE_FAILED:
+      return "failed";
+    case ferry::v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
+  }
+}
+
+ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
+  using google::protobuf::util::TimeUtil;
+  ProgressSnapshot s;
+  const ferry::v1::Counters& c = job.progress().counters();
+  s.scanned = c.scanned();
+  s.copied = c.copied();
+  s.skipped = c.skipped();
+  s.vanished = c.vanished();
+  s.expired = c.expired();
+  s.failed = c.failed();
+  s.bytes = c.bytes();
+  s.estimated_keys = job.progress().estimated_keys();
+  s.shards_total = job.progress().shards_total();
+  s.shards_done = job.progress().shards_done();
+  s.elapsed = absl::Now() - start;
+  if (IsFinal(job.state()) && job.has_create_time() && job.has_update_time()) {
+    s.elapsed = absl::Milliseconds(
+        TimeUtil::DurationToMilliseconds(job.update_time() - job.create_time()));
+  }
+  return s;
+}
+
+int ExitCodeForJob(const Job& job) {
+  switch (job.state()) {
+    case ferry::v1::JOB_STATE_DONE:
+      return 0;
+    case ferry::v1::JOB_STATE_DONE_WITH_ERRORS:
+      return 1;
+    case ferry::v1::JOB_STATE_CANCELLED:
+      return 130;
+    case ferry::v1::JOB_STATE_FAILED: {
+      const int code = ExitCodeFor(absl::Status(
+          static_cast<absl::StatusCode>(job.error_code()), job.error()));
+      return code == 0 ? 1 : code;
+    }
+    default:
+      return 1;
+  }
+}
+
+}  // namespace ferry::cli

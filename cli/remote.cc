@@ -1,0 +1,194 @@
+#include "cli/remote.h"
+
+#include <cstdio>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "cli/client.h"
+#include "cli/watch.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace ferry::cli {
+namespace {
+
+struct Command {
+  std::string usage;
+  std::string description;
+  std::vector<FlagSpec> flags;  // Besides ClientFlags().
+  int positional;               // Number of positional arguments (the job id).
+};
+
+const std::map<std::string, Command>& Commands() {
+  static const auto* commands = new std::map<std::string, Command>{
+      {"submit",
+       {"ferry submit --from URI --to URI [options]",
+        "Submits a job to the controller and prints its id alone on stdout.", JobFlags(), 0}},
+      {"status",
+       {"ferry status JOB [--failed] [--output json]", "Shows a job.",
+        {{"failed", "", "also list the keys that failed (up to 1000)"},
+         {"output", "FORMAT", "text (default) or json"}},
+        1}},
+      {"watch",
+       {"ferry watch JOB [--progress MODE] [--output json]",
+        "Shows a job's progress until it ends; exits like ferry migrate (0 every key copied, 1 "
+        "failed keys, 3 access errors).",
+        {{"progress", "MODE", "auto, bar, log or none"},
+         {"output", "FORMAT", "text (default) or json: the final summary"}},
+        1}},
+      {"list", {"ferry list [--output json]", "Lists the jobs.", {{"output", "FORMAT", "text or json"}}, 0}},
+      {"cancel", {"ferry cancel JOB", "Cancels a job; its shards stop at a batch boundary.", {}, 1}},
+      {"pause", {"ferry pause JOB", "Pauses a job; resume continues from its checkpoints.", {}, 1}},
+      {"resume", {"ferry resume JOB", "Resumes a paused job.", {}, 1}},
+      {"agents", {"ferry agents [--output json]", "Lists the connected agents.", {{"output", "FORMAT", "text or json"}}, 0}},
+  };
+  return *commands;
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(message, &out, options);
+  return out;
+}
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "error: %s\n", std::string(status.message()).c_str());
+  return ExitCodeFor(status) == 0 ? 1 : ExitCodeFor(status);
+}
+
+void PrintJob(const ferry::v1::Job& job) {
+  std::printf("job %s: %s\n", job.id().c_str(), StateName(job.state()).c_str());
+  std::printf("  %s -> %s\n", job.spec().source().uri().c_str(),
+              job.spec().target().uri().c_str());
+  std::printf("  %s\n", ProgressLine(SnapshotOfJob(job, absl::Now())).c_str());
+  if (!job.error().empty()) std::printf("  error: %s\n", job.error().c_str());
+  for (const std::string& w : job.warnings()) std::printf("  warning: %s\n", w.c_str());
+}
+
+int Status(ControllerClient& client, const std::string& id, const Args& args) {
+  absl::StatusOr<ferry::v1::Job> job = client.Get(id);
+  if (!job.ok()) return Fail(job.status());
+  absl::StatusOr<ferry::v1::ListFailedKeysResponse> failed;
+  if (args.Has("failed")) {
+    failed = client.FailedKeys(id, 1000);
+    if (!failed.ok()) return Fail(failed.status());
+  }
+  if (args.Get("output") == "json") {
+    std::string out = ToJson(*job);
+    if (failed.ok() && args.Has("failed")) {
+      out = absl::StrCat("{\"job\":", out, ",\"failed_keys\":", ToJson(*failed), "}");
+    }
+    std::printf("%s\n", out.c_str());
+    return 0;
+  }
+  PrintJob(*job);
+  if (args.Has("failed")) {
+    std::printf("  failed keys: %llu\n", static_cast<unsigned long long>(failed->total()));
+    for (const auto& key : failed->keys()) {
+      std::printf("    %s: %s\n", JsonString(key.key()).c_str(), key.reason().c_str());
+    }
+  }
+  return 0;
+}
+
+int List(ControllerClient& client, const Args& args) {
+  absl::StatusOr<std::vector<ferry::v1::Job>> jobs = client.List();
+  if (!jobs.ok()) return Fail(jobs.status());
+  if (args.Get("output") == "json") {
+    ferry::v1::ListJobsResponse response;
+    for (const auto& job : *jobs) *response.add_jobs() = job;
+    std::printf("%s\n", ToJson(response).c_str());
+    return 0;
+  }
+  std::printf("%-24s %-17s %-24s %s\n", "JOB", "STATE", "COPIED/ESTIMATED", "SOURCE -> TARGET");
+  for (const auto& job : *jobs) {
+    std::printf("%-24s %-17s %-24s %s -> %s\n", job.id().c_str(), StateName(job.state()).c_str(),
+                absl::StrCat(job.progress().counters().copied(), "/",
+                             job.progress().estimated_keys())
+                    .c_str(),
+                job.spec().source().uri().c_str(), job.spec().target().uri().c_str());
+  }
+  return 0;
+}
+
+int Agents(ControllerClient& client, const Args& args) {
+  absl::StatusOr<std::vector<ferry::v1::AgentInfo>> agents = client.Agents();
+  if (!agents.ok()) return Fail(agents.status());
+  if (args.Get("output") == "json") {
+    ferry::v1::ListAgentsResponse response;
+    for (const auto& a : *agents) *response.add_agents() = a;
+    std::printf("%s\n", ToJson(response).c_str());
+    return 0;
+  }
+  std::printf("%-20s %-32s %-8s %s\n", "AGENT", "NAME", "RUNNING", "PEER");
+  for (const auto& a : *agents) {
+    std::printf("%-20s %-32s %-8s %s\n", a.agent_id().c_str(), a.name().c_str(),
+                absl::StrCat(a.running(), "/", a.slots()).c_str(), a.peer().c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+bool IsRemoteCommand(const std::string& command) { return Commands().count(command) > 0; }
+
+int RunRemoteCommand(const std::string& name, const std::vector<std::string>& argv,
+                     std::atomic<bool>* stop) {
+  const Command& command = Commands().at(name);
+  std::vector<FlagSpec> specs = command.flags;
+  for (FlagSpec& f : ClientFlags()) specs.push_back(std::move(f));
+  specs.push_back({"help", "", "show this help"});
+  absl::StatusOr<Args> args = Args::Parse(argv, specs);
+  if (!args.ok()) return Fail(args.status());
+  if (args->Has("help")) {
+    std::fputs(HelpText(command.usage, command.description, specs).c_str(), stdout);
+    return 0;
+  }
+  if (static_cast<int>(args->positional().size()) != command.positional) {
+    return Fail(absl::InvalidArgumentError(
+        command.positional ? absl::StrCat("give the job id: ", command.usage)
+                           : absl::StrCat("unexpected argument ", args->positional()[0])));
+  }
+  const std::string output = args->Get("output", "text");
+  if (output != "text" && output != "json") {
+    return Fail(absl::InvalidArgumentError("--output must be text or json"));
+  }
+  absl::StatusOr<ClientOptions> options = ClientOptionsFromArgs(*args);
+  if (!options.ok()) return Fail(options.status());
+  absl::StatusOr<ControllerClient> client = ControllerClient::Connect(*options);
+  if (!client.ok()) return Fail(client.status());
+  const std::string id = command.positional ? args->positional()[0] : "";
+
+  if (name == "submit") {
+    std::vector<std::string> warnings;
+    absl::StatusOr<JobRequest> request = JobRequestFromArgs(*args, &warnings);
+    if (!request.ok()) return Fail(request.status());
+    for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    absl::StatusOr<std::string> job_id = client->Submit(JobSpecFromRequest(*request));
+    if (!job_id.ok()) return Fail(job_id.status());
+    std::printf("%s\n", job_id->c_str());
+    return 0;
+  }
+  if (name == "status") return Status(*client, id, *args);
+  if (name == "list") return List(*client, *args);
+  if (name == "agents") return Agents(*client, *args);
+  if (name == "watch") {
+    WatchOptions watch;
+    if (absl::Status s = ParseProgressMode(args->Get("progress", "auto"), &watch.progress);
+        !s.ok()) {
+      return Fail(s);
+    }
+    watch.json = output == "json";
+    return WatchJob(*client, id, watch, stop);
+  }
+  absl::StatusOr<ferry::v1::Job> job = name == "cancel"  ? client->Cancel(id)
+                                       : name == "pause" ? client->Pause(id)
+                                                         : client->Resume(id);
+  if (!job.ok()) return Fail(job.status());
+  std::printf("job %s: %s\n", job->id().c_str(), StateName(job->state()).c_str());
+  return 0;
+}
+
+}  // namespace ferry::cli

@@ -1,0 +1,56 @@
+#include "cli/watch.h"
+
+#include <cstdio>
+
+#include "absl/synchronization/mutex.h"
+
+namespace ferry::cli {
+
+int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOptions& options,
+             std::atomic<bool>* stop) {
+  const absl::Time start = absl::Now();
+  absl::Mutex mu;
+  ferry::v1::Job latest;
+  ProgressDisplay display(options.progress, [&] {
+    absl::MutexLock lock(&mu);
+    return SnapshotOfJob(latest, start);
+  });
+  display.Start();
+  absl::StatusOr<ferry::v1::Job> final_job = client.Watch(
+      job_id,
+      [&](const ferry::v1::Job& job) {
+        absl::MutexLock lock(&mu);
+        latest = job;
+      },
+      stop);
+  display.Stop();
+  if (!final_job.ok()) {
+    std::fprintf(stderr, "error: %s\n", std::string(final_job.status().message()).c_str());
+    const int code = ExitCodeFor(final_job.status());
+    return code == 0 ? 1 : code;
+  }
+  JobReport report;
+  report.state = StateName(final_job->state());
+  report.dry_run = final_job->spec().dry_run();
+  report.totals = SnapshotOfJob(*final_job, start);
+  report.warnings = options.warnings;
+  report.warnings.insert(report.warnings.end(), final_job->warnings().begin(),
+                         final_job->warnings().end());
+  if (!final_job->error().empty()) {
+    report.status = absl::Status(static_cast<absl::StatusCode>(final_job->error_code() == 0
+                                                                   ? 2
+                                                                   : final_job->error_code()),
+                                 final_job->error());
+  }
+  if (final_job->progress().counters().failed() > 0) {
+    absl::StatusOr<ferry::v1::ListFailedKeysResponse> failed = client.FailedKeys(job_id, 100);
+    if (failed.ok()) {
+      for (const auto& key : failed->keys()) report.failed_keys.emplace_back(key.key(), key.reason());
+    }
+  }
+  std::fputs(FormatReport(report, options.json).c_str(), stdout);
+  std::fflush(stdout);
+  return ExitCodeForJob(*final_job);
+}
+
+}  // namespace ferry::cli
