@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
+#include <memory>
+#include <string>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -29,6 +33,9 @@ using FailedKeys = google::protobuf::RepeatedPtrField<pb::FailedKey>;
 // How often the session looks at its timers (heartbeat, progress, timeouts, shutdown).
 constexpr absl::Duration kTick = absl::Milliseconds(100);
 constexpr absl::Duration kInitialBackoff = absl::Milliseconds(250);
+// How long a connection attempt may keep failing before the stream is opened anyway, to learn
+// gRPC's reason for the failure.
+constexpr absl::Duration kConnectFailureGrace = absl::Seconds(1);
 // Without a lease timeout from the controller: how long reports may stay unanswered.
 constexpr absl::Duration kDefaultAckTimeout = absl::Seconds(30);
 // Failed keys per report are cut into messages of about this size (gRPC's default limit on
@@ -197,6 +204,11 @@ class Session {
   absl::Status Run(bool* registered) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // Keeps the timers until the stream breaks (false) or a drain ends (true).
+  bool Serve(absl::Time start) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the call (half-close after a drain, cancel otherwise), stops and joins everything.
+  absl::Status Close(bool clean, std::thread& reader, std::thread& writer, bool* registered)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void ReadLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void WriteLoop() ABSL_LOCKS_EXCLUDED(mu_);
   void RunShard(LeaseRun* run) ABSL_LOCKS_EXCLUDED(mu_);
@@ -264,10 +276,14 @@ absl::Status Session::Run(bool* registered) {
   }
   std::thread reader([this] { ReadLoop(); });
   std::thread writer([this] { WriteLoop(); });
+  const bool clean = Serve(start);
+  return Close(clean, reader, writer, registered);
+}
 
-  bool clean = false;
+bool Session::Serve(absl::Time start) {
   for (;;) {
     std::vector<std::unique_ptr<LeaseRun>> ended;
+    bool drained = false;
     {
       absl::MutexLock lock(&mu_);
       mu_.AwaitWithTimeout(absl::Condition(
@@ -278,18 +294,19 @@ absl::Status Session::Run(bool* registered) {
         Break(absl::DeadlineExceededError(absl::StrCat(
             "no answer to Register within ", absl::FormatDuration(options_.connect_timeout))));
       }
-      if (!broken_.ok()) break;
+      if (!broken_.ok()) return false;
       ended = TakeEnded(/*all=*/false);
-      if (!Tick(now)) {
-        clean = true;
-        break;
-      }
+      drained = !Tick(now);
     }
     Join(std::move(ended));
+    if (drained) return true;
   }
+}
 
-  std::vector<std::unique_ptr<LeaseRun>> runs;
+absl::Status Session::Close(bool clean, std::thread& reader, std::thread& writer,
+                            bool* registered) {
   absl::Status why;
+  bool cancel_call = false;
   {
     absl::MutexLock lock(&mu_);
     *registered = registered_;
@@ -298,15 +315,22 @@ absl::Status Session::Run(bool* registered) {
       // Half-close after the last report; the controller then ends the call.
       close_writes_ = true;
       mu_.AwaitWithTimeout(absl::Condition(&read_done_), options_.drain_timeout);
-    } else {
-      StopAll(StopReason::kStreamLost);
     }
-    runs = TakeEnded(/*all=*/true);
+    // A call the controller ended keeps its status for Finish(); any other is cancelled, which
+    // also unblocks the reader and the writer.
+    cancel_call = !read_done_;
+    Break(absl::CancelledError("stream closed"));  // From now on nothing is sent or started.
+    StopAll(StopReason::kStreamLost);
   }
-  context_.TryCancel();  // No-op once the call ended; unblocks the reader and writer otherwise.
-  Join(std::move(runs));
+  if (cancel_call) context_.TryCancel();
   reader.join();
   writer.join();
+  std::vector<std::unique_ptr<LeaseRun>> runs;
+  {
+    absl::MutexLock lock(&mu_);
+    runs = TakeEnded(/*all=*/true);
+  }
+  Join(std::move(runs));
   const grpc::Status status = stream_->Finish();
   if (clean) return absl::OkStatus();
   if (!status.ok() && status.error_code() != grpc::StatusCode::CANCELLED) {
@@ -396,14 +420,24 @@ void Session::OnRegistered(const pb::ControllerMessage::Registered& registered) 
 }
 
 void Session::OnLease(const pb::ControllerMessage::Lease& lease) {
+  if (!broken_.ok()) return;  // The lease dies with the stream.
+  if (FindActive(lease.lease_id()) != nullptr) {
+    FERRY_LOG(Warning) << "ignoring a second grant of running lease " << lease.lease_id();
+    return;
+  }
   pb::AgentMessage answer;
-  if (draining_ || ActiveCount() >= options_.slots || FindActive(lease.lease_id()) != nullptr) {
-    FERRY_LOG(Warning) << "handing back lease " << lease.lease_id()
-                       << " at once: " << (draining_ ? "shutting down" : "no free slot");
+  if (draining_ || ActiveCount() >= options_.slots) {
+    if (draining_) {
+      FERRY_LOG(Info) << "handing back lease " << lease.lease_id() << " at once: shutting down";
+    } else {
+      FERRY_LOG(Warning) << "handing back lease " << lease.lease_id() << " at once: all "
+                         << options_.slots << " slots are busy";
+    }
     pb::AgentMessage::Returned* returned = answer.mutable_returned();
     returned->set_lease_id(lease.lease_id());
     returned->set_epoch(lease.epoch());
     *returned->mutable_checkpoint() = lease.resume();
+    returned->set_draining(draining_);
     Send(std::move(answer));
     return;
   }
@@ -447,8 +481,10 @@ LeaseRun* Session::FindActive(const std::string& lease_id) {
 }
 
 int Session::ActiveCount() {
-  return static_cast<int>(
-      std::count_if(runs_.begin(), runs_.end(), [](const auto& run) { return !run->ended; }));
+  // A revoked shard stops within a batch; the controller already counts its slot as free.
+  return static_cast<int>(std::count_if(runs_.begin(), runs_.end(), [](const auto& run) {
+    return !run->ended && run->stop == StopReason::kNone;
+  }));
 }
 
 void Session::RunShard(LeaseRun* run) {
@@ -542,6 +578,7 @@ void Session::ReportEnd(LeaseRun& run, const absl::Status& status) {
   pb::AgentMessage::Returned* report = message.mutable_returned();
   *report->mutable_failed_keys() = TakeFailedKeys(run, drain);
   FillReport(run, run.latest, report);
+  report->set_draining(drain);  // The controller leases this agent nothing more.
   Send(std::move(message), drain ? run.lease_id : "");
 }
 
@@ -616,11 +653,12 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> BuildChannel(const AgentOptions& 
     credentials = grpc::InsecureChannelCredentials();
   }
   grpc::ChannelArguments args;
-  // gRPC's own reconnect backoff (up to 2 minutes by default) would outlast ours.
+  // gRPC's own reconnect backoff (up to 2 minutes by default) would outlast ours. Not
+  // GRPC_ARG_MIN_RECONNECT_BACKOFF_MS: gRPC also uses it as the timeout of one connection
+  // attempt (TCP and TLS handshakes), 20 s by default.
   const int max_backoff_ms =
-      std::max(100, static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
-  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+      std::max(250, static_cast<int>(absl::ToInt64Milliseconds(options.max_backoff)));
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 250);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_backoff_ms);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, kKeepaliveTimeMs);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, kKeepaliveTimeoutMs);
@@ -696,24 +734,28 @@ bool Agent::SleepUnlessShutdown(absl::Duration duration) {
 }
 
 absl::Status Agent::WaitForChannel() {
-  const absl::Time deadline = absl::Now() + options_.connect_timeout;
+  const absl::Time start = absl::Now();
+  const absl::Time deadline = start + options_.connect_timeout;
   grpc_connectivity_state state = channel_->GetState(/*try_to_connect=*/true);
-  // A failure counts once the channel tried during this attempt; a failure left from an
-  // earlier attempt only means gRPC is waiting before its next try.
-  bool tried = false;
+  if (state == GRPC_CHANNEL_TRANSIENT_FAILURE) {
+    // Left from an earlier attempt: connect now, not after gRPC's own backoff, so this
+    // attempt and its log line say how the controller is doing now.
+    grpc::experimental::ChannelResetConnectionBackoff(channel_.get());
+  }
   while (state != GRPC_CHANNEL_READY) {
     if (shutdown_requested()) return absl::CancelledError("shutting down");
     const absl::Time now = absl::Now();
-    if ((tried && state == GRPC_CHANNEL_TRANSIENT_FAILURE) || now >= deadline) {
-      return absl::UnavailableError(state == GRPC_CHANNEL_TRANSIENT_FAILURE
-                                        ? "cannot connect"
-                                        : "no connection within the connect timeout");
+    // Still failing a moment after the retry: opening the stream then fails at once, with
+    // gRPC's reason (refused, TLS handshake...).
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE && now - start >= kConnectFailureGrace) {
+      return absl::OkStatus();
+    }
+    if (now >= deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("no connection within ", absl::FormatDuration(options_.connect_timeout)));
     }
     // Short slices, so Shutdown() is noticed while the controller is unreachable.
-    if (channel_->WaitForStateChange(state,
-                                     absl::ToChronoTime(std::min(deadline, now + kTick * 2)))) {
-      tried = true;
-    }
+    channel_->WaitForStateChange(state, absl::ToChronoTime(std::min(deadline, now + kTick)));
     state = channel_->GetState(/*try_to_connect=*/true);
   }
   return absl::OkStatus();
@@ -736,9 +778,16 @@ void Agent::Run() {
     }
     // Up to 20% less than the backoff, so a fleet does not reconnect in lockstep.
     const absl::Duration wait = backoff * absl::Uniform(random, 0.8, 1.0);
-    FERRY_LOG(Warning) << "controller at " << options_.controller_address << ": "
-                       << status.message() << " (attempt " << attempt << "); reconnecting in "
-                       << absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1)));
+    const std::string message =
+        absl::StrCat("controller at ", options_.controller_address, ": ", status.ToString(),
+                     " (attempt ", attempt, "); reconnecting in ",
+                     absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))));
+    // A refused token or name does not fix itself: say it louder than a controller restart.
+    if (absl::IsUnauthenticated(status) || absl::IsPermissionDenied(status)) {
+      FERRY_LOG(Error) << message;
+    } else {
+      FERRY_LOG(Warning) << message;
+    }
     if (SleepUnlessShutdown(wait)) break;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }

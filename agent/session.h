@@ -26,13 +26,16 @@ struct AgentOptions {
   int slots = 2;
   // Name shown by ListAgents; empty means `hostname:pid`.
   std::string name;
-  // Bearer token sent as `authorization: Bearer <token>` on the stream; empty sends none.
+  // Bearer token sent as `authorization: Bearer <token>` metadata on the stream, over any
+  // channel (an injected one too: do not also give that channel a token interceptor); empty
+  // sends none.
   std::string token;
   // PEM bundle trusted for the controller's certificate; setting it implies `tls`. Empty with
   // `tls` means the system's default trust store.
   std::string tls_ca_file;
   bool tls = false;
-  // Defaults for each shard; a lease's batch size, conflict policy and dry-run flag override.
+  // Defaults for each shard; a lease's batch size (when > 0), conflict policy and dry-run flag
+  // replace the ones here.
   CopyOptions copy;
   // Longest gap between two messages to the controller (the controller may ask for less).
   absl::Duration heartbeat_interval = absl::Seconds(1);
@@ -80,7 +83,8 @@ class Agent {
   // Sleeps `duration` or until Shutdown(); returns whether shutdown was requested.
   bool SleepUnlessShutdown(absl::Duration duration) ABSL_LOCKS_EXCLUDED(mu_);
   bool shutdown_requested() ABSL_LOCKS_EXCLUDED(mu_);
-  // Waits, within options_.connect_timeout, for the channel built here to be READY.
+  // Waits, within options_.connect_timeout, for the channel built here to be READY or to
+  // fail.
   absl::Status WaitForChannel() ABSL_LOCKS_EXCLUDED(mu_);
 
   const AgentOptions options_;

@@ -9,7 +9,7 @@
 #include "cli/args.h"
 #include "cli/job_options.h"
 #include "cli/progress.h"
-#include "proto/ferry/v1/ferry.grpc.pb.h"
+#include "ferry/v1/ferry.grpc.pb.h"
 
 namespace ferry::cli {
 

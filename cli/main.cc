@@ -12,6 +12,7 @@
 #include "cli/gen.h"
 #include "cli/job_options.h"
 #include "cli/migrate.h"
+#include "cli/remote.h"
 
 namespace {
 
@@ -31,6 +32,15 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  migrate   copy a source server into a target, in this process\n"
     "  gen       write random test data to a server, or RESP for redis-cli --pipe\n"
+    "\nWith a controller (--controller ADDR, default $FERRY_CONTROLLER or 127.0.0.1:7420):\n"
+    "  submit    submit a job; prints its id\n"
+    "  status    show a job (--failed lists failed keys)\n"
+    "  watch     follow a job until it ends; exits like migrate\n"
+    "  list      list jobs\n"
+    "  cancel    cancel a job\n"
+    "  pause     pause a job\n"
+    "  resume    resume a paused job\n"
+    "  agents    list connected agents\n"
     "\nRun `ferry COMMAND --help` for the options of a command.\n";
 
 int UsageError(const std::string& message) {
@@ -141,5 +151,6 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   if (command == "migrate") return Migrate(rest);
   if (command == "gen") return Gen(rest);
+  if (ferry::cli::IsRemoteCommand(command)) return ferry::cli::RunRemoteCommand(command, rest, &g_stop);
   return UsageError("unknown command \"" + command + "\"");
 }

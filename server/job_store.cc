@@ -26,6 +26,7 @@ CREATE TABLE IF NOT EXISTS jobs (
   spec BLOB NOT NULL,
   state INTEGER NOT NULL,
   error TEXT NOT NULL DEFAULT '',
+  error_code INTEGER NOT NULL DEFAULT 0,
   warnings TEXT NOT NULL DEFAULT '',
   planned INTEGER NOT NULL DEFAULT 0,
   estimated_keys INTEGER NOT NULL DEFAULT 0,
@@ -150,9 +151,9 @@ ShardRecord ReadShard(Statement& row) {
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
   FERRY_RETURN_IF_ERROR(CreatePrivateFile(path));
   sqlite3* db = nullptr;
-  int rc = sqlite3_open_v2(path.c_str(), &db,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     absl::Status status = absl::FailedPreconditionError(
         absl::StrCat("cannot open state file ", path, ": ", sqlite3_errstr(rc)));
@@ -187,7 +188,8 @@ absl::Status JobStore::CreateJob(JobRecord* job) {
   job->seq = has_row ? max_seq.Int(0) + 1 : 1;
   Statement insert(db_,
                    "INSERT INTO jobs (id, seq, spec, state, error, warnings, planned, "
-                   "estimated_keys, create_ms, update_ms) VALUES (?,?,?,?,?,?,?,?,?,?)");
+                   "estimated_keys, create_ms, update_ms, error_code) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
   insert.BindText(1, job->id)
       .Bind(2, job->seq)
       .BindBlob(3, job->spec.SerializeAsString())
@@ -197,21 +199,23 @@ absl::Status JobStore::CreateJob(JobRecord* job) {
       .Bind(7, job->planned ? 1 : 0)
       .Bind(8, static_cast<int64_t>(job->estimated_keys))
       .Bind(9, ToMillis(job->create_time))
-      .Bind(10, ToMillis(job->update_time));
+      .Bind(10, ToMillis(job->update_time))
+      .Bind(11, job->error_code);
   return insert.Run();
 }
 
 absl::Status JobStore::UpdateJobLocked(const JobRecord& job) {
   Statement update(db_,
                    "UPDATE jobs SET state=?, error=?, warnings=?, planned=?, estimated_keys=?, "
-                   "update_ms=? WHERE id=?");
+                   "update_ms=?, error_code=? WHERE id=?");
   update.Bind(1, job.state)
       .BindText(2, job.error)
       .BindText(3, absl::StrJoin(job.warnings, "\n"))
       .Bind(4, job.planned ? 1 : 0)
       .Bind(5, static_cast<int64_t>(job.estimated_keys))
       .Bind(6, ToMillis(job.update_time))
-      .BindText(7, job.id);
+      .Bind(7, job.error_code)
+      .BindText(8, job.id);
   FERRY_RETURN_IF_ERROR(update.Run());
   if (sqlite3_changes(db_) != 1) return absl::NotFoundError(absl::StrCat("job ", job.id));
   return absl::OkStatus();
@@ -313,7 +317,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadJobs() {
   absl::MutexLock lock(&mu_);
   Statement select(db_,
                    "SELECT id, seq, spec, state, error, warnings, planned, estimated_keys, "
-                   "create_ms, update_ms FROM jobs ORDER BY seq");
+                   "create_ms, update_ms, error_code FROM jobs ORDER BY seq");
   std::vector<JobRecord> jobs;
   while (true) {
     FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());
@@ -332,6 +336,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadJobs() {
     job.estimated_keys = static_cast<uint64_t>(select.Int(7));
     job.create_time = FromMillis(select.Int(8));
     job.update_time = FromMillis(select.Int(9));
+    job.error_code = static_cast<int>(select.Int(10));
   }
   return jobs;
 }
@@ -352,8 +357,7 @@ absl::StatusOr<std::vector<ShardRecord>> JobStore::LoadShards() {
 }
 
 absl::StatusOr<std::vector<StoredFailedKey>> JobStore::ListFailedKeys(const std::string& job_id,
-                                                                      int64_t after_id,
-                                                                      int limit) {
+                                                                      int64_t after_id, int limit) {
   absl::MutexLock lock(&mu_);
   Statement select(db_,
                    "SELECT id, key, reason FROM failed_keys WHERE job_id=? AND id>? ORDER BY id "

@@ -26,6 +26,7 @@ struct JobRecord {
   ferry::v1::JobSpec spec;  // With passwords.
   ferry::v1::JobState state = ferry::v1::JOB_STATE_PENDING;
   std::string error;
+  int error_code = 0;  // absl::StatusCode of `error`.
   std::vector<std::string> warnings;
   bool planned = false;  // The shards are stored.
   uint64_t estimated_keys = 0;

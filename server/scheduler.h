@@ -106,9 +106,10 @@ class Scheduler {
  private:
   struct ShardEntry {
     ShardRecord record;
-    absl::Time expiry;          // When the lease dies unless renewed; leased shards only.
-    bool revoking = false;      // Revoke sent; waiting for Returned.
-    double rate_share = 0;      // Keys/s last sent to the agent.
+    absl::Time expiry;      // When the lease dies unless renewed; leased shards only.
+    bool revoking = false;  // Revoke sent; waiting for Returned.
+    int retries = 0;        // Retryable failures in a row (not persisted).
+    double rate_share = 0;  // Keys/s last sent to the agent.
   };
   struct RateSample {
     absl::Time time;
@@ -117,13 +118,13 @@ class Scheduler {
   };
   struct JobEntry {
     JobRecord record;
-    std::vector<int64_t> shard_ids;                // Plan order.
-    std::set<int64_t> pending;                     // Shards waiting for an agent.
-    std::map<std::string, int> running_per_node;   // Leased shards per source node.
-    int running = 0;                               // Leased shards.
-    ferry::v1::Counters totals;                    // Sum of the shards' checkpoint counters.
-    uint64_t failed_keys = 0;                      // Rows in the store's failed_keys.
-    std::deque<RateSample> samples;                // For keys/s and bytes/s.
+    std::vector<int64_t> shard_ids;               // Plan order.
+    std::set<int64_t> pending;                    // Shards waiting for an agent.
+    std::map<std::string, int> running_per_node;  // Leased shards per source node.
+    int running = 0;                              // Leased shards.
+    ferry::v1::Counters totals;                   // Sum of the shards' checkpoint counters.
+    uint64_t failed_keys = 0;                     // Rows in the store's failed_keys.
+    std::deque<RateSample> samples;               // For keys/s and bytes/s.
   };
   struct AgentEntry {
     std::string id;
@@ -143,7 +144,9 @@ class Scheduler {
   // Jobs (scheduler_jobs.cc).
   absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::Status SetJobStateLocked(JobEntry& job, ferry::v1::JobState state, std::string error)
+  // `code` says what kind of error `error` is (Job.error_code), so clients can pick an exit code.
+  absl::Status SetJobStateLocked(JobEntry& job, ferry::v1::JobState state, std::string error,
+                                 absl::StatusCode code = absl::StatusCode::kOk)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RevokeJobLeasesLocked(JobEntry& job, absl::string_view reason)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -165,9 +168,10 @@ class Scheduler {
                                               const std::string& lease_id, uint64_t epoch)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Stores a reported checkpoint (and failed keys), then updates the totals.
-  absl::Status ApplyCheckpointLocked(ShardEntry& shard, const ShardRecord& updated,
-                                     const google::protobuf::RepeatedPtrField<ferry::v1::FailedKey>&
-                                         failed_keys) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status ApplyCheckpointLocked(
+      ShardEntry& shard, const ShardRecord& updated,
+      const google::protobuf::RepeatedPtrField<ferry::v1::FailedKey>& failed_keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReportLocked(AgentEntry& agent, const ferry::v1::AgentMessage::Progress& progress)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status FinishLocked(AgentEntry& agent,

@@ -100,8 +100,8 @@ grpc::Status BearerTokenAuthProcessor::Process(const InputMetadata& auth_metadat
   }
   context->AddProperty(kTokenCheckedProperty, "ok");
   // Consumed metadata is hidden from handlers, so the token goes no further.
-  consumed_auth_metadata->insert(
-      std::make_pair(std::string(kAuthorizationKey), std::string(it->second.data(), it->second.size())));
+  consumed_auth_metadata->insert(std::make_pair(std::string(kAuthorizationKey),
+                                                std::string(it->second.data(), it->second.size())));
   return grpc::Status::OK;
 }
 
@@ -147,13 +147,13 @@ std::shared_ptr<grpc::CallCredentials> BearerTokenCallCredentials(const std::str
   return grpc::AccessTokenCredentials(token);
 }
 
-std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface> BearerTokenInterceptorFactory(
-    const std::string& token) {
+std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>
+BearerTokenInterceptorFactory(const std::string& token) {
   return std::make_unique<BearerTokenInterceptorFactoryImpl>(token);
 }
 
-absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateClientChannel(
-    const std::string& target, const ClientSecurity& security) {
+absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateClientChannel(const std::string& target,
+                                                                   const ClientSecurity& security) {
   grpc::ChannelArguments args;
   if (!security.tls) {
     std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
@@ -167,8 +167,8 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> CreateClientChannel(
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::SslCredentials(options);
   if (!security.token.empty()) {
-    credentials = grpc::CompositeChannelCredentials(credentials,
-                                                    BearerTokenCallCredentials(security.token));
+    credentials =
+        grpc::CompositeChannelCredentials(credentials, BearerTokenCallCredentials(security.token));
   }
   if (!security.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(security.tls_server_name);

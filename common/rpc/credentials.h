@@ -3,10 +3,10 @@
 // Transport security for ferry's gRPC: TLS from PEM files and a bearer token
 // (`authorization: Bearer <token>`). Tokens and keys never appear in logs or error messages.
 
-#include <grpcpp/support/client_interceptor.h>
 #include <grpcpp/security/auth_metadata_processor.h>
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/support/client_interceptor.h>
 
 #include <memory>
 #include <string>
@@ -83,8 +83,8 @@ std::shared_ptr<grpc::CallCredentials> BearerTokenCallCredentials(const std::str
 // Adds `authorization: Bearer <token>` to every call of a channel, whatever its transport
 // (plaintext, in-process). For `CreateCustomChannelWithInterceptors` and
 // `Server::experimental().InProcessChannelWithInterceptors`.
-std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface> BearerTokenInterceptorFactory(
-    const std::string& token);
+std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>
+BearerTokenInterceptorFactory(const std::string& token);
 
 // A channel to `target` (`host:port`) that sends the token (if any) on every call: as call
 // credentials over TLS, through an interceptor over plaintext.

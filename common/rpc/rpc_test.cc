@@ -118,7 +118,7 @@ TEST_F(PlaintextTokenTest, InProcessChannelWithInterceptorPasses) {
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> factories;
   factories.push_back(BearerTokenInterceptorFactory("right-token"));
   EXPECT_EQ(Call(server_->experimental().InProcessChannelWithInterceptors(grpc::ChannelArguments(),
-                                                                           std::move(factories))),
+                                                                          std::move(factories))),
             grpc::StatusCode::OK);
 }
 

@@ -1,13 +1,13 @@
-#include "server/redis_planner.h"
+#include "server/copy_planner.h"
 
 #include "common/base/status_macros.h"
-#include "proto/ferry/v1/ferry.pb.h"
+#include "ferry/v1/ferry.pb.h"
 #include "server/job_spec.h"
 #include "server/planner.h"
 
 namespace ferry::server {
 
-absl::StatusOr<PlanResult> RedisPlanner::Plan(const ferry::v1::JobSpec& spec) {
+absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   PlanRequest request;
   FERRY_ASSIGN_OR_RETURN(request.source, EndpointFromSpec(spec.source()));
   FERRY_ASSIGN_OR_RETURN(request.target, EndpointFromSpec(spec.target()));
@@ -17,12 +17,12 @@ absl::StatusOr<PlanResult> RedisPlanner::Plan(const ferry::v1::JobSpec& spec) {
   request.dry_run = spec.dry_run();
   FERRY_ASSIGN_OR_RETURN(server::Plan plan, PlanCopy(request));
   PlanResult result;
+  for (const PlannedShard& shard : plan.shards) {
+    result.shards.push_back({/*source_node=*/"", shard.source_db, shard.target_db, shard.shard_bits,
+                             shard.shard_index});
+  }
   result.estimated_keys = plan.estimated_keys;
   result.warnings = std::move(plan.warnings);
-  const std::string node = request.source.Address();
-  for (const PlannedShard& s : plan.shards) {
-    result.shards.push_back({node, s.source_db, s.target_db, s.shard_bits, s.shard_index});
-  }
   return result;
 }
 

@@ -1,0 +1,357 @@
+#include "common/redis/router.h"
+
+#include <algorithm>
+#include <numeric>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/base/logging.h"
+#include "common/base/status_macros.h"
+#include "common/redis/slot.h"
+
+namespace ferry::redis {
+namespace {
+
+absl::string_view ErrorPrefix(absl::string_view error) {
+  return error.substr(0, std::min(error.find(' '), error.size()));
+}
+
+// Error replies after which the same command can succeed a little later.
+bool IsRetryable(absl::string_view prefix) {
+  return prefix == "TRYAGAIN" || prefix == "CLUSTERDOWN" || prefix == "LOADING" ||
+         prefix == "MASTERDOWN";
+}
+
+// `MOVED 3999 10.0.0.1:6381` / `ASK 3999 10.0.0.1:6381`. An empty or "?" host means "the host
+// this command was sent to" (cluster-preferred-endpoint-type unknown-endpoint).
+struct Redirect {
+  int slot = -1;
+  std::string host;
+  int port = 0;
+};
+
+bool ParseRedirect(absl::string_view error, absl::string_view same_host, Redirect* out) {
+  const size_t first_space = error.find(' ');
+  const size_t second_space = error.find(' ', first_space + 1);
+  if (first_space == absl::string_view::npos || second_space == absl::string_view::npos) {
+    return false;
+  }
+  absl::string_view address = error.substr(second_space + 1);
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(error.substr(first_space + 1, second_space - first_space - 1),
+                        &out->slot) ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &out->port) || out->slot < 0 ||
+      out->slot >= kClusterSlots) {
+    return false;
+  }
+  absl::string_view host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  out->host = std::string(host.empty() || host == "?" ? same_host : host);
+  return true;
+}
+
+}  // namespace
+
+struct Router::Node {
+  Endpoint endpoint;
+  std::optional<Connection> connection;  // Opened on first use, dropped after a transport error.
+};
+
+// One Execute call: which commands still need a reply, where the next attempt of each goes,
+// and what the last round asked for (a backoff, a topology refresh).
+class Router::Run {
+ public:
+  explicit Run(Router& router)
+      : router_(router),
+        replies_(router.commands_.size()),
+        answered_(router.commands_.size(), false),
+        ask_node_(router.commands_.size(), -1) {}
+
+  absl::StatusOr<std::vector<Reply>> Go() {
+    std::vector<size_t> todo(replies_.size());
+    std::iota(todo.begin(), todo.end(), 0);
+    const RouterRetryPolicy& retry = router_.retry_;
+    const absl::Time deadline = absl::Now() + retry.max_duration;
+    absl::Duration backoff = retry.initial_backoff;
+    for (int round = 1; !todo.empty(); ++round) {
+      backoff_ = refresh_ = false;
+      todo = Round(todo);
+      if (todo.empty() || round >= retry.max_rounds || absl::Now() >= deadline) break;
+      if (refresh_) router_.MaybeRefreshTopology();
+      // Redirects alone are resent at once, but not in a tight loop.
+      if (backoff_ || round >= 3) {
+        absl::SleepFor(std::min(backoff, deadline - absl::Now()));
+        backoff = std::min(backoff * 2, retry.max_backoff);
+      }
+    }
+    for (size_t index : todo) {
+      if (!answered_[index]) {
+        return absl::UnavailableError(absl::StrCat(
+            "no reply from ", router_.cluster_ ? "the cluster" : "the server", " at ",
+            router_.seed_.Redacted(), " after retries: ", last_transport_error_.message()));
+      }
+    }
+    return std::move(replies_);
+  }
+
+ private:
+  struct Attempt {
+    size_t index;
+    bool asking;
+  };
+
+  // Sends `todo` grouped by node, reads every reply, returns the commands to send again.
+  std::vector<size_t> Round(const std::vector<size_t>& todo) {
+    std::vector<std::vector<Attempt>> by_node(router_.nodes_.size());
+    for (size_t index : todo) {
+      const int ask = ask_node_[index];
+      const int node = ask >= 0 ? ask : router_.NodeForSlot(router_.commands_[index].slot);
+      by_node[node].push_back({index, ask >= 0});
+      ask_node_[index] = -1;
+    }
+    std::vector<size_t> again;
+    std::vector<bool> sent(by_node.size(), false);
+    for (size_t node = 0; node < by_node.size(); ++node) {
+      if (by_node[node].empty()) continue;
+      sent[node] = Send(static_cast<int>(node), by_node[node]);
+      if (!sent[node]) {
+        for (const Attempt& attempt : by_node[node]) again.push_back(attempt.index);
+      }
+    }
+    for (size_t node = 0; node < by_node.size(); ++node) {
+      if (sent[node]) Read(static_cast<int>(node), by_node[node], &again);
+    }
+    return again;
+  }
+
+  bool Send(int node, const std::vector<Attempt>& attempts) {
+    absl::StatusOr<Connection*> connection = router_.ConnectionTo(node);
+    if (!connection.ok()) {
+      TransportError(node, connection.status());
+      return false;
+    }
+    for (const Attempt& attempt : attempts) {
+      if (attempt.asking) (*connection)->Append({"ASKING"});
+      const Queued& command = router_.commands_[attempt.index];
+      (*connection)
+          ->Append(absl::MakeConstSpan(router_.args_.data() + command.first_arg, command.argc));
+    }
+    absl::Status flushed = (*connection)->Flush();
+    if (!flushed.ok()) TransportError(node, flushed);
+    return flushed.ok();
+  }
+
+  void Read(int node, const std::vector<Attempt>& attempts, std::vector<size_t>* again) {
+    Connection& connection = *router_.nodes_[node]->connection;
+    for (size_t k = 0; k < attempts.size(); ++k) {
+      // ASKING answers +OK; a failure shows in the command's own reply.
+      absl::StatusOr<Reply> reply = connection.ReadReply();
+      if (attempts[k].asking && reply.ok()) reply = connection.ReadReply();
+      if (!reply.ok()) {
+        TransportError(node, reply.status());
+        for (size_t rest = k; rest < attempts.size(); ++rest) {
+          again->push_back(attempts[rest].index);
+        }
+        return;
+      }
+      if (Handle(node, attempts[k].index, std::move(*reply))) again->push_back(attempts[k].index);
+    }
+  }
+
+  // Keeps `reply` as command `index`'s answer; true when the command must be sent again.
+  bool Handle(int node, size_t index, Reply reply) {
+    answered_[index] = true;
+    const absl::string_view prefix = reply.is_error() ? ErrorPrefix(reply.str()) : "";
+    bool again = false;
+    Redirect redirect;
+    if (router_.cluster_ && (prefix == "MOVED" || prefix == "ASK") &&
+        ParseRedirect(reply.str(), router_.nodes_[node]->endpoint.host, &redirect)) {
+      const int target = router_.NodeIndex(redirect.host, redirect.port);
+      if (prefix == "MOVED") {
+        ++router_.stats_.moved;
+        router_.slot_owner_[redirect.slot] = target;
+        refresh_ = true;
+      } else {
+        ++router_.stats_.ask;
+        ask_node_[index] = target;
+      }
+      again = true;
+    } else if (IsRetryable(prefix)) {
+      ++router_.stats_.transient;
+      backoff_ = true;
+      refresh_ = refresh_ || prefix == "CLUSTERDOWN";
+      again = true;
+    }
+    replies_[index] = std::move(reply);
+    return again;
+  }
+
+  void TransportError(int node, const absl::Status& status) {
+    ++router_.stats_.connection_errors;
+    router_.DropConnection(node);
+    last_transport_error_ = status;
+    backoff_ = true;
+    refresh_ = true;
+  }
+
+  Router& router_;
+  std::vector<Reply> replies_;
+  // replies_[i] holds a reply: the final one, or the error that made command i go again.
+  std::vector<bool> answered_;
+  // >= 0: command i goes to that node next round, preceded by ASKING.
+  std::vector<int> ask_node_;
+  bool backoff_ = false;
+  bool refresh_ = false;
+  absl::Status last_transport_error_;
+};
+
+Router::Router(Endpoint seed, ConnectOptions options, RouterRetryPolicy retry, bool cluster)
+    : seed_(std::move(seed)),
+      options_(std::move(options)),
+      retry_(retry),
+      cluster_(cluster),
+      slot_owner_(cluster ? kClusterSlots : 0, -1) {}
+
+Router::~Router() = default;
+
+absl::StatusOr<std::unique_ptr<Router>> Router::Open(const Endpoint& seed, int db,
+                                                     const ConnectOptions& options,
+                                                     const RouterRetryPolicy& retry) {
+  if (db < 0) return absl::InvalidArgumentError(absl::StrCat("bad db ", db));
+  Endpoint endpoint = seed;
+  endpoint.db.reset();
+  FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(endpoint, options));
+  absl::StatusOr<bool> cluster = DetectClusterMode(connection);
+  if (!cluster.ok()) return Annotate(cluster.status(), seed.Redacted());
+  if (*cluster && db != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        seed.Redacted(), " is a Redis Cluster, which has only db 0; cannot use db ", db));
+  }
+  if (!*cluster && db != 0) {
+    FERRY_RETURN_IF_ERROR(Annotate(connection.Select(db), seed.Redacted()));
+    endpoint.db = db;
+  }
+  std::unique_ptr<Router> router(new Router(endpoint, options, retry, *cluster));
+  router->nodes_.push_back(std::make_unique<Node>(Node{endpoint, std::move(connection)}));
+  if (*cluster) {
+    absl::StatusOr<ClusterTopology> topology = DiscoverTopology(*router->nodes_[0]->connection);
+    if (!topology.ok()) return Annotate(topology.status(), seed.Redacted());
+    FERRY_RETURN_IF_ERROR(Annotate(router->ApplyTopology(*std::move(topology)), seed.Redacted()));
+    router->last_refresh_ = absl::Now();
+  }
+  return router;
+}
+
+void Router::Add(absl::Span<const absl::string_view> argv) {
+  // CRC16 only matters with a slot map.
+  const int slot = cluster_ && argv.size() > 1 ? KeySlot(argv[1]) : 0;
+  commands_.push_back({args_.size(), argv.size(), slot});
+  args_.insert(args_.end(), argv.begin(), argv.end());
+}
+
+absl::StatusOr<std::vector<Reply>> Router::Execute() {
+  absl::StatusOr<std::vector<Reply>> replies = std::vector<Reply>();
+  if (!commands_.empty()) replies = Run(*this).Go();
+  commands_.clear();
+  args_.clear();
+  return replies;
+}
+
+absl::Status Router::ApplyTopology(ClusterTopology topology) {
+  std::vector<int> owner(kClusterSlots, -1);
+  size_t primaries = 0;
+  for (const ClusterNode& node : topology.nodes) {
+    if (!node.primary || node.slots.empty()) continue;
+    ++primaries;
+    const int index = NodeIndex(node.host, node.port);
+    for (const auto& [first, last] : node.slots) {
+      std::fill(owner.begin() + first, owner.begin() + last + 1, index);
+    }
+  }
+  // A node that was just reset or has not joined yet knows no slots: its view is useless.
+  if (primaries == 0) return absl::FailedPreconditionError("the node knows no slot owners");
+  slot_owner_ = std::move(owner);
+  primaries_ = primaries;
+  topology_ = std::move(topology);
+  return absl::OkStatus();
+}
+
+absl::Status Router::RefreshTopology() {
+  last_refresh_ = absl::Now();
+  ++stats_.refreshes;
+  // Nodes already connected first: a dead host can cost a whole connect timeout.
+  std::vector<int> order;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (nodes_[i]->connection.has_value()) order.push_back(static_cast<int>(i));
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (!nodes_[i]->connection.has_value()) order.push_back(static_cast<int>(i));
+  }
+  absl::Status last = absl::UnavailableError("no cluster node known");
+  for (int node : order) {
+    absl::StatusOr<Connection*> connection = ConnectionTo(node);
+    if (!connection.ok()) {
+      last = connection.status();
+      continue;
+    }
+    absl::StatusOr<ClusterTopology> topology = DiscoverTopology(**connection);
+    if (topology.ok()) {
+      last = ApplyTopology(*std::move(topology));
+      if (last.ok()) return last;
+      continue;
+    }
+    if ((*connection)->broken()) DropConnection(node);
+    last = topology.status();
+  }
+  return last;
+}
+
+void Router::MaybeRefreshTopology() {
+  if (!cluster_) return;
+  if (last_refresh_.has_value() && absl::Now() - *last_refresh_ < retry_.min_refresh_interval) {
+    return;
+  }
+  absl::Status status = RefreshTopology();
+  // Not fatal: the next round retries with the slot map as MOVED replies left it.
+  if (!status.ok()) FERRY_LOG(Debug) << "cluster topology refresh failed: " << status;
+}
+
+int Router::NodeIndex(const std::string& host, int port) {
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Endpoint& endpoint = nodes_[i]->endpoint;
+    if (endpoint.host == host && endpoint.port == port) return static_cast<int>(i);
+  }
+  ClusterNode node;
+  node.host = host;
+  node.port = port;
+  nodes_.push_back(std::make_unique<Node>(Node{NodeEndpoint(seed_, node), std::nullopt}));
+  return static_cast<int>(nodes_.size() - 1);
+}
+
+int Router::NodeForSlot(int slot) const {
+  if (!cluster_) return 0;
+  // A slot nobody owns (the cluster is down or being changed): any node answers with a
+  // redirect or CLUSTERDOWN.
+  const int owner = slot_owner_[slot];
+  return owner >= 0 ? owner : 0;
+}
+
+absl::StatusOr<Connection*> Router::ConnectionTo(int node) {
+  std::optional<Connection>& connection = nodes_[node]->connection;
+  if (connection.has_value() && !connection->broken() && connection->pending() == 0) {
+    return &*connection;
+  }
+  connection.reset();
+  FERRY_ASSIGN_OR_RETURN(Connection opened, Connection::Open(nodes_[node]->endpoint, options_));
+  connection.emplace(std::move(opened));
+  return &*connection;
+}
+
+void Router::DropConnection(int node) { nodes_[node]->connection.reset(); }
+
+}  // namespace ferry::redis

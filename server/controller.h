@@ -1,0 +1,101 @@
+#pragma once
+
+// The controller as a library: job store, scheduler, planning, and the gRPC server (Controller
+// and AgentHub services, health, reflection). Used by ferry-controller and embedded in
+// `ferry migrate`.
+
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "server/plan_types.h"
+
+namespace grpc {
+class Channel;
+class Server;
+}  // namespace grpc
+
+namespace ferry::server {
+
+class AgentHubServiceImpl;
+class ControllerServiceImpl;
+class JobStore;
+class Scheduler;
+class WorkQueue;
+
+struct ControllerOptions {
+  // gRPC listen address (`host:port`, port 0 picks one); empty serves only InProcessChannel().
+  std::string listen = "127.0.0.1:7420";
+  // The SQLite state file; created with mode 0600.
+  std::string state_path = "./ferry-state.db";
+  // PEM certificate chain and key: TLS when both are set.
+  std::string tls_cert;
+  std::string tls_key;
+  // Bearer token every call must carry (the token itself, not a file); empty means none.
+  std::string token;
+  // Allows a non-loopback listen address without TLS and a token (warned about).
+  bool insecure = false;
+  // Told to agents; a lease dies after lease_timeout without a message from its agent.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  absl::Duration lease_timeout = absl::Seconds(15);
+};
+
+// Start() from any thread; Shutdown() and Wait() from any thread but a signal handler.
+class Controller {
+ public:
+  // Opens the state, resumes every job in it, and starts serving. `planner` must outlive the
+  // controller. FAILED_PRECONDITION when a non-loopback address lacks TLS and a token (and
+  // `insecure` is not set); UNAVAILABLE when the address cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Controller>> Start(ControllerOptions options,
+                                                           Planner* planner);
+  // Shutdown() and Wait().
+  ~Controller();
+  Controller(const Controller&) = delete;
+  Controller& operator=(const Controller&) = delete;
+
+  // The bound port; 0 without a listen address.
+  int port() const { return port_; }
+  // A channel to this controller that needs no network and carries the token.
+  std::shared_ptr<grpc::Channel> InProcessChannel();
+  // Stops serving (in-flight calls get a short grace period), finishes queued work, and
+  // returns. Idempotent.
+  void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // Blocks until Shutdown() has finished.
+  void Wait();
+
+ private:
+  explicit Controller(ControllerOptions options, Planner* planner);
+  absl::Status Init();
+  // Queues planning for every job that needs it and is not queued yet.
+  void PlanPending() ABSL_LOCKS_EXCLUDED(mu_);
+  void PlanJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  void ExpiryLoop();
+
+  const ControllerOptions options_;
+  Planner* const planner_;
+  int port_ = 0;
+
+  std::unique_ptr<JobStore> store_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<WorkQueue> api_pool_;      // Unary Controller calls.
+  std::unique_ptr<WorkQueue> agent_worker_;  // Agent messages, one at a time, in order.
+  std::unique_ptr<WorkQueue> planning_;      // One job at a time.
+  std::unique_ptr<ControllerServiceImpl> controller_service_;
+  std::unique_ptr<AgentHubServiceImpl> agent_hub_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread expiry_thread_;
+
+  absl::Mutex mu_;
+  std::set<std::string> planning_queued_ ABSL_GUARDED_BY(mu_);
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Notification stop_expiry_;
+  absl::Notification shutdown_done_;
+};
+
+}  // namespace ferry::server

@@ -1,0 +1,171 @@
+#include "server/job_store.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ferry::server {
+namespace {
+
+using ::testing::ElementsAre;
+
+std::string TempPath(const std::string& name) {
+  std::string path = ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid()) + ".db";
+  unlink(path.c_str());
+  unlink((path + "-wal").c_str());
+  unlink((path + "-shm").c_str());
+  return path;
+}
+
+JobRecord MakeJob(const std::string& id) {
+  JobRecord job;
+  job.id = id;
+  job.spec.mutable_source()->set_uri("redis://src:6379");
+  job.spec.mutable_source()->set_password("source-secret");
+  job.spec.mutable_target()->set_uri("redis://dst:6379");
+  job.create_time = job.update_time = absl::FromUnixSeconds(1700000000);
+  return job;
+}
+
+std::vector<ShardRecord> TwoShards() {
+  std::vector<ShardRecord> shards(2);
+  shards[0].source_db = 0;
+  shards[0].shard_bits = 1;
+  shards[0].shard_index = 0;
+  shards[1].source_db = 0;
+  shards[1].shard_bits = 1;
+  shards[1].shard_index = 1;
+  return shards;
+}
+
+TEST(JobStoreTest, FileIsPrivate) {
+  const std::string path = TempPath("private");
+  ASSERT_TRUE(JobStore::Open(path).ok());
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+}
+
+TEST(JobStoreTest, NarrowsModeOfExistingFile) {
+  const std::string path = TempPath("narrow");
+  FILE* f = fopen(path.c_str(), "w");
+  ASSERT_NE(f, nullptr);
+  fclose(f);
+  chmod(path.c_str(), 0644);
+  ASSERT_TRUE(JobStore::Open(path).ok());
+  struct stat st;
+  ASSERT_EQ(stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+}
+
+TEST(JobStoreTest, JobsSurviveReopenWithSpecAndWarnings) {
+  const std::string path = TempPath("jobs");
+  {
+    auto store = JobStore::Open(path);
+    ASSERT_TRUE(store.ok()) << store.status();
+    JobRecord a = MakeJob("a");
+    JobRecord b = MakeJob("b");
+    ASSERT_TRUE((*store)->CreateJob(&a).ok());
+    ASSERT_TRUE((*store)->CreateJob(&b).ok());
+    EXPECT_LT(a.seq, b.seq);
+    a.state = ferry::v1::JOB_STATE_FAILED;
+    a.error = "planning failed: boom";
+    a.warnings = {"first warning", "second warning"};
+    ASSERT_TRUE((*store)->UpdateJob(a).ok());
+  }
+  auto store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto jobs = (*store)->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  ASSERT_EQ(jobs->size(), 2u);
+  EXPECT_EQ((*jobs)[0].id, "a");
+  EXPECT_EQ((*jobs)[0].state, ferry::v1::JOB_STATE_FAILED);
+  EXPECT_EQ((*jobs)[0].error, "planning failed: boom");
+  EXPECT_THAT((*jobs)[0].warnings, ElementsAre("first warning", "second warning"));
+  EXPECT_EQ((*jobs)[0].spec.source().password(), "source-secret");
+  EXPECT_EQ((*jobs)[0].create_time, absl::FromUnixSeconds(1700000000));
+  EXPECT_EQ((*jobs)[1].id, "b");
+  EXPECT_TRUE((*jobs)[1].warnings.empty());
+}
+
+TEST(JobStoreTest, CheckpointsAndFailedKeysSurviveReopen) {
+  const std::string path = TempPath("shards");
+  const std::string binary_key("k\0\xff", 3);
+  {
+    auto store = JobStore::Open(path);
+    ASSERT_TRUE(store.ok());
+    JobRecord job = MakeJob("j");
+    ASSERT_TRUE((*store)->CreateJob(&job).ok());
+    job.planned = true;
+    std::vector<ShardRecord> shards = TwoShards();
+    ASSERT_TRUE((*store)->SavePlan(job, &shards).ok());
+    ASSERT_NE(shards[0].id, shards[1].id);
+    ShardRecord& s = shards[1];
+    s.state = ferry::v1::SHARD_STATE_LEASED;
+    s.lease_id = "j-2-3";
+    s.epoch = 3;
+    s.agent_id = "agent-1";
+    s.checkpoint.set_cursor(0xfedcba9876543210ULL);  // Above INT64_MAX.
+    s.checkpoint.set_run_id("run-1");
+    s.checkpoint.mutable_counters()->set_copied(7);
+    ferry::v1::FailedKey failed;
+    failed.set_key(binary_key);
+    failed.set_reason("too big");
+    ASSERT_TRUE((*store)->UpdateShard(s, {failed, failed}).ok());
+  }
+  auto store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto jobs = (*store)->LoadJobs();
+  ASSERT_TRUE(jobs.ok());
+  EXPECT_TRUE((*jobs)[0].planned);
+  auto shards = (*store)->LoadShards();
+  ASSERT_TRUE(shards.ok());
+  ASSERT_EQ(shards->size(), 2u);
+  const ShardRecord& s = (*shards)[1];
+  EXPECT_EQ(s.job_id, "j");
+  EXPECT_EQ(s.shard_index, 1u);
+  EXPECT_EQ(s.state, ferry::v1::SHARD_STATE_LEASED);
+  EXPECT_EQ(s.epoch, 3u);
+  EXPECT_EQ(s.lease_id, "j-2-3");
+  EXPECT_EQ(s.checkpoint.cursor(), 0xfedcba9876543210ULL);
+  EXPECT_EQ(s.checkpoint.run_id(), "run-1");
+  EXPECT_EQ(s.checkpoint.counters().copied(), 7u);
+
+  EXPECT_EQ(*(*store)->CountFailedKeys("j"), 2u);
+  auto page = (*store)->ListFailedKeys("j", 0, 1);
+  ASSERT_TRUE(page.ok());
+  ASSERT_EQ(page->size(), 1u);
+  EXPECT_EQ((*page)[0].key, binary_key);
+  EXPECT_EQ((*page)[0].reason, "too big");
+  auto next = (*store)->ListFailedKeys("j", (*page)[0].id, 10);
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(next->size(), 1u);
+}
+
+TEST(JobStoreTest, UnknownShardOrJobIsNotFound) {
+  auto store = JobStore::Open(TempPath("unknown"));
+  ASSERT_TRUE(store.ok());
+  ShardRecord shard;
+  shard.id = 99;
+  shard.job_id = "nope";
+  EXPECT_EQ((*store)->UpdateShard(shard).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ((*store)->UpdateJob(MakeJob("nope")).code(), absl::StatusCode::kNotFound);
+}
+
+TEST(JobStoreTest, FailedTransactionLeavesNothingBehind) {
+  auto store = JobStore::Open(TempPath("rollback"));
+  ASSERT_TRUE(store.ok());
+  JobRecord job = MakeJob("j");
+  ASSERT_TRUE((*store)->CreateJob(&job).ok());
+  std::vector<ShardRecord> shards = TwoShards();
+  shards[1].shard_index = 0;  // Duplicate shard key: the insert fails.
+  EXPECT_FALSE((*store)->SavePlan(job, &shards).ok());
+  EXPECT_TRUE((*store)->LoadShards()->empty());
+}
+
+}  // namespace
+}  // namespace ferry::server

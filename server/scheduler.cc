@@ -1,0 +1,420 @@
+// Leases: granting, reports, expiry and agents. Jobs are in scheduler_jobs.cc.
+
+#include "server/scheduler.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/logging.h"
+#include "common/base/status_macros.h"
+#include "server/job_spec.h"
+#include "server/scheduler_internal.h"
+
+namespace ferry::server {
+namespace {
+
+// A shard that ends with a retryable error this many times in a row without progress fails the
+// job.
+constexpr int kMaxShardRetries = 5;
+
+// Codes with which a copy may succeed later (the server restarting, a failover): the shard goes
+// back to the queue. CANCELLED means the agent stopped it, as with Returned.
+bool IsRetryable(absl::StatusCode code) {
+  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
+         code == absl::StatusCode::kAborted;
+}
+
+}  // namespace
+
+using ferry::v1::AgentMessage;
+using ferry::v1::ControllerMessage;
+
+Scheduler::Scheduler(JobStore* store, SchedulerOptions options)
+    : store_(store), options_(std::move(options)) {}
+
+Scheduler::~Scheduler() = default;
+
+absl::StatusOr<std::unique_ptr<Scheduler>> Scheduler::Create(JobStore* store,
+                                                             SchedulerOptions options) {
+  std::unique_ptr<Scheduler> scheduler(new Scheduler(store, std::move(options)));
+  absl::MutexLock lock(&scheduler->mu_);
+  FERRY_RETURN_IF_ERROR(scheduler->LoadLocked());
+  return scheduler;
+}
+
+absl::Status Scheduler::LoadLocked() {
+  FERRY_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, store_->LoadJobs());
+  for (JobRecord& record : jobs) {
+    FERRY_ASSIGN_OR_RETURN(uint64_t failed_keys, store_->CountFailedKeys(record.id));
+    std::string id = record.id;
+    JobEntry& job = jobs_[id];
+    job.record = std::move(record);
+    job.failed_keys = failed_keys;
+    job_order_.push_back(id);
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<ShardRecord> shards, store_->LoadShards());
+  int requeued = 0;
+  for (ShardRecord& record : shards) {
+    auto job = jobs_.find(record.job_id);
+    if (job == jobs_.end()) continue;
+    if (record.state == ferry::v1::SHARD_STATE_LEASED) {
+      // Its agent talked to a previous controller process and has dropped it.
+      record.state = ferry::v1::SHARD_STATE_PENDING;
+      record.lease_id.clear();
+      record.agent_id.clear();
+      FERRY_RETURN_IF_ERROR(store_->UpdateShard(record));
+      ++requeued;
+    }
+    job->second.shard_ids.push_back(record.id);
+    if (record.state == ferry::v1::SHARD_STATE_PENDING) job->second.pending.insert(record.id);
+    AddCounters(job->second.totals, {}, record.checkpoint.counters());
+    shards_[record.id].record = std::move(record);
+  }
+  FERRY_LOG(Info) << "loaded " << jobs_.size() << " jobs, " << shards_.size() << " shards ("
+                  << requeued << " leases taken back)";
+  return absl::OkStatus();
+}
+
+int Scheduler::ParallelLimit(const JobEntry& job) const {
+  int parallel = job.record.spec.parallel();
+  return parallel > 0 ? parallel : options_.default_parallel;
+}
+
+void Scheduler::SendLocked(const std::string& agent_id, const ControllerMessage& message) {
+  auto agent = agents_.find(agent_id);
+  if (agent != agents_.end() && agent->second.sender != nullptr)
+    agent->second.sender->Send(message);
+}
+
+void Scheduler::DispatchLocked() {
+  const absl::Time now = options_.clock();
+  bool granted = true;
+  // One shard per agent per round, so that shards spread over the agents.
+  while (granted) {
+    granted = false;
+    for (auto& [id, agent] : agents_) {
+      if (agent.draining || static_cast<int>(agent.shards.size()) >= agent.slots) continue;
+      if (now - agent.last_seen > options_.lease_timeout) continue;  // Silent: maybe hung.
+      ShardEntry* shard = PickShardLocked();
+      if (shard == nullptr) return;
+      if (!GrantLocked(agent, *shard)) return;
+      granted = true;
+    }
+  }
+}
+
+Scheduler::ShardEntry* Scheduler::PickShardLocked() {
+  const size_t n = job_order_.size();
+  for (size_t i = 0; i < n; ++i) {
+    const size_t index = (next_job_ + i) % n;
+    JobEntry& job = jobs_.at(job_order_[index]);
+    if (!job.record.planned || !IsRunnable(job.record.state)) continue;
+    const int limit = ParallelLimit(job);
+    for (int64_t id : job.pending) {
+      ShardEntry& shard = shards_.at(id);
+      if (job.running_per_node[shard.record.source_node] < limit) {
+        next_job_ = (index + 1) % n;  // Round robin: the next grant starts at the next job.
+        return &shard;
+      }
+    }
+  }
+  return nullptr;
+}
+
+bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
+  JobEntry& job = jobs_.at(shard.record.job_id);
+  ShardRecord updated = shard.record;
+  updated.state = ferry::v1::SHARD_STATE_LEASED;
+  updated.epoch += 1;
+  updated.lease_id = absl::StrCat(updated.job_id, "-", updated.id, "-", updated.epoch);
+  updated.agent_id = agent.id;
+  // Persisted first, so that an epoch is never granted twice, even across a restart.
+  if (absl::Status status = store_->UpdateShard(updated); !status.ok()) {
+    FERRY_LOG(Error) << "cannot lease shard " << updated.id << ": " << status;
+    return false;
+  }
+  shard.record = std::move(updated);
+  shard.expiry = options_.clock() + options_.lease_timeout;
+  shard.revoking = false;
+  job.pending.erase(shard.record.id);
+  job.running += 1;
+  job.running_per_node[shard.record.source_node] += 1;
+  agent.shards.insert(shard.record.id);
+  leases_[shard.record.lease_id] = shard.record.id;
+  if (job.record.state == ferry::v1::JOB_STATE_PENDING) {
+    (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_RUNNING, "");
+  }
+  shard.rate_share = RateShare(job.record.spec, job.running);
+  UpdateRateSharesLocked(job);
+
+  ControllerMessage message;
+  *message.mutable_lease() =
+      MakeLease(job.record.spec, shard.record, shard.rate_share, options_.default_batch_keys);
+  agent.sender->Send(message);
+  FERRY_LOG(Debug) << "lease " << shard.record.lease_id << " (" << ShardName(shard.record)
+                   << ") to " << agent.id;
+  return true;
+}
+
+void Scheduler::UpdateRateSharesLocked(JobEntry& job) {
+  if (job.record.spec.rate_limit() <= 0) return;
+  const double share = RateShare(job.record.spec, job.running);
+  for (int64_t id : job.shard_ids) {
+    ShardEntry& shard = shards_.at(id);
+    if (shard.record.state != ferry::v1::SHARD_STATE_LEASED || shard.revoking) continue;
+    if (shard.rate_share == share) continue;
+    shard.rate_share = share;
+    ControllerMessage message;
+    message.mutable_rate_update()->set_lease_id(shard.record.lease_id);
+    message.mutable_rate_update()->set_keys_per_second(share);
+    SendLocked(shard.record.agent_id, message);
+  }
+}
+
+void Scheduler::ReleaseLocked(ShardEntry& shard) {
+  JobEntry& job = jobs_.at(shard.record.job_id);
+  auto agent = agents_.find(shard.record.agent_id);
+  if (agent != agents_.end()) agent->second.shards.erase(shard.record.id);
+  leases_.erase(shard.record.lease_id);
+  job.running -= 1;
+  job.running_per_node[shard.record.source_node] -= 1;
+  shard.revoking = false;
+  shard.rate_share = 0;
+}
+
+absl::Status Scheduler::ApplyCheckpointLocked(
+    ShardEntry& shard, const ShardRecord& updated,
+    const google::protobuf::RepeatedPtrField<ferry::v1::FailedKey>& failed_keys) {
+  std::vector<ferry::v1::FailedKey> keys(failed_keys.begin(), failed_keys.end());
+  FERRY_RETURN_IF_ERROR(store_->UpdateShard(updated, keys));
+  JobEntry& job = jobs_.at(shard.record.job_id);
+  AddCounters(job.totals, shard.record.checkpoint.counters(), updated.checkpoint.counters());
+  job.failed_keys += keys.size();
+  const bool was_leased = shard.record.state == ferry::v1::SHARD_STATE_LEASED;
+  if (was_leased && updated.state != ferry::v1::SHARD_STATE_LEASED) {
+    ReleaseLocked(shard);
+    shard.record = updated;
+    UpdateRateSharesLocked(job);
+  } else {
+    shard.record = updated;
+  }
+  if (updated.state == ferry::v1::SHARD_STATE_PENDING) job.pending.insert(updated.id);
+  const absl::Time now = options_.clock();
+  job.record.update_time = now;
+  AddSampleLocked(job, now);
+  return absl::OkStatus();
+}
+
+void Scheduler::RequeueLocked(ShardEntry& shard) {
+  ShardRecord updated = shard.record;
+  updated.state = ferry::v1::SHARD_STATE_PENDING;
+  updated.lease_id.clear();
+  updated.agent_id.clear();
+  // On failure the lease stays in memory and expires again later.
+  if (absl::Status status = ApplyCheckpointLocked(shard, updated, {}); !status.ok()) {
+    FERRY_LOG(Error) << "cannot requeue shard " << shard.record.id << ": " << status;
+  }
+}
+
+absl::StatusOr<Scheduler::ShardEntry*> Scheduler::FindLeaseLocked(const std::string& agent_id,
+                                                                  const std::string& lease_id,
+                                                                  uint64_t epoch) {
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("lease ", lease_id, " is not held"));
+  }
+  ShardEntry& shard = shards_.at(it->second);
+  if (shard.record.epoch != epoch || shard.record.agent_id != agent_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("lease ", lease_id, ": epoch ", epoch, " of ", agent_id, " is stale"));
+  }
+  return &shard;
+}
+
+absl::Status Scheduler::ReportLocked(AgentEntry& agent, const AgentMessage::Progress& progress) {
+  FERRY_ASSIGN_OR_RETURN(ShardEntry * shard,
+                         FindLeaseLocked(agent.id, progress.lease_id(), progress.epoch()));
+  ShardRecord updated = shard->record;
+  updated.checkpoint = progress.checkpoint();
+  if (updated.checkpoint.cursor() != shard->record.checkpoint.cursor()) shard->retries = 0;
+  FERRY_RETURN_IF_ERROR(ApplyCheckpointLocked(*shard, updated, progress.failed_keys()));
+  SendLocked(agent.id, MakeAck(progress.lease_id(), progress.epoch()));
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::FinishLocked(AgentEntry& agent,
+                                     const AgentMessage::ShardFinished& finished) {
+  FERRY_ASSIGN_OR_RETURN(ShardEntry * shard,
+                         FindLeaseLocked(agent.id, finished.lease_id(), finished.epoch()));
+  JobEntry& job = jobs_.at(shard->record.job_id);
+  ShardRecord updated = shard->record;
+  updated.checkpoint = finished.checkpoint();
+  updated.lease_id.clear();
+  updated.agent_id.clear();
+  const auto code = static_cast<absl::StatusCode>(finished.status_code());
+  const std::string message = ScrubSecrets(finished.status_message(), job.record.spec);
+  const bool retry = code == absl::StatusCode::kCancelled ||
+                     (IsRetryable(code) && shard->retries < kMaxShardRetries);
+  if (code == absl::StatusCode::kOk) {
+    updated.state = ferry::v1::SHARD_STATE_DONE;
+    updated.checkpoint.set_done(true);
+  } else if (retry) {
+    updated.state = ferry::v1::SHARD_STATE_PENDING;
+  } else {
+    updated.state = ferry::v1::SHARD_STATE_FAILED;
+    updated.error = message;
+  }
+  FERRY_RETURN_IF_ERROR(ApplyCheckpointLocked(*shard, updated, finished.failed_keys()));
+  SendLocked(agent.id, MakeAck(finished.lease_id(), finished.epoch()));
+  if (retry && code != absl::StatusCode::kCancelled) {
+    shard->retries += 1;
+    FERRY_LOG(Warning) << "job " << job.record.id << ": " << ShardName(updated)
+                       << " goes back to the queue after: " << message;
+  }
+  if (updated.state == ferry::v1::SHARD_STATE_FAILED && !IsEnded(job.record.state)) {
+    FERRY_LOG(Error) << "job " << job.record.id << ": " << ShardName(updated)
+                     << " failed: " << message;
+    (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_FAILED,
+                            absl::StrCat(ShardName(updated), ": ", message), code);
+    RevokeJobLeasesLocked(job, "job failed");
+  }
+  MaybeCompleteJobLocked(job);
+  return absl::OkStatus();
+}
+
+absl::Status Scheduler::ReturnLocked(AgentEntry& agent, const AgentMessage::Returned& returned) {
+  if (returned.draining()) agent.draining = true;
+  FERRY_ASSIGN_OR_RETURN(ShardEntry * shard,
+                         FindLeaseLocked(agent.id, returned.lease_id(), returned.epoch()));
+  ShardRecord updated = shard->record;
+  updated.checkpoint = returned.checkpoint();
+  updated.state = ferry::v1::SHARD_STATE_PENDING;
+  updated.lease_id.clear();
+  updated.agent_id.clear();
+  FERRY_RETURN_IF_ERROR(ApplyCheckpointLocked(*shard, updated, returned.failed_keys()));
+  SendLocked(agent.id, MakeAck(returned.lease_id(), returned.epoch()));
+  MaybeCompleteJobLocked(jobs_.at(updated.job_id));
+  return absl::OkStatus();
+}
+
+std::string Scheduler::RegisterAgent(const std::string& name, int slots, const std::string& peer,
+                                     std::shared_ptr<AgentSender> sender) {
+  absl::MutexLock lock(&mu_);
+  const absl::Time now = options_.clock();
+  AgentEntry agent;
+  agent.id = absl::StrCat("agent-", ++next_agent_);
+  agent.name = name;
+  agent.peer = peer;
+  agent.slots = std::max(slots, 0);
+  agent.connect_time = now;
+  agent.last_seen = now;
+  agent.sender = std::move(sender);
+  ControllerMessage registered;
+  registered.mutable_registered()->set_agent_id(agent.id);
+  registered.mutable_registered()->set_heartbeat_interval_ms(
+      static_cast<int32_t>(absl::ToInt64Milliseconds(options_.heartbeat_interval)));
+  registered.mutable_registered()->set_lease_timeout_ms(
+      static_cast<int32_t>(absl::ToInt64Milliseconds(options_.lease_timeout)));
+  agent.sender->Send(registered);
+  FERRY_LOG(Info) << "agent " << agent.id << " (" << name << ", " << peer << ") registered with "
+                  << agent.slots << " slots";
+  std::string id = agent.id;
+  agents_.emplace(id, std::move(agent));
+  DispatchLocked();
+  return id;
+}
+
+void Scheduler::DisconnectAgent(const std::string& agent_id) {
+  absl::MutexLock lock(&mu_);
+  auto agent = agents_.find(agent_id);
+  if (agent == agents_.end()) return;
+  const std::set<int64_t> held = agent->second.shards;
+  for (int64_t id : held) RequeueLocked(shards_.at(id));
+  agents_.erase(agent);
+  FERRY_LOG(Info) << "agent " << agent_id << " disconnected; " << held.size()
+                  << " shards back in the queue";
+  DispatchLocked();
+}
+
+absl::Status Scheduler::HandleAgentMessage(const std::string& agent_id,
+                                           const AgentMessage& message) {
+  absl::MutexLock lock(&mu_);
+  auto it = agents_.find(agent_id);
+  if (it == agents_.end()) return absl::NotFoundError(absl::StrCat(agent_id, " not registered"));
+  AgentEntry& agent = it->second;
+  const absl::Time now = options_.clock();
+  agent.last_seen = now;
+  for (int64_t id : agent.shards) {
+    ShardEntry& shard = shards_.at(id);
+    if (!shard.revoking) shard.expiry = now + options_.lease_timeout;
+  }
+  absl::Status status;
+  std::string lease_id;
+  switch (message.msg_case()) {
+    case AgentMessage::kHeartbeat:
+      break;
+    case AgentMessage::kProgress:
+      lease_id = message.progress().lease_id();
+      status = ReportLocked(agent, message.progress());
+      break;
+    case AgentMessage::kFinished:
+      lease_id = message.finished().lease_id();
+      status = FinishLocked(agent, message.finished());
+      break;
+    case AgentMessage::kReturned:
+      lease_id = message.returned().lease_id();
+      status = ReturnLocked(agent, message.returned());
+      break;
+    case AgentMessage::kRegisterAgent:
+      status = absl::FailedPreconditionError("already registered");
+      break;
+    case AgentMessage::MSG_NOT_SET:
+      status = absl::InvalidArgumentError("empty agent message");
+      break;
+  }
+  if (status.code() == absl::StatusCode::kFailedPrecondition && !lease_id.empty()) {
+    ControllerMessage revoke;
+    revoke.mutable_revoke()->set_lease_id(lease_id);
+    revoke.mutable_revoke()->set_reason(std::string(status.message()));
+    agent.sender->Send(revoke);
+  }
+  DispatchLocked();
+  return status;
+}
+
+int Scheduler::ExpireLeases(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  int expired = 0;
+  for (auto& [id, shard] : shards_) {
+    if (shard.record.state != ferry::v1::SHARD_STATE_LEASED || now < shard.expiry) continue;
+    FERRY_LOG(Warning) << "lease " << shard.record.lease_id << " of " << shard.record.agent_id
+                       << " expired; " << ShardName(shard.record) << " goes back to the queue";
+    ControllerMessage revoke;
+    revoke.mutable_revoke()->set_lease_id(shard.record.lease_id);
+    revoke.mutable_revoke()->set_reason("lease expired");
+    SendLocked(shard.record.agent_id, revoke);
+    RequeueLocked(shard);
+    ++expired;
+  }
+  if (expired > 0) DispatchLocked();
+  return expired;
+}
+
+std::vector<ferry::v1::AgentInfo> Scheduler::ListAgents() {
+  absl::MutexLock lock(&mu_);
+  std::vector<ferry::v1::AgentInfo> out;
+  for (const auto& [id, agent] : agents_) {
+    ferry::v1::AgentInfo& info = out.emplace_back();
+    info.set_agent_id(agent.id);
+    info.set_name(agent.name);
+    info.set_slots(agent.slots);
+    info.set_running(static_cast<int32_t>(agent.shards.size()));
+    info.set_peer(agent.peer);
+    *info.mutable_connect_time() = ToTimestamp(agent.connect_time);
+    *info.mutable_last_seen_time() = ToTimestamp(agent.last_seen);
+  }
+  return out;
+}
+
+}  // namespace ferry::server
