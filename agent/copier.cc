@@ -8,6 +8,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "agent/expiry.h"
 #include "agent/rate_limiter.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
@@ -121,8 +122,13 @@ class ShardReader {
  public:
   ShardReader(const ShardSpec& spec, const CopyOptions& options, Connection& source,
               RateLimiter* limiter, const std::atomic<bool>* cancel, BatchQueue& queue)
-      : spec_(spec), options_(options), source_(source), limiter_(limiter), cancel_(cancel),
-        queue_(queue), count_(std::to_string(options.batch_keys)) {}
+      : spec_(spec),
+        options_(options),
+        source_(source),
+        limiter_(limiter),
+        cancel_(cancel),
+        queue_(queue),
+        count_(std::to_string(options.batch_keys)) {}
 
   void Run(uint64_t cursor) { queue_.Close(ReadAll(cursor)); }
 
@@ -211,15 +217,18 @@ enum class Sent { kNothing, kRestore, kDelete };
 // Writes batches to the target and checkpoints after each.
 class ShardWriter {
  public:
-  ShardWriter(const CopyOptions& options, Connection* target, Checkpoint& checkpoint,
-              const CopyCallbacks& callbacks)
-      : options_(options), target_(target), checkpoint_(checkpoint), callbacks_(callbacks) {}
+  ShardWriter(const CopyOptions& options, Connection* target, ExpiryMapper expiry,
+              Checkpoint& checkpoint, const CopyCallbacks& callbacks)
+      : options_(options),
+        target_(target),
+        expiry_(expiry),
+        checkpoint_(checkpoint),
+        callbacks_(callbacks) {}
 
   absl::Status Write(const Batch& batch) {
     ShardCounters delta;
     const ReplyView keys = batch.keys();
     delta.scanned = keys.size();
-    const int64_t elapsed_ms = absl::ToInt64Milliseconds(absl::Now() - batch.read_time) + 1;
     sent_.assign(keys.size(), Sent::kNothing);
     for (size_t i = 0; i < keys.size(); ++i) {
       const ReplyView dump = batch.dump[i];
@@ -233,10 +242,14 @@ class ShardWriter {
         continue;
       }
       int64_t ttl = 0;  // RESTORE's "no expiry".
+      bool absolute = false;
       if (batch.pttl[i] >= 0) {
-        // Never extend a TTL: count the time since the read against it.
-        ttl = batch.pttl[i] - elapsed_ms;
-        if (ttl <= 0) {
+        // Never extend a TTL (expiry.h).
+        const std::optional<int64_t> restore_ttl =
+            expiry_.RestoreTtl(batch.pttl[i], batch.read_time);
+        ttl = restore_ttl.value_or(0);
+        absolute = expiry_.absolute();
+        if (!restore_ttl.has_value()) {
           ++delta.expired;
           if (options_.on_conflict == OnConflict::kReplace && target_ != nullptr) {
             target_->Append({"DEL", keys.element(i).str()});
@@ -248,14 +261,19 @@ class ShardWriter {
       delta.bytes += dump.str().size();
       if (target_ == nullptr) continue;  // Dry run.
       const std::string ttl_arg = std::to_string(ttl);
-      if (options_.on_conflict == OnConflict::kReplace) {
-        target_->Append({"RESTORE", keys.element(i).str(), ttl_arg, dump.str(), "REPLACE"});
-      } else {
-        target_->Append({"RESTORE", keys.element(i).str(), ttl_arg, dump.str()});
-      }
+      absl::string_view argv[6] = {"RESTORE", keys.element(i).str(), ttl_arg, dump.str()};
+      size_t argc = 4;
+      if (options_.on_conflict == OnConflict::kReplace) argv[argc++] = "REPLACE";
+      if (absolute) argv[argc++] = "ABSTTL";
+      target_->Append(absl::MakeConstSpan(argv, argc));
       sent_[i] = Sent::kRestore;
     }
-    if (target_ != nullptr) FERRY_RETURN_IF_ERROR(ReadReplies(keys, delta));
+    if (target_ != nullptr) {
+      const absl::Time sent = absl::Now();
+      FERRY_RETURN_IF_ERROR(ReadReplies(keys, delta));
+      write_latency_ = std::max(absl::Now() - sent, write_latency_ / 2);
+      expiry_.set_relative_margin(write_latency_);
+    }
     checkpoint_.cursor = batch.cursor_after;
     checkpoint_.done = batch.finished;
     checkpoint_.counters += delta;
@@ -280,8 +298,8 @@ class ShardWriter {
         ++delta.copied;
         continue;
       }
-      absl::Status status = ReplyStatus("target", sent_[i] == Sent::kDelete ? "DEL" : "RESTORE",
-                                        reply);
+      absl::Status status =
+          ReplyStatus("target", sent_[i] == Sent::kDelete ? "DEL" : "RESTORE", reply);
       switch (redis::Classify(status)) {
         case ErrorClass::kPerKey:
           if (status.code() == absl::StatusCode::kAlreadyExists &&
@@ -310,9 +328,13 @@ class ShardWriter {
 
   const CopyOptions& options_;
   Connection* target_;  // Null in a dry run.
+  ExpiryMapper expiry_;
   Checkpoint& checkpoint_;
   const CopyCallbacks& callbacks_;
   std::vector<Sent> sent_;
+  // Recent time from sending a batch to its last reply: how long a RESTORE may wait in the
+  // target's queue, for targets that only take relative TTLs.
+  absl::Duration write_latency_ = absl::Milliseconds(20);
 };
 
 absl::StatusOr<std::string> SourceRunId(Connection& source) {
@@ -349,7 +371,8 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
   BatchQueue queue(options.max_bytes_in_flight);
   ShardReader reader(spec, options, source, limiter, cancel, queue);
   std::thread read_thread([&reader, cursor = checkpoint.cursor] { reader.Run(cursor); });
-  ShardWriter writer(options, target ? &*target : nullptr, checkpoint, callbacks);
+  FERRY_ASSIGN_OR_RETURN(ExpiryMapper expiry, ExpiryMapper::Measure(target ? &*target : nullptr));
+  ShardWriter writer(options, target ? &*target : nullptr, expiry, checkpoint, callbacks);
   absl::Status status;
   while (std::optional<Batch> batch = queue.Pop()) {
     status = writer.Write(*batch);

@@ -29,8 +29,8 @@ absl::StatusOr<Args> Args::Parse(const std::vector<std::string>& argv,
       value = std::string(arg.substr(eq + 1));
       inline_value = true;
     }
-    auto spec = std::find_if(specs.begin(), specs.end(),
-                             [&](const FlagSpec& s) { return s.name == name; });
+    auto spec =
+        std::find_if(specs.begin(), specs.end(), [&](const FlagSpec& s) { return s.name == name; });
     if (spec == specs.end()) {
       return absl::InvalidArgumentError(absl::StrCat("unknown option --", name));
     }
@@ -67,8 +67,7 @@ absl::StatusOr<int64_t> Args::GetInt(absl::string_view name, int64_t fallback, i
   return value;
 }
 
-absl::StatusOr<double> Args::GetDouble(absl::string_view name, double fallback,
-                                       double min) const {
+absl::StatusOr<double> Args::GetDouble(absl::string_view name, double fallback, double min) const {
   if (!Has(name)) return fallback;
   double value = 0;
   if (!absl::SimpleAtod(Get(name), &value) || !(value >= min)) {

@@ -26,8 +26,8 @@ std::vector<FlagSpec> ClientFlags() {
 absl::StatusOr<ClientOptions> ClientOptionsFromArgs(const Args& args) {
   ClientOptions options;
   const char* env_address = std::getenv("FERRY_CONTROLLER");
-  options.address = args.Get("controller", env_address && *env_address ? env_address
-                                                                         : "127.0.0.1:7420");
+  options.address =
+      args.Get("controller", env_address && *env_address ? env_address : "127.0.0.1:7420");
   if (args.Has("token-file")) {
     FERRY_ASSIGN_OR_RETURN(options.token, rpc::ReadTokenFile(args.Get("token-file")));
   } else if (const char* token = std::getenv("FERRY_TOKEN"); token != nullptr) {
@@ -67,17 +67,17 @@ absl::Status ControllerClient::Explain(const grpc::Status& status) const {
   absl::Status s = rpc::FromGrpcStatus(status);
   if (s.code() == absl::StatusCode::kUnavailable ||
       s.code() == absl::StatusCode::kDeadlineExceeded) {
-    return absl::Status(s.code(), absl::StrCat("cannot reach the controller at ", address_, " (",
-                                               s.message(),
-                                               "); is ferry-controller running there? "
-                                               "(--controller or FERRY_CONTROLLER)"));
+    return absl::Status(s.code(),
+                        absl::StrCat("cannot reach the controller at ", address_, " (", s.message(),
+                                     "); is ferry-controller running there? "
+                                     "(--controller or FERRY_CONTROLLER)"));
   }
   return s;
 }
 
-#define FERRY_UNARY(method, request, response)                  \
-  grpc::ClientContext context;                                  \
-  SetDeadline(&context);                                        \
+#define FERRY_UNARY(method, request, response)                       \
+  grpc::ClientContext context;                                       \
+  SetDeadline(&context);                                             \
   grpc::Status status = stub_->method(&context, request, &response); \
   if (!status.ok()) return Explain(status)
 
@@ -208,9 +208,10 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   spec.set_type(r.type);
   spec.set_batch_keys(r.batch_keys);
   spec.set_rate_limit(r.rate_limit);
-  spec.set_on_conflict(r.on_conflict == agent::OnConflict::kSkip   ? ferry::v1::ON_CONFLICT_SKIP
-                       : r.on_conflict == agent::OnConflict::kFail ? ferry::v1::ON_CONFLICT_FAIL
-                                                                   : ferry::v1::ON_CONFLICT_REPLACE);
+  spec.set_on_conflict(r.on_conflict == agent::OnConflict::kSkip ? ferry::v1::ON_CONFLICT_SKIP
+                       : r.on_conflict == agent::OnConflict::kFail
+                           ? ferry::v1::ON_CONFLICT_FAIL
+                           : ferry::v1::ON_CONFLICT_REPLACE);
   spec.set_shards(r.shards);
   spec.set_parallel(r.parallel);
   spec.set_dry_run(r.dry_run);
@@ -258,9 +259,14 @@ ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
   s.shards_total = job.progress().shards_total();
   s.shards_done = job.progress().shards_done();
   s.elapsed = absl::Now() - start;
-  if (IsFinal(job.state()) && job.has_create_time() && job.has_update_time()) {
-    s.elapsed = absl::Milliseconds(
-        TimeUtil::DurationToMilliseconds(job.update_time() - job.create_time()));
+  if (job.has_create_time()) {
+    const absl::Time created =
+        absl::FromUnixMillis(TimeUtil::TimestampToMilliseconds(job.create_time()));
+    const absl::Time end =
+        IsFinal(job.state()) && job.has_update_time()
+            ? absl::FromUnixMillis(TimeUtil::TimestampToMilliseconds(job.update_time()))
+            : absl::Now();
+    s.elapsed = end - created;
   }
   return s;
 }
@@ -274,8 +280,8 @@ int ExitCodeForJob(const Job& job) {
     case ferry::v1::JOB_STATE_CANCELLED:
       return 130;
     case ferry::v1::JOB_STATE_FAILED: {
-      const int code = ExitCodeFor(absl::Status(
-          static_cast<absl::StatusCode>(job.error_code()), job.error()));
+      const int code =
+          ExitCodeFor(absl::Status(static_cast<absl::StatusCode>(job.error_code()), job.error()));
       return code == 0 ? 1 : code;
     }
     default:

@@ -45,7 +45,7 @@ class ControllerClient {
   absl::StatusOr<std::vector<ferry::v1::AgentInfo>> Agents();
   // Up to `limit` failed keys and the total count.
   absl::StatusOr<ferry::v1::ListFailedKeysResponse> FailedKeys(const std::string& job_id,
-                                                                int limit);
+                                                               int limit);
   // Streams the job to `on_update` until it ends (returns the last state) or `stop` is set.
   // Reconnects the stream when it breaks (the controller may restart).
   absl::StatusOr<ferry::v1::Job> Watch(const std::string& job_id,

@@ -12,8 +12,8 @@
 namespace ferry::cli {
 namespace {
 
-const char* const kMixedTypes[] = {"string", "hash", "list",   "set",   "zset",
-                                   "stream", "hll",  "geo",    "bitmap"};
+const char* const kMixedTypes[] = {"string", "hash", "list", "set",   "zset",
+                                   "stream", "hll",  "geo",  "bitmap"};
 
 // xorshift64*: fast and reproducible from --seed.
 class Rng {
@@ -95,7 +95,9 @@ absl::Status GenKey(uint64_t i, const GenOptions& o, Rng& rng, Sink& sink) {
     for (int f = 0; f < 5; ++f) cmd.insert(cmd.end(), {absl::StrCat("f", f), rng.Text(element)});
     FERRY_RETURN_IF_ERROR(sink.Add(std::move(cmd)));
   } else if (type == "list" || type == "set" || type == "zset") {
-    std::vector<std::string> cmd = {type == "list" ? "RPUSH" : type == "set" ? "SADD" : "ZADD",
+    std::vector<std::string> cmd = {type == "list"  ? "RPUSH"
+                                    : type == "set" ? "SADD"
+                                                    : "ZADD",
                                     key};
     for (int f = 0; f < 5; ++f) {
       if (type == "zset") cmd.push_back(std::to_string(rng.Next() % 1000));
@@ -118,7 +120,8 @@ absl::Status GenKey(uint64_t i, const GenOptions& o, Rng& rng, Sink& sink) {
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
         "--types must be string, hash, list, set, zset, stream, hll, geo, bitmap or mixed, "
-        "not \"", type, "\""));
+        "not \"",
+        type, "\""));
   }
   if (o.ttl_fraction > 0 && rng.Unit() < o.ttl_fraction) {
     const uint64_t ttl_ms = 600000 + rng.Next() % 3000000;
@@ -151,8 +154,7 @@ int RunGen(const GenOptions& options) {
     return ExitCodeFor(status) == 0 ? 1 : ExitCodeFor(status);
   }
   if (options.target) {
-    std::fprintf(stderr, "wrote %llu keys to %s\n",
-                 static_cast<unsigned long long>(options.keys),
+    std::fprintf(stderr, "wrote %llu keys to %s\n", static_cast<unsigned long long>(options.keys),
                  options.target->Redacted().c_str());
   }
   return 0;

@@ -29,15 +29,15 @@ absl::StatusOr<redis::Endpoint> EndpointFromArgs(const Args& args, const std::st
   if (args.Has(side + "-cacert")) {
     endpoint->ca_file = args.Get(side + "-cacert");
     if (!endpoint->tls) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--", side, "-cacert needs a rediss:// URI in --", side));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", side, "-cacert needs a rediss:// URI in --", side));
     }
   }
   if (args.Has(side + "-insecure")) {
     endpoint->verify_peer = false;
     if (endpoint->tls) {
-      warnings->push_back(absl::StrCat("--", side,
-                                       "-insecure: the server's TLS certificate is not checked"));
+      warnings->push_back(
+          absl::StrCat("--", side, "-insecure: the server's TLS certificate is not checked"));
     }
   }
   return endpoint;

@@ -1,10 +1,11 @@
 // ferry: the command line. main() only turns flags into options structs and calls a library.
 
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,6 +14,7 @@
 #include "cli/job_options.h"
 #include "cli/migrate.h"
 #include "cli/remote.h"
+#include "common/base/logging.h"
 
 namespace {
 
@@ -49,12 +51,23 @@ int UsageError(const std::string& message) {
 }
 
 int Migrate(const std::vector<std::string>& argv) {
+  // The embedded controller and agents log for operators of a fleet; here only warnings
+  // matter, unless FERRY_LOG_LEVEL says otherwise.
+  if (std::getenv("FERRY_LOG_LEVEL") == nullptr) {
+    ferry::SetMinLogLevel(ferry::LogLevel::kWarning);
+  }
   std::vector<FlagSpec> specs = ferry::cli::JobFlags();
-  specs.insert(specs.end(), {
-      {"progress", "MODE", "auto (default: a bar on a terminal, else log lines), bar, log, none"},
-      {"output", "FORMAT", "text (default) or json: the final summary on stdout"},
-      {"help", "", "show this help"},
-  });
+  specs.insert(
+      specs.end(),
+      {
+          {"progress", "MODE",
+           "auto (default: a bar on a terminal, else log lines), bar, log, none"},
+          {"output", "FORMAT", "text (default) or json: the final summary on stdout"},
+          {"agents", "N",
+           "agents in this process (default 2); --parallel shards are shared by them"},
+          {"state", "FILE", "keep the job's state here; an interrupted migration resumes from it"},
+          {"help", "", "show this help"},
+      });
   absl::StatusOr<Args> args = Args::Parse(argv, specs);
   if (!args.ok()) return UsageError(std::string(args.status().message()));
   if (args->Has("help")) {
@@ -70,14 +83,15 @@ int Migrate(const std::vector<std::string>& argv) {
                stdout);
     return 0;
   }
-  if (!args->positional().empty()) return UsageError("unexpected argument " + args->positional()[0]);
+  if (!args->positional().empty())
+    return UsageError("unexpected argument " + args->positional()[0]);
   ferry::cli::MigrateOptions options;
   absl::StatusOr<ferry::cli::JobRequest> job =
       ferry::cli::JobRequestFromArgs(*args, &options.warnings);
   if (!job.ok()) return UsageError(std::string(job.status().message()));
   options.job = *std::move(job);
-  if (absl::Status s = ferry::cli::ParseProgressMode(args->Get("progress", "auto"),
-                                                     &options.progress);
+  if (absl::Status s =
+          ferry::cli::ParseProgressMode(args->Get("progress", "auto"), &options.progress);
       !s.ok()) {
     return UsageError(std::string(s.message()));
   }
@@ -86,6 +100,10 @@ int Migrate(const std::vector<std::string>& argv) {
     return UsageError("--output must be text or json, not \"" + output + "\"");
   }
   options.json = output == "json";
+  absl::StatusOr<int64_t> agents = args->GetInt("agents", 2, 1, 64);
+  if (!agents.ok()) return UsageError(std::string(agents.status().message()));
+  options.agents = static_cast<int>(*agents);
+  options.state_path = args->Get("state");
   return ferry::cli::RunMigrate(options, &g_stop);
 }
 
@@ -94,8 +112,9 @@ int Gen(const std::vector<std::string>& argv) {
       {"to", "URI", "server to write to (password: FERRY_TO_PASSWORD)"},
       {"resp", "", "print RESP commands on stdout for `redis-cli --pipe` instead"},
       {"keys", "N", "number of keys (default 100000)"},
-      {"types", "TYPE", "string, hash, list, set, zset, stream, hll, geo, bitmap or mixed "
-                        "(default)"},
+      {"types", "TYPE",
+       "string, hash, list, set, zset, stream, hll, geo, bitmap or mixed "
+       "(default)"},
       {"ttl-fraction", "F", "share of keys with a TTL of 10 to 60 minutes (default 0)"},
       {"value-size", "B", "bytes per string value (default 100)"},
       {"seed", "N", "random seed (default 1)"},
@@ -112,7 +131,8 @@ int Gen(const std::vector<std::string>& argv) {
     return 0;
   }
   ferry::cli::GenOptions options;
-  if (args->Has("to") == args->Has("resp")) return UsageError("give exactly one of --to and --resp");
+  if (args->Has("to") == args->Has("resp"))
+    return UsageError("give exactly one of --to and --resp");
   if (args->Has("to")) {
     const char* env = std::getenv("FERRY_TO_PASSWORD");
     absl::StatusOr<ferry::redis::Endpoint> target =
@@ -151,6 +171,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(argv + 2, argv + argc);
   if (command == "migrate") return Migrate(rest);
   if (command == "gen") return Gen(rest);
-  if (ferry::cli::IsRemoteCommand(command)) return ferry::cli::RunRemoteCommand(command, rest, &g_stop);
+  if (ferry::cli::IsRemoteCommand(command))
+    return ferry::cli::RunRemoteCommand(command, rest, &g_stop);
   return UsageError("unknown command \"" + command + "\"");
 }

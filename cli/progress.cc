@@ -51,11 +51,11 @@ std::string ProgressLine(const ProgressSnapshot& s) {
   const double secs = Seconds(s);
   const uint64_t done = s.copied + s.skipped + s.vanished + s.expired + s.failed;
   const double rate = static_cast<double>(s.scanned) / secs;
-  std::string line = absl::StrCat("copied ", Count(s.copied), "/", Count(s.estimated_keys),
-                                  " keys");
+  std::string line =
+      absl::StrCat("copied ", Count(s.copied), "/", Count(s.estimated_keys), " keys");
   if (s.estimated_keys > 0) {
-    absl::StrAppend(&line, absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done /
-                                                          s.estimated_keys)));
+    absl::StrAppend(&line,
+                    absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done / s.estimated_keys)));
   }
   absl::StrAppend(&line, ", ", Rate(rate), " keys/s, ",
                   absl::StrFormat("%.1f MB/s", static_cast<double>(s.bytes) / secs / 1e6));
@@ -145,9 +145,9 @@ std::string FormatReport(const JobReport& r, bool json) {
         ",\"bytes\":", t.bytes, ",\"estimated_keys\":", t.estimated_keys,
         ",\"shards_total\":", t.shards_total, ",\"shards_done\":", t.shards_done,
         absl::StrFormat(",\"seconds\":%.3f,\"keys_per_second\":%.0f", secs, t.scanned / secs));
-    absl::StrAppend(&out, ",\"error\":",
-                    r.status.ok() ? "null" : JsonString(std::string(r.status.message())),
-                    ",\"warnings\":[");
+    absl::StrAppend(
+        &out, ",\"error\":", r.status.ok() ? "null" : JsonString(std::string(r.status.message())),
+        ",\"warnings\":[");
     for (size_t i = 0; i < r.warnings.size(); ++i) {
       absl::StrAppend(&out, i ? "," : "", JsonString(r.warnings[i]));
     }

@@ -25,7 +25,8 @@ const std::map<std::string, Command>& Commands() {
        {"ferry submit --from URI --to URI [options]",
         "Submits a job to the controller and prints its id alone on stdout.", JobFlags(), 0}},
       {"status",
-       {"ferry status JOB [--failed] [--output json]", "Shows a job.",
+       {"ferry status JOB [--failed] [--output json]",
+        "Shows a job.",
         {{"failed", "", "also list the keys that failed (up to 1000)"},
          {"output", "FORMAT", "text (default) or json"}},
         1}},
@@ -36,11 +37,20 @@ const std::map<std::string, Command>& Commands() {
         {{"progress", "MODE", "auto, bar, log or none"},
          {"output", "FORMAT", "text (default) or json: the final summary"}},
         1}},
-      {"list", {"ferry list [--output json]", "Lists the jobs.", {{"output", "FORMAT", "text or json"}}, 0}},
-      {"cancel", {"ferry cancel JOB", "Cancels a job; its shards stop at a batch boundary.", {}, 1}},
+      {"list",
+       {"ferry list [--output json]",
+        "Lists the jobs.",
+        {{"output", "FORMAT", "text or json"}},
+        0}},
+      {"cancel",
+       {"ferry cancel JOB", "Cancels a job; its shards stop at a batch boundary.", {}, 1}},
       {"pause", {"ferry pause JOB", "Pauses a job; resume continues from its checkpoints.", {}, 1}},
       {"resume", {"ferry resume JOB", "Resumes a paused job.", {}, 1}},
-      {"agents", {"ferry agents [--output json]", "Lists the connected agents.", {{"output", "FORMAT", "text or json"}}, 0}},
+      {"agents",
+       {"ferry agents [--output json]",
+        "Lists the connected agents.",
+        {{"output", "FORMAT", "text or json"}},
+        0}},
   };
   return *commands;
 }
@@ -60,8 +70,7 @@ int Fail(const absl::Status& status) {
 
 void PrintJob(const ferry::v1::Job& job) {
   std::printf("job %s: %s\n", job.id().c_str(), StateName(job.state()).c_str());
-  std::printf("  %s -> %s\n", job.spec().source().uri().c_str(),
-              job.spec().target().uri().c_str());
+  std::printf("  %s -> %s\n", job.spec().source().uri().c_str(), job.spec().target().uri().c_str());
   std::printf("  %s\n", ProgressLine(SnapshotOfJob(job, absl::Now())).c_str());
   if (!job.error().empty()) std::printf("  error: %s\n", job.error().c_str());
   for (const std::string& w : job.warnings()) std::printf("  warning: %s\n", w.c_str());
@@ -104,11 +113,11 @@ int List(ControllerClient& client, const Args& args) {
   }
   std::printf("%-24s %-17s %-24s %s\n", "JOB", "STATE", "COPIED/ESTIMATED", "SOURCE -> TARGET");
   for (const auto& job : *jobs) {
-    std::printf("%-24s %-17s %-24s %s -> %s\n", job.id().c_str(), StateName(job.state()).c_str(),
-                absl::StrCat(job.progress().counters().copied(), "/",
-                             job.progress().estimated_keys())
-                    .c_str(),
-                job.spec().source().uri().c_str(), job.spec().target().uri().c_str());
+    std::printf(
+        "%-24s %-17s %-24s %s -> %s\n", job.id().c_str(), StateName(job.state()).c_str(),
+        absl::StrCat(job.progress().counters().copied(), "/", job.progress().estimated_keys())
+            .c_str(),
+        job.spec().source().uri().c_str(), job.spec().target().uri().c_str());
   }
   return 0;
 }

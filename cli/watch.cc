@@ -24,6 +24,13 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
       },
       stop);
   display.Stop();
+  if (!final_job.ok() && final_job.status().code() == absl::StatusCode::kCancelled) {
+    if (!options.quiet_interrupt) {
+      std::fprintf(stderr, "stopped watching; job %s goes on (ferry status %s)\n", job_id.c_str(),
+                   job_id.c_str());
+    }
+    return 130;
+  }
   if (!final_job.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(final_job.status().message()).c_str());
     const int code = ExitCodeFor(final_job.status());
@@ -37,15 +44,15 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
   report.warnings.insert(report.warnings.end(), final_job->warnings().begin(),
                          final_job->warnings().end());
   if (!final_job->error().empty()) {
-    report.status = absl::Status(static_cast<absl::StatusCode>(final_job->error_code() == 0
-                                                                   ? 2
-                                                                   : final_job->error_code()),
-                                 final_job->error());
+    report.status = absl::Status(
+        static_cast<absl::StatusCode>(final_job->error_code() == 0 ? 2 : final_job->error_code()),
+        final_job->error());
   }
   if (final_job->progress().counters().failed() > 0) {
     absl::StatusOr<ferry::v1::ListFailedKeysResponse> failed = client.FailedKeys(job_id, 100);
     if (failed.ok()) {
-      for (const auto& key : failed->keys()) report.failed_keys.emplace_back(key.key(), key.reason());
+      for (const auto& key : failed->keys())
+        report.failed_keys.emplace_back(key.key(), key.reason());
     }
   }
   std::fputs(FormatReport(report, options.json).c_str(), stdout);

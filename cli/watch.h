@@ -12,6 +12,7 @@ struct WatchOptions {
   ProgressMode progress = ProgressMode::kNone;
   bool json = false;
   std::vector<std::string> warnings;  // Printed in the final report with the job's own.
+  bool quiet_interrupt = false;       // Print nothing when `stop` ends the watch.
 };
 
 // Shows a job's progress until it ends, prints the report (text or JSON) on stdout and returns

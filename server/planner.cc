@@ -54,8 +54,7 @@ absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
   facts.run_id = redis::InfoField(text, "run_id");
   facts.version = redis::InfoField(text, "redis_version");
   facts.cluster = redis::InfoField(text, "cluster_enabled") == "1";
-  (void)absl::SimpleAtoi(redis::InfoField(text, "used_memory_dataset"),
-                         &facts.used_memory_dataset);
+  (void)absl::SimpleAtoi(redis::InfoField(text, "used_memory_dataset"), &facts.used_memory_dataset);
   (void)absl::SimpleAtoi(redis::InfoField(text, "maxmemory"), &facts.maxmemory);
   facts.keyspace = ParseKeyspace(text);
   return facts;
@@ -173,8 +172,8 @@ absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
     if (!src.run_id.empty() && src.run_id == dst->run_id) {
       for (int db : dbs) {
         if (target_db.value_or(db) == db) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "the target is the source itself (same server, database ", db, ")"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("the target is the source itself (same server, database ", db, ")"));
         }
       }
     }
@@ -189,9 +188,11 @@ absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
                                            ": keys the target cannot read will fail"));
     }
     if (dst->maxmemory > 0 && src.used_memory_dataset > dst->maxmemory) {
-      plan.warnings.push_back(absl::StrCat(
-          "the source's dataset (", src.used_memory_dataset, " bytes) is larger than the "
-          "target's maxmemory (", dst->maxmemory, " bytes): the target may run out of memory"));
+      plan.warnings.push_back(absl::StrCat("the source's dataset (", src.used_memory_dataset,
+                                           " bytes) is larger than the "
+                                           "target's maxmemory (",
+                                           dst->maxmemory,
+                                           " bytes): the target may run out of memory"));
     }
     uint64_t target_keys = 0;
     for (const auto& [db, keys] : dst->keyspace) target_keys += keys;

@@ -355,7 +355,8 @@ TEST(RouterClusterTest, SurvivesAManualFailoverMidWrites) {
   BackgroundWriter writer(cluster->endpoint(), {});
   ASSERT_NE(writer.router(), nullptr);
   writer.Start();
-  ASSERT_TRUE(writer.WaitBatches(20));
+  // Long enough for the router's initial discovery to leave the refresh rate limit behind.
+  ASSERT_TRUE(writer.WaitBatches(100));
   ASSERT_OK_AND_ASSIGN(int promoted, cluster->Failover(0));
   EXPECT_EQ(promoted, 3);
   ASSERT_TRUE(writer.WaitBatches(20));

@@ -31,10 +31,9 @@ CliResult RunFerry(const std::vector<std::string>& args,
                    absl::Duration timeout = absl::Minutes(5));
 
 // Starts `ferry args...` without waiting; output goes to `log_file`.
-absl::StatusOr<Subprocess> StartFerry(const std::vector<std::string>& args,
-                                      const std::string& log_file,
-                                      const std::vector<std::pair<std::string, std::string>>& env =
-                                          {});
+absl::StatusOr<Subprocess> StartFerry(
+    const std::vector<std::string>& args, const std::string& log_file,
+    const std::vector<std::pair<std::string, std::string>>& env = {});
 
 std::string ReadFile(const std::string& path);
 

@@ -57,8 +57,8 @@ TEST_F(MigrateAccessTest, TlsSourceWithGeneratedCaAndWrongCaRefused) {
   redis::Connection dst = Connect(*target);
   EXPECT_EQ(dst.Command({"DBSIZE"})->integer(), 0);
 
-  CliResult ok = RunFerry({"migrate", "--from", source->uri(), "--from-cacert",
-                           source->ca_file(), "--to", target->uri(), "--progress", "none"});
+  CliResult ok = RunFerry({"migrate", "--from", source->uri(), "--from-cacert", source->ca_file(),
+                           "--to", target->uri(), "--progress", "none"});
   ASSERT_EQ(ok.exit_code, 0) << ok.output;
   EXPECT_TRUE(SameData(src, dst));
 
@@ -97,19 +97,18 @@ TEST_F(MigrateAccessTest, ReadOnlyAclSourceUserAndPasswordTarget) {
   EXPECT_TRUE(SameData(src2, 2, dst2, 2));
 
   // A wrong target password: exit 3, and the password is not echoed.
-  CliResult wrong = RunFerry({"migrate", "--from", WithUser(source->uri(), "reader"), "--to",
-                              target->uri(), "--progress", "none"},
-                             {{"FERRY_FROM_PASSWORD", "reader-s3cret"},
-                              {"FERRY_TO_PASSWORD", "wrong-s3cret"}});
+  CliResult wrong =
+      RunFerry({"migrate", "--from", WithUser(source->uri(), "reader"), "--to", target->uri(),
+                "--progress", "none"},
+               {{"FERRY_FROM_PASSWORD", "reader-s3cret"}, {"FERRY_TO_PASSWORD", "wrong-s3cret"}});
   EXPECT_EQ(wrong.exit_code, 3) << wrong.output;
   EXPECT_THAT(wrong.output, HasSubstr("cannot log in"));
   EXPECT_THAT(wrong.output, Not(HasSubstr("s3cret")));
 
   // A password inside the URI works, with a warning, and is never printed.
   CliResult in_uri = RunFerry(
-      {"migrate", "--from",
-       absl::StrCat("redis://reader:reader-s3cret@127.0.0.1:", source->port()), "--to",
-       target->uri(), "--progress", "log"},
+      {"migrate", "--from", absl::StrCat("redis://reader:reader-s3cret@127.0.0.1:", source->port()),
+       "--to", target->uri(), "--progress", "log"},
       {{"FERRY_TO_PASSWORD", "target-s3cret"}});
   EXPECT_EQ(in_uri.exit_code, 0) << in_uri.output;
   EXPECT_THAT(in_uri.output, HasSubstr("FERRY_FROM_PASSWORD"));
@@ -139,8 +138,8 @@ TEST_F(MigrateAccessTest, RestoreDisabledOnTheTargetIsAClearError) {
   ASSERT_TRUE(source && target);
   redis::Connection src = Connect(*source);
   ASSERT_TRUE(LoadMixedData(src, 0, 100, 1, 0).ok());
-  CliResult r = RunFerry({"migrate", "--from", source->uri(), "--to", target->uri(),
-                          "--progress", "none"});
+  CliResult r =
+      RunFerry({"migrate", "--from", source->uri(), "--to", target->uri(), "--progress", "none"});
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_THAT(r.output, HasSubstr("does not allow RESTORE"));
   redis::Connection dst = Connect(*target);
@@ -159,9 +158,8 @@ TEST_F(MigrateAccessTest, SourceKilledDuringTheCopy) {
                           log);
   ASSERT_TRUE(ferry.ok());
   redis::Connection dst = Connect(*target);
-  ASSERT_TRUE(WaitFor([&] { return dst.Command({"DBSIZE"})->integer() > 1000; },
-                      absl::Seconds(30))
-                  .ok());
+  ASSERT_TRUE(
+      WaitFor([&] { return dst.Command({"DBSIZE"})->integer() > 1000; }, absl::Seconds(30)).ok());
   source->Kill();
   auto code = ferry->Wait(absl::Minutes(2));
   ASSERT_TRUE(code.ok()) << code.status();

@@ -38,9 +38,9 @@ struct LogVoidify {
 }  // namespace internal
 }  // namespace ferry
 
-#define FERRY_LOG(level)                                                    \
-  (::ferry::LogLevel::k##level < ::ferry::MinLogLevel())                   \
-      ? (void)0                                                             \
-      : ::ferry::internal::LogVoidify() &                                   \
+#define FERRY_LOG(level)                                                                   \
+  (::ferry::LogLevel::k##level < ::ferry::MinLogLevel())                                   \
+      ? (void)0                                                                            \
+      : ::ferry::internal::LogVoidify() &                                                  \
             ::ferry::internal::LogMessage(::ferry::LogLevel::k##level, __FILE__, __LINE__) \
                 .stream()

@@ -80,9 +80,10 @@ class Router::Run {
     absl::Duration backoff = retry.initial_backoff;
     for (int round = 1; !todo.empty(); ++round) {
       backoff_ = refresh_ = false;
+      refresh_hint_ = -1;
       todo = Round(todo);
       if (todo.empty() || round >= retry.max_rounds || absl::Now() >= deadline) break;
-      if (refresh_) router_.MaybeRefreshTopology();
+      if (refresh_) router_.MaybeRefreshTopology(refresh_hint_);
       // Redirects alone are resent at once, but not in a tight loop.
       if (backoff_ || round >= 3) {
         absl::SleepFor(std::min(backoff, deadline - absl::Now()));
@@ -119,9 +120,7 @@ class Router::Run {
     for (size_t node = 0; node < by_node.size(); ++node) {
       if (by_node[node].empty()) continue;
       sent[node] = Send(static_cast<int>(node), by_node[node]);
-      if (!sent[node]) {
-        for (const Attempt& attempt : by_node[node]) again.push_back(attempt.index);
-      }
+      if (!sent[node]) Unanswered(by_node[node], 0, &again);
     }
     for (size_t node = 0; node < by_node.size(); ++node) {
       if (sent[node]) Read(static_cast<int>(node), by_node[node], &again);
@@ -154,12 +153,18 @@ class Router::Run {
       if (attempts[k].asking && reply.ok()) reply = connection.ReadReply();
       if (!reply.ok()) {
         TransportError(node, reply.status());
-        for (size_t rest = k; rest < attempts.size(); ++rest) {
-          again->push_back(attempts[rest].index);
-        }
+        Unanswered(attempts, k, again);
         return;
       }
       if (Handle(node, attempts[k].index, std::move(*reply))) again->push_back(attempts[k].index);
+    }
+  }
+
+  // attempts[from..] got no reply: an earlier error reply of theirs is no longer the outcome.
+  void Unanswered(const std::vector<Attempt>& attempts, size_t from, std::vector<size_t>* again) {
+    for (size_t k = from; k < attempts.size(); ++k) {
+      answered_[attempts[k].index] = false;
+      again->push_back(attempts[k].index);
     }
   }
 
@@ -176,6 +181,7 @@ class Router::Run {
         ++router_.stats_.moved;
         router_.slot_owner_[redirect.slot] = target;
         refresh_ = true;
+        refresh_hint_ = target;
       } else {
         ++router_.stats_.ask;
         ask_node_[index] = target;
@@ -207,6 +213,8 @@ class Router::Run {
   std::vector<int> ask_node_;
   bool backoff_ = false;
   bool refresh_ = false;
+  // A node that just proved to know the new layout (a MOVED target): asked first on refresh.
+  int refresh_hint_ = -1;
   absl::Status last_transport_error_;
 };
 
@@ -281,16 +289,19 @@ absl::Status Router::ApplyTopology(ClusterTopology topology) {
   return absl::OkStatus();
 }
 
-absl::Status Router::RefreshTopology() {
+absl::Status Router::RefreshTopology(int preferred_node) {
   last_refresh_ = absl::Now();
   ++stats_.refreshes;
-  // Nodes already connected first: a dead host can cost a whole connect timeout.
+  // The preferred node, then the nodes already connected (a dead host can cost a whole connect
+  // timeout), then the rest.
   std::vector<int> order;
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (nodes_[i]->connection.has_value()) order.push_back(static_cast<int>(i));
-  }
-  for (size_t i = 0; i < nodes_.size(); ++i) {
-    if (!nodes_[i]->connection.has_value()) order.push_back(static_cast<int>(i));
+  if (preferred_node >= 0) order.push_back(preferred_node);
+  for (bool connected : {true, false}) {
+    for (size_t i = 0; i < nodes_.size(); ++i) {
+      if (nodes_[i]->connection.has_value() == connected && static_cast<int>(i) != preferred_node) {
+        order.push_back(static_cast<int>(i));
+      }
+    }
   }
   absl::Status last = absl::UnavailableError("no cluster node known");
   for (int node : order) {
@@ -311,12 +322,12 @@ absl::Status Router::RefreshTopology() {
   return last;
 }
 
-void Router::MaybeRefreshTopology() {
+void Router::MaybeRefreshTopology(int preferred_node) {
   if (!cluster_) return;
   if (last_refresh_.has_value() && absl::Now() - *last_refresh_ < retry_.min_refresh_interval) {
     return;
   }
-  absl::Status status = RefreshTopology();
+  absl::Status status = RefreshTopology(preferred_node);
   // Not fatal: the next round retries with the slot map as MOVED replies left it.
   if (!status.ok()) FERRY_LOG(Debug) << "cluster topology refresh failed: " << status;
 }

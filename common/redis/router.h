@@ -97,8 +97,9 @@ class Router {
   Router(Endpoint seed, ConnectOptions options, RouterRetryPolicy retry, bool cluster);
 
   absl::Status ApplyTopology(ClusterTopology topology);
-  absl::Status RefreshTopology();
-  void MaybeRefreshTopology();
+  // Re-discovers the topology, asking `preferred_node` (an index in nodes_, or -1) first.
+  absl::Status RefreshTopology(int preferred_node);
+  void MaybeRefreshTopology(int preferred_node);
   // Index of the node at host:port, added when new.
   int NodeIndex(const std::string& host, int port);
   int NodeForSlot(int slot) const;
