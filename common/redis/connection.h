@@ -115,6 +115,9 @@ class Connection {
   std::unique_ptr<Transport> transport_;
   redisReader* reader_ = nullptr;
   std::string out_;
+  std::unique_ptr<char[]> in_;  // Bytes read from the socket: [in_pos_, in_len_) not yet fed.
+  size_t in_len_ = 0;
+  size_t in_pos_ = 0;
   size_t pending_ = 0;
   int db_ = 0;
   bool broken_ = false;
