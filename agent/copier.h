@@ -9,12 +9,18 @@
 #include "absl/time/time.h"
 #include "common/redis/connection.h"
 #include "common/redis/endpoint.h"
+#include "common/redis/scan_math.h"
+#include "common/redis/slot.h"
 
 namespace ferry::agent {
 
 class RateLimiter;
 
 enum class OnConflict { kReplace, kSkip, kFail };
+
+// Which node of a source cluster a shard reads: the primary serving its slots or a replica of
+// that primary (READONLY).
+enum class ReadFrom { kPrimary, kReplica };
 
 // Counters of one shard. "copied" counts writes, not unique keys: SCAN may return a key twice.
 struct ShardCounters {
@@ -35,26 +41,46 @@ struct Checkpoint {
   bool done = false;
   std::string run_id;  // The source server process the cursor belongs to.
   ShardCounters counters;
+  // Cluster source: the SCAN walk is over; `rescan` remains to be read from the slots' owners.
+  bool scanned = false;
+  // Cluster source: shard slots another node served at some point of the walk.
+  redis::SlotSet rescan;
+  // Cluster source: `host:port` of the node the cursor belongs to.
+  std::string node;
 };
 
-// One shard of one source database (DESIGN.md, single-dict scheme).
+// One shard of one source database (DESIGN.md, "Shards: the SCAN cursor math").
 struct ShardSpec {
+  // Standalone: the server. Cluster: any node of the source cluster (the URI given).
   redis::Endpoint source;
+  // A standalone server or any node of a cluster (RESTOREs are routed by slot).
   redis::Endpoint target;
   int source_db = 0;
   int target_db = 0;
-  int shard_bits = 0;        // 2^shard_bits shards in this database.
+  int shard_bits = 0;        // The database (cluster: the node) is cut into 2^shard_bits shards.
   uint64_t shard_index = 0;  // In [0, 2^shard_bits).
   std::string match;         // SCAN MATCH pattern; empty means all.
   std::string type;          // SCAN TYPE filter; empty means all.
+
+  // Cluster sources only: the shard copies the keys of `slots`, from whichever primary serves
+  // them when it runs (or a replica of it). Single-dict scheme: shard `shard_index` of that
+  // node's cursor space, keys of other slots dropped. Per-slot scheme: `slots` is one range,
+  // walked from its first slot to its last.
+  redis::SlotSet slots;
+  redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
+  // `host:port` of the primary that served `slots` when the job was planned: asked first.
+  std::string source_node;
+  ReadFrom read_from = ReadFrom::kPrimary;
+
+  bool cluster() const { return !slots.empty(); }
 };
 
 struct CopyOptions {
-  int batch_keys = 1000;                         // SCAN COUNT and pipeline depth.
-  uint64_t max_bytes_in_flight = 16ull << 20;    // Read but not yet written, per shard.
+  int batch_keys = 1000;                       // SCAN COUNT and pipeline depth.
+  uint64_t max_bytes_in_flight = 16ull << 20;  // Read but not yet written, per shard.
   OnConflict on_conflict = OnConflict::kReplace;
-  bool dry_run = false;                          // Read and count; write nothing.
-  int max_retries = 6;                           // Transient failures in a row before giving up.
+  bool dry_run = false;  // Read and count; write nothing.
+  int max_retries = 6;   // Transient failures in a row before giving up.
   absl::Duration initial_backoff = absl::Milliseconds(200);
   redis::ConnectOptions connect;
 };
@@ -70,6 +96,10 @@ struct CopyCallbacks {
 // until the shard is finished, `cancel` becomes true (returns CANCELLED after checkpointing), or
 // a fatal error (auth, NOPERM, OOM, RESTORE not permitted) or too many transient errors in a row.
 // A resume checkpoint whose run_id differs from the source's restarts at the start cursor.
+// Cluster source: each attempt first finds the node serving the shard's slots now (a failover
+// restarts the walk on the new primary); after the walk, slots that moved away meanwhile are
+// read again from their new owners. A cluster target gets each RESTORE on the primary of its
+// key's slot, through MOVED, ASK, TRYAGAIN and failovers (redis::Router).
 // `limiter` (may be null) is shared by all shards of a job. Blocking; uses one extra thread to
 // read the next batch while this one is written.
 absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const Checkpoint& resume,

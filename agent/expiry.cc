@@ -1,5 +1,6 @@
 #include "agent/expiry.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/numbers.h"
@@ -43,6 +44,14 @@ absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
   mapper.offset_ms_ = offset_us >= 0 ? offset_us / 1000 : -((-offset_us + 999) / 1000);
   mapper.absolute_ = true;
   return mapper;
+}
+
+ExpiryMapper ExpiryMapper::Earliest(const ExpiryMapper& a, const ExpiryMapper& b) {
+  ExpiryMapper out = a;
+  out.absolute_ = a.absolute_ && b.absolute_;
+  out.offset_ms_ = std::min(a.offset_ms_, b.offset_ms_);
+  out.relative_margin_ = std::max(a.relative_margin_, b.relative_margin_);
+  return out;
 }
 
 std::optional<int64_t> ExpiryMapper::RestoreTtl(int64_t pttl, absl::Time read_time) const {

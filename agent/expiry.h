@@ -30,6 +30,11 @@ class ExpiryMapper {
   // For relative TTLs: the longest recent wait between computing a TTL and the target's reply.
   void set_relative_margin(absl::Duration margin) { relative_margin_ = margin; }
 
+  // The mapper that is right for both `a` and `b` (two nodes of one cluster target): absolute
+  // times only when both take them, with the lower clock offset, so neither node's keys
+  // outlive the source's.
+  static ExpiryMapper Earliest(const ExpiryMapper& a, const ExpiryMapper& b);
+
  private:
   bool absolute_ = false;
   int64_t offset_ms_ = 0;  // Lower bound of (target clock - this host's clock).

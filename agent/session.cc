@@ -17,6 +17,7 @@
 #include "absl/random/random.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/lease_spec.h"
 #include "agent/rate_limiter.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
@@ -45,113 +46,6 @@ constexpr size_t kMaxFailedKeyBytes = 1 << 20;
 // server's default minimum ping interval (5 min), or the server would answer with GOAWAY.
 constexpr int kKeepaliveTimeMs = 310 * 1000;
 constexpr int kKeepaliveTimeoutMs = 20 * 1000;
-
-// ------------------------------------------------------------------------------------------
-// Conversions between the wire messages and the copy engine's types.
-
-void CountersToProto(const ShardCounters& c, pb::Counters* out) {
-  out->set_scanned(c.scanned);
-  out->set_copied(c.copied);
-  out->set_skipped(c.skipped);
-  out->set_vanished(c.vanished);
-  out->set_expired(c.expired);
-  out->set_failed(c.failed);
-  out->set_bytes(c.bytes);
-}
-
-void CheckpointToProto(const Checkpoint& c, pb::Checkpoint* out) {
-  out->set_cursor(c.cursor);
-  out->set_done(c.done);
-  out->set_run_id(c.run_id);
-  CountersToProto(c.counters, out->mutable_counters());
-}
-
-Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
-  Checkpoint out;
-  out.cursor = c.cursor();
-  out.done = c.done();
-  out.run_id = c.run_id();
-  out.counters.scanned = c.counters().scanned();
-  out.counters.copied = c.counters().copied();
-  out.counters.skipped = c.counters().skipped();
-  out.counters.vanished = c.counters().vanished();
-  out.counters.expired = c.counters().expired();
-  out.counters.failed = c.counters().failed();
-  out.counters.bytes = c.counters().bytes();
-  return out;
-}
-
-absl::StatusOr<redis::Endpoint> EndpointFromProto(const pb::EndpointSpec& spec,
-                                                  absl::string_view side) {
-  absl::StatusOr<redis::Endpoint> endpoint = redis::ParseEndpointUri(spec.uri(), spec.password());
-  if (!endpoint.ok()) return Annotate(endpoint.status(), side);
-  if (!spec.ca_file().empty()) endpoint->ca_file = spec.ca_file();
-  if (spec.insecure()) endpoint->verify_peer = false;
-  return endpoint;
-}
-
-// Points `endpoint` at `node` (`host:port` or `[v6]:port`), a cluster master of the source.
-absl::Status SetNode(absl::string_view node, redis::Endpoint& endpoint) {
-  const size_t colon = node.rfind(':');
-  int port = 0;
-  if (colon == absl::string_view::npos || !absl::SimpleAtoi(node.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat("source node '", node, "' is not host:port"));
-  }
-  absl::string_view host = node.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  endpoint.host = std::string(host);
-  endpoint.port = port;
-  return absl::OkStatus();
-}
-
-absl::StatusOr<ShardSpec> SpecFromLease(const pb::ControllerMessage::Lease& lease) {
-  ShardSpec spec;
-  FERRY_ASSIGN_OR_RETURN(spec.source, EndpointFromProto(lease.source(), "source"));
-  FERRY_ASSIGN_OR_RETURN(spec.target, EndpointFromProto(lease.target(), "target"));
-  if (!lease.source_node().empty())
-    FERRY_RETURN_IF_ERROR(SetNode(lease.source_node(), spec.source));
-  if (lease.shard_bits() < 0 || lease.shard_bits() > 32 ||
-      lease.shard_index() >= (uint64_t{1} << lease.shard_bits())) {
-    return absl::InvalidArgumentError(absl::StrCat("shard ", lease.shard_index(), " of 2^",
-                                                   lease.shard_bits(), " does not exist"));
-  }
-  spec.source_db = lease.source_db();
-  spec.target_db = lease.target_db();
-  spec.shard_bits = lease.shard_bits();
-  spec.shard_index = lease.shard_index();
-  spec.match = lease.match();
-  spec.type = lease.type();
-  return spec;
-}
-
-CopyOptions CopyOptionsFromLease(const CopyOptions& defaults,
-                                 const pb::ControllerMessage::Lease& lease) {
-  CopyOptions copy = defaults;
-  if (lease.batch_keys() > 0) copy.batch_keys = lease.batch_keys();
-  switch (lease.on_conflict()) {
-    case pb::ON_CONFLICT_SKIP:
-      copy.on_conflict = OnConflict::kSkip;
-      break;
-    case pb::ON_CONFLICT_FAIL:
-      copy.on_conflict = OnConflict::kFail;
-      break;
-    default:
-      copy.on_conflict = OnConflict::kReplace;
-  }
-  copy.dry_run = lease.dry_run();
-  if (copy.connect.client_name.empty()) copy.connect.client_name = "ferry-agent";
-  return copy;
-}
-
-std::string DescribeLease(const pb::ControllerMessage::Lease& lease, const ShardSpec& spec) {
-  return absl::StrCat("lease ", lease.lease_id(), " (job ", lease.job_id(), ", epoch ",
-                      lease.epoch(), "): ", spec.source.Redacted(), " db ", spec.source_db,
-                      " shard ", spec.shard_index, "/", uint64_t{1} << spec.shard_bits, " -> ",
-                      spec.target.Redacted(), " db ", spec.target_db);
-}
 
 // ------------------------------------------------------------------------------------------
 // One stream.

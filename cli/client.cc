@@ -72,6 +72,11 @@ absl::Status ControllerClient::Explain(const grpc::Status& status) const {
                                      "); is ferry-controller running there? "
                                      "(--controller or FERRY_CONTROLLER)"));
   }
+  if (s.code() == absl::StatusCode::kUnauthenticated) {
+    return absl::UnauthenticatedError(absl::StrCat(
+        "the controller at ", address_, " refused the call: ", s.message(),
+        " (give its token with --token-file or FERRY_TOKEN)"));
+  }
   return s;
 }
 
@@ -215,6 +220,9 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   spec.set_shards(r.shards);
   spec.set_parallel(r.parallel);
   spec.set_dry_run(r.dry_run);
+  spec.set_merge_dbs(r.merge_dbs);
+  spec.set_read_from(r.read_from_replicas ? ferry::v1::READ_FROM_REPLICA
+                                          : ferry::v1::READ_FROM_PRIMARY);
   return spec;
 }
 

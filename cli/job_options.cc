@@ -54,6 +54,11 @@ std::vector<FlagSpec> JobFlags() {
       {"from-insecure", "", "do not verify the source's TLS certificate (warns)"},
       {"to-insecure", "", "do not verify the target's TLS certificate (warns)"},
       {"db", "LIST", "databases to copy, e.g. 0,3 (default: every non-empty one)"},
+      {"merge-dbs", "",
+       "copy several databases into one (db 0, or the --to URI's db): a cluster"
+       " target has only db 0"},
+      {"read-from", "NODES",
+       "primary (default) or replica: which nodes of a source cluster are read"},
       {"match", "PATTERN", "copy only keys matching this SCAN MATCH pattern"},
       {"type", "TYPE", "copy only keys of this type (string, hash, list, set, zset, stream)"},
       {"batch", "N", "keys per SCAN/DUMP/RESTORE round trip (default 1000)"},
@@ -85,6 +90,13 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
   FERRY_ASSIGN_OR_RETURN(int64_t parallel, args.GetInt("parallel", 4, 1, 1024));
   r.parallel = static_cast<int>(parallel);
   r.dry_run = args.Has("dry-run");
+  r.merge_dbs = args.Has("merge-dbs");
+  const std::string read_from = args.Get("read-from", "primary");
+  if (read_from != "primary" && read_from != "replica") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--read-from must be primary or replica, not \"", read_from, "\""));
+  }
+  r.read_from_replicas = read_from == "replica";
   const std::string policy = args.Get("on-conflict", "replace");
   if (policy == "replace") {
     r.on_conflict = agent::OnConflict::kReplace;

@@ -26,6 +26,8 @@ struct JobRequest {
   int shards = 0;    // Per database; 0: planned from the key count.
   int parallel = 4;  // Shards copied at once.
   bool dry_run = false;
+  bool merge_dbs = false;           // Several source databases into one (a cluster's db 0).
+  bool read_from_replicas = false;  // Cluster source: read replicas (READONLY).
 };
 
 // The flags behind JobRequest, for parsing and help.

@@ -86,6 +86,9 @@ absl::Status Controller::Init() {
   grpc::ServerBuilder builder;
   if (!options_.listen.empty()) builder.AddListeningPort(options_.listen, credentials, &port_);
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  // gRPC sets SO_REUSEPORT by default: a second controller on the same address would start and
+  // silently take half of the connections. Binding must fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   // Pings find dead agent connections; agents may ping as often as every 10 s without being
   // told "too many pings".
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);

@@ -34,7 +34,8 @@ class FakePlanner : public Planner {
       return absl::UnauthenticatedError("wrong password");
     }
     PlanResult plan;
-    for (int i = 0; i < 2; ++i) plan.shards.push_back({"", 0, 0, 1, static_cast<uint64_t>(i)});
+    for (int i = 0; i < 2; ++i)
+      plan.shards.push_back({"", 0, 0, 1, static_cast<uint64_t>(i), {}, {}});
     plan.estimated_keys = 20;
     return plan;
   }

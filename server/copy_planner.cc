@@ -13,13 +13,21 @@ absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   FERRY_ASSIGN_OR_RETURN(request.target, EndpointFromSpec(spec.target()));
   request.dbs.assign(spec.dbs().begin(), spec.dbs().end());
   if (spec.has_target_db()) request.target_db = spec.target_db();
+  request.merge_dbs = spec.merge_dbs();
+  request.read_from_replicas = spec.read_from() == ferry::v1::READ_FROM_REPLICA;
   request.shards = spec.shards();
   request.dry_run = spec.dry_run();
   FERRY_ASSIGN_OR_RETURN(server::Plan plan, PlanCopy(request));
   PlanResult result;
-  for (const PlannedShard& shard : plan.shards) {
-    result.shards.push_back({/*source_node=*/"", shard.source_db, shard.target_db, shard.shard_bits,
-                             shard.shard_index});
+  for (PlannedShard& shard : plan.shards) {
+    PlanResult::Shard& out = result.shards.emplace_back();
+    out.source_node = shard.source_node;
+    out.source_db = shard.source_db;
+    out.target_db = shard.target_db;
+    out.shard_bits = shard.shard_bits;
+    out.shard_index = shard.shard_index;
+    out.scheme = shard.scheme;
+    out.slots = std::move(shard.slots);
   }
   result.estimated_keys = plan.estimated_keys;
   result.warnings = std::move(plan.warnings);

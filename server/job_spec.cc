@@ -61,6 +61,9 @@ absl::Status NormalizeJobSpec(ferry::v1::JobSpec* spec) {
   if (!ferry::v1::OnConflict_IsValid(spec->on_conflict())) {
     return absl::InvalidArgumentError("invalid on_conflict");
   }
+  if (!ferry::v1::ReadFrom_IsValid(spec->read_from())) {
+    return absl::InvalidArgumentError("invalid read_from");
+  }
   return absl::OkStatus();
 }
 

@@ -1,6 +1,7 @@
 #include "server/job_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,6 +48,8 @@ CREATE TABLE IF NOT EXISTS shards (
   epoch INTEGER NOT NULL DEFAULT 0,
   agent_id TEXT NOT NULL DEFAULT '',
   error TEXT NOT NULL DEFAULT '',
+  scan_scheme INTEGER NOT NULL DEFAULT 0,
+  slots TEXT NOT NULL DEFAULT '',
   UNIQUE (job_id, source_node, source_db, shard_bits, shard_index)
 );
 CREATE TABLE IF NOT EXISTS failed_keys (
@@ -143,13 +146,39 @@ ShardRecord ReadShard(Statement& row) {
   shard.epoch = static_cast<uint64_t>(row.Int(10));
   shard.agent_id = row.Bytes(11);
   shard.error = row.Bytes(12);
+  shard.scan_scheme = static_cast<ferry::v1::ScanScheme>(row.Int(13));
+  // Written by FormatSlotRanges; a damaged value reads as "no slots".
+  shard.slots = redis::ParseSlotRanges(row.Bytes(14)).value_or(redis::SlotRanges());
   return shard;
 }
 
 }  // namespace
 
+// Holds an exclusive lock on `<path>.lock` so that two processes (two controllers, or a
+// controller and `ferry migrate --state`) never run the same jobs. The kernel drops it when the
+// process dies, so a restart after SIGKILL finds it free.
+absl::StatusOr<int> LockStateFile(const std::string& path) {
+  const std::string lock_path = path + ".lock";
+  int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
+  }
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return absl::FailedPreconditionError(absl::StrCat(
+        "state file ", path, " is in use by another ferry process (", lock_path, " is locked)"));
+  }
+  return fd;
+}
+
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
-  FERRY_RETURN_IF_ERROR(CreatePrivateFile(path));
+  FERRY_ASSIGN_OR_RETURN(int lock_fd, LockStateFile(path));
+  absl::Status created = CreatePrivateFile(path);
+  if (!created.ok()) {
+    close(lock_fd);
+    return created;
+  }
   sqlite3* db = nullptr;
   int rc =
       sqlite3_open_v2(path.c_str(), &db,
@@ -158,18 +187,32 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
     absl::Status status = absl::FailedPreconditionError(
         absl::StrCat("cannot open state file ", path, ": ", sqlite3_errstr(rc)));
     sqlite3_close(db);
+    close(lock_fd);
     return status;
   }
-  std::unique_ptr<JobStore> store(new JobStore(db));
+  std::unique_ptr<JobStore> store(new JobStore(db, lock_fd));
   absl::MutexLock lock(&store->mu_);
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // FULL: a commit is on disk before the controller acknowledges the checkpoint it holds.
   FERRY_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
   FERRY_RETURN_IF_ERROR(store->Exec(kSchema));
+  FERRY_RETURN_IF_ERROR(store->AddClusterColumnsLocked());
   return store;
 }
 
-JobStore::~JobStore() { sqlite3_close(db_); }
+JobStore::~JobStore() {
+  sqlite3_close(db_);
+  close(lock_fd_);  // Releases the lock.
+}
+
+absl::Status JobStore::AddClusterColumnsLocked() {
+  Statement columns(db_, "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = 'slots'");
+  FERRY_ASSIGN_OR_RETURN(bool has_row, columns.Step());
+  if (has_row && columns.Int(0) > 0) return absl::OkStatus();
+  return Exec(
+      "ALTER TABLE shards ADD COLUMN scan_scheme INTEGER NOT NULL DEFAULT 0; "
+      "ALTER TABLE shards ADD COLUMN slots TEXT NOT NULL DEFAULT '';");
+}
 
 absl::Status JobStore::Exec(const char* sql) {
   char* error = nullptr;
@@ -277,7 +320,7 @@ absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* 
       Statement insert(db_,
                        "INSERT INTO shards (job_id, source_node, source_db, shard_bits, "
                        "shard_index, target_db, state, checkpoint, lease_id, epoch, agent_id, "
-                       "error) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
+                       "error, scan_scheme, slots) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
       insert.BindText(1, job.id)
           .BindText(2, shard.source_node)
           .Bind(3, shard.source_db)
@@ -289,7 +332,9 @@ absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* 
           .BindText(9, shard.lease_id)
           .Bind(10, static_cast<int64_t>(shard.epoch))
           .BindText(11, shard.agent_id)
-          .BindText(12, shard.error);
+          .BindText(12, shard.error)
+          .Bind(13, shard.scan_scheme)
+          .BindText(14, redis::FormatSlotRanges(shard.slots));
       FERRY_RETURN_IF_ERROR(insert.Run());
       shard.id = sqlite3_last_insert_rowid(db_);
       shard.job_id = job.id;
@@ -345,8 +390,8 @@ absl::StatusOr<std::vector<ShardRecord>> JobStore::LoadShards() {
   absl::MutexLock lock(&mu_);
   Statement select(db_,
                    "SELECT id, job_id, source_node, source_db, shard_bits, shard_index, "
-                   "target_db, state, checkpoint, lease_id, epoch, agent_id, error FROM shards "
-                   "ORDER BY id");
+                   "target_db, state, checkpoint, lease_id, epoch, agent_id, error, "
+                   "scan_scheme, slots FROM shards ORDER BY id");
   std::vector<ShardRecord> shards;
   while (true) {
     FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/redis/slot.h"
 #include "ferry/v1/ferry.pb.h"
 
 struct sqlite3;
@@ -48,6 +49,8 @@ struct ShardRecord {
   uint64_t epoch = 0;    // Of the last grant.
   std::string agent_id;  // Empty unless leased.
   std::string error;     // Why the shard failed.
+  ferry::v1::ScanScheme scan_scheme = ferry::v1::SCAN_SCHEME_SINGLE_DICT;
+  redis::SlotRanges slots;  // Cluster source: the shard's slots; empty otherwise.
 };
 
 struct StoredFailedKey {
@@ -93,9 +96,11 @@ class JobStore {
   absl::StatusOr<uint64_t> CountFailedKeys(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  explicit JobStore(sqlite3* db) : db_(db) {}
+  JobStore(sqlite3* db, int lock_fd) : db_(db), lock_fd_(lock_fd) {}
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // State files written before cluster support lack the shards' scheme and slots.
+  absl::Status AddClusterColumnsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateJobLocked(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateShardLocked(const ShardRecord& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertFailedKeysLocked(const std::string& job_id,
@@ -104,6 +109,7 @@ class JobStore {
 
   absl::Mutex mu_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
+  const int lock_fd_;  // Holds the exclusive lock on the state file (LockStateFile).
 };
 
 }  // namespace ferry::server

@@ -1,5 +1,6 @@
 #include "server/job_store.h"
 
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -165,6 +166,65 @@ TEST(JobStoreTest, FailedTransactionLeavesNothingBehind) {
   shards[1].shard_index = 0;  // Duplicate shard key: the insert fails.
   EXPECT_FALSE((*store)->SavePlan(job, &shards).ok());
   EXPECT_TRUE((*store)->LoadShards()->empty());
+}
+
+TEST(JobStoreTest, ClusterShardsKeepTheirSchemeAndSlots) {
+  const std::string path = TempPath("cluster");
+  auto store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  JobRecord job = MakeJob("job-c");
+  ASSERT_TRUE((*store)->CreateJob(&job).ok());
+  std::vector<ShardRecord> shards = TwoShards();
+  shards[0].source_node = "10.0.0.1:7000";
+  shards[0].scan_scheme = ferry::v1::SCAN_SCHEME_PER_SLOT;
+  shards[0].slots = {{0, 100}};
+  shards[1].source_node = "10.0.0.1:7000";
+  shards[1].slots = {{0, 5460}, {6000, 6000}};
+  ASSERT_TRUE((*store)->SavePlan(job, &shards).ok());
+  store->reset();
+  store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok());
+  auto loaded = (*store)->LoadShards();
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_EQ(loaded->size(), 2u);
+  EXPECT_EQ((*loaded)[0].scan_scheme, ferry::v1::SCAN_SCHEME_PER_SLOT);
+  EXPECT_EQ((*loaded)[0].slots, (redis::SlotRanges{{0, 100}}));
+  EXPECT_EQ((*loaded)[1].scan_scheme, ferry::v1::SCAN_SCHEME_SINGLE_DICT);
+  EXPECT_EQ((*loaded)[1].slots, (redis::SlotRanges{{0, 5460}, {6000, 6000}}));
+}
+
+TEST(JobStoreTest, StateFilesFromBeforeClustersGainTheColumns) {
+  const std::string path = TempPath("old-schema");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE shards (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT "
+                         "NOT NULL, source_node TEXT NOT NULL, source_db INTEGER NOT NULL, "
+                         "shard_bits INTEGER NOT NULL, shard_index INTEGER NOT NULL, target_db "
+                         "INTEGER NOT NULL, state INTEGER NOT NULL, checkpoint BLOB NOT NULL, "
+                         "lease_id TEXT NOT NULL DEFAULT '', epoch INTEGER NOT NULL DEFAULT 0, "
+                         "agent_id TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', "
+                         "UNIQUE (job_id, source_node, source_db, shard_bits, shard_index)); "
+                         "INSERT INTO shards (job_id, source_node, source_db, shard_bits, "
+                         "shard_index, target_db, state, checkpoint) "
+                         "VALUES ('old', '', 0, 0, 0, 0, 1, x'');",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto loaded = (*store)->LoadShards();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 1u);
+  EXPECT_TRUE((*loaded)[0].slots.empty());
+  EXPECT_EQ((*loaded)[0].scan_scheme, ferry::v1::SCAN_SCHEME_SINGLE_DICT);
+  // One process at a time: a second store on the same file is refused while the first lives.
+  auto second = JobStore::Open(path);
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(second.status().message()), ::testing::HasSubstr("in use"));
+  store->reset();
+  ASSERT_TRUE(JobStore::Open(path).ok());  // Idempotent.
 }
 
 }  // namespace

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/redis/scan_math.h"
+#include "common/redis/slot.h"
 
 namespace ferry::v1 {
 class JobSpec;
@@ -22,8 +24,13 @@ struct PlanResult {
     std::string source_node;  // `host:port` of the source node; empty: the host of the source URI.
     int source_db = 0;
     int target_db = 0;
-    int shard_bits = 0;        // The database is cut into 2^shard_bits shards.
+    int shard_bits = 0;        // The database (cluster: the node) is cut into 2^shard_bits shards.
     uint64_t shard_index = 0;  // In [0, 2^shard_bits).
+    // The cursor scheme of the source node.
+    redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
+    // Cluster source: the slots whose keys the shard copies (per-slot scheme: one range);
+    // empty for a standalone source.
+    redis::SlotRanges slots;
   };
   std::vector<Shard> shards;
   uint64_t estimated_keys = 0;        // Keys in the selected source databases.

@@ -8,91 +8,21 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/base/status_macros.h"
-#include "common/redis/errors.h"
+#include "server/preflight.h"
 
 namespace ferry::server {
 namespace {
 
-using redis::Connection;
-using redis::Reply;
-
-constexpr int kProbeDbLimit = 16;
-
-struct ServerFacts {
-  std::string run_id;
-  std::string version;
-  bool cluster = false;
-  int64_t used_memory_dataset = -1;
-  int64_t maxmemory = -1;
-  std::map<int, uint64_t> keyspace;
-};
-
-// Databases and their sizes without INFO (restricted users): SELECT + DBSIZE until SELECT fails.
-absl::StatusOr<std::map<int, uint64_t>> KeyspaceByProbing(Connection& conn) {
-  std::map<int, uint64_t> out;
-  for (int db = 0; db < kProbeDbLimit; ++db) {
-    if (!conn.Select(db).ok()) break;
-    FERRY_ASSIGN_OR_RETURN(Reply size, conn.Command({"DBSIZE"}));
-    if (size.integer() > 0) out[db] = static_cast<uint64_t>(size.integer());
-  }
-  FERRY_RETURN_IF_ERROR(conn.Select(0));
-  return out;
+// The smallest b with 2^b >= n.
+int BitsFor(uint64_t n) {
+  int bits = 0;
+  while ((uint64_t{1} << bits) < n && bits < 16) ++bits;
+  return bits;
 }
 
-absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
-  ServerFacts facts;
-  absl::StatusOr<Reply> info = conn.Command({"INFO", "everything"});
-  if (!info.ok() && info.status().code() != absl::StatusCode::kPermissionDenied) {
-    return info.status();
-  }
-  if (!info.ok()) {
-    // ElastiCache-style read-only users may lack INFO; count keys the slow way.
-    FERRY_ASSIGN_OR_RETURN(facts.keyspace, KeyspaceByProbing(conn));
-    return facts;
-  }
-  const absl::string_view text = info->str();
-  facts.run_id = redis::InfoField(text, "run_id");
-  facts.version = redis::InfoField(text, "redis_version");
-  facts.cluster = redis::InfoField(text, "cluster_enabled") == "1";
-  (void)absl::SimpleAtoi(redis::InfoField(text, "used_memory_dataset"), &facts.used_memory_dataset);
-  (void)absl::SimpleAtoi(redis::InfoField(text, "maxmemory"), &facts.maxmemory);
-  facts.keyspace = ParseKeyspace(text);
-  return facts;
-}
-
-// Sends `argv` and accepts any reply but a permission problem, which it explains.
-absl::Status ProbeCommand(Connection& conn, absl::string_view side,
-                          std::initializer_list<absl::string_view> argv) {
-  absl::StatusOr<Reply> reply = conn.Command(argv);
-  if (reply.ok()) return absl::OkStatus();
-  const absl::Status& s = reply.status();
-  const std::string command(*argv.begin());
-  switch (s.code()) {
-    case absl::StatusCode::kPermissionDenied:
-      return absl::PermissionDeniedError(
-          absl::StrCat("the ", side, " does not allow ", command, " (", s.message(),
-                       "); ferry needs SCAN, PTTL and DUMP on the source and RESTORE on the "
-                       "target"));
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kResourceExhausted:
-      return Annotate(s, side);
-    default:
-      return absl::OkStatus();  // Bad payload, wrong args: the command itself is allowed.
-  }
-}
-
-int CompareVersions(absl::string_view a, absl::string_view b) {
-  std::vector<absl::string_view> pa = absl::StrSplit(a, '.');
-  std::vector<absl::string_view> pb = absl::StrSplit(b, '.');
-  for (size_t i = 0; i < std::max(pa.size(), pb.size()); ++i) {
-    int x = 0, y = 0;
-    if (i < pa.size()) (void)absl::SimpleAtoi(pa[i], &x);
-    if (i < pb.size()) (void)absl::SimpleAtoi(pb[i], &y);
-    if (x != y) return x < y ? -1 : 1;
-  }
-  return 0;
+int ShardBits(const PlanRequest& request, uint64_t keys) {
+  return request.shards > 0 ? BitsFor(static_cast<uint64_t>(request.shards))
+                            : ShardBitsForKeys(keys);
 }
 
 absl::StatusOr<std::vector<int>> SelectDbs(const PlanRequest& request,
@@ -108,6 +38,139 @@ absl::StatusOr<std::vector<int>> SelectDbs(const PlanRequest& request,
   std::sort(dbs.begin(), dbs.end());
   dbs.erase(std::unique(dbs.begin(), dbs.end()), dbs.end());
   return dbs;
+}
+
+// Where every key goes when all go to one database (unset: each to its own number). A cluster
+// target has only db 0, so several source databases need an explicit merge.
+absl::StatusOr<std::optional<int>> TargetDb(const PlanRequest& request,
+                                            const std::optional<Deployment>& target,
+                                            const std::vector<int>& non_empty_dbs) {
+  if (target.has_value() && target->cluster()) {
+    if (request.target_db.value_or(0) != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the target is a Redis Cluster, which has only db 0: it cannot be "
+                       "written to db ",
+                       *request.target_db));
+    }
+    if (non_empty_dbs.size() > 1 && !request.merge_dbs) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the target is a Redis Cluster, which has only db 0, and the source has keys in ",
+          non_empty_dbs.size(), " databases (", absl::StrJoin(non_empty_dbs, ", "),
+          "): copy one with --db N, or merge them all into db 0 with --merge-dbs (keys with "
+          "the same name then overwrite each other)"));
+    }
+    return std::optional<int>(0);
+  }
+  if (request.merge_dbs) return std::optional<int>(request.target_db.value_or(0));
+  return request.target_db;
+}
+
+// Refuses a target that is (part of) the source.
+absl::Status CheckNotSame(const Deployment& source, const Deployment& target,
+                          const std::vector<int>& dbs, const std::optional<int>& target_db) {
+  const std::vector<std::string> source_ids = source.RunIds();
+  for (const std::string& id : target.RunIds()) {
+    if (std::find(source_ids.begin(), source_ids.end(), id) == source_ids.end()) continue;
+    if (source.cluster() || target.cluster()) {
+      return absl::InvalidArgumentError("the target is the source itself (same server)");
+    }
+    for (int db : dbs) {
+      if (target_db.value_or(db) == db) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("the target is the source itself (same server, database ", db, ")"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+void AddTargetWarnings(const Deployment& source, const Deployment& target,
+                       std::vector<std::string>* warnings) {
+  const std::string& src_version =
+      source.cluster() ? source.primaries.front().facts.version : source.seed.version;
+  const std::string& dst_version = target.seed.version;
+  if (!src_version.empty() && !dst_version.empty() &&
+      CompareVersions(src_version, dst_version) > 0) {
+    warnings->push_back(absl::StrCat("the source runs Redis ", src_version,
+                                     ", newer than the target's ", dst_version,
+                                     ": keys the target cannot read will fail"));
+  }
+  const int64_t dataset = source.UsedMemoryDataset();
+  const int64_t maxmemory = target.MaxMemory();
+  if (maxmemory > 0 && dataset > maxmemory) {
+    warnings->push_back(absl::StrCat("the source's dataset (", dataset,
+                                     " bytes) is larger than the target's maxmemory (", maxmemory,
+                                     " bytes): the target may run out of memory"));
+  }
+  if (const uint64_t keys = target.Keys(); keys > 0) {
+    warnings->push_back(absl::StrCat("the target is not empty (", keys,
+                                     " keys); existing keys may be overwritten"));
+  }
+}
+
+// Shards of a standalone source: per selected database, 2^bits cursor ranges.
+absl::Status PlanStandalone(const PlanRequest& request, const Deployment& source,
+                            const std::optional<Deployment>& target, Plan& plan) {
+  FERRY_ASSIGN_OR_RETURN(std::vector<int> dbs, SelectDbs(request, source.seed.keyspace));
+  std::vector<int> non_empty;
+  for (int db : dbs) {
+    auto it = source.seed.keyspace.find(db);
+    plan.keys_per_db[db] = it == source.seed.keyspace.end() ? 0 : it->second;
+    plan.estimated_keys += plan.keys_per_db[db];
+    if (plan.keys_per_db[db] > 0) non_empty.push_back(db);
+  }
+  FERRY_ASSIGN_OR_RETURN(std::optional<int> target_db, TargetDb(request, target, non_empty));
+  if (target.has_value()) FERRY_RETURN_IF_ERROR(CheckNotSame(source, *target, dbs, target_db));
+  for (int db : non_empty) {
+    const int bits = ShardBits(request, plan.keys_per_db[db]);
+    for (uint64_t s = 0; s < (uint64_t{1} << bits); ++s) {
+      PlannedShard& shard = plan.shards.emplace_back();
+      shard.source_db = db;
+      shard.target_db = target_db.value_or(db);
+      shard.shard_bits = bits;
+      shard.shard_index = s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Shards of a cluster source: per primary, its db 0 cut by its own key count, in the scheme
+// of the node read: cursor ranges over all its slots, or slot ranges.
+absl::Status PlanCluster(const PlanRequest& request, const Deployment& source,
+                         const std::optional<Deployment>& target, Plan& plan) {
+  const bool other_db =
+      std::any_of(request.dbs.begin(), request.dbs.end(), [](int db) { return db != 0; });
+  if (other_db || request.source.db.value_or(0) != 0) {
+    return absl::InvalidArgumentError(
+        "the source is a Redis Cluster, which has only db 0: select no other database");
+  }
+  FERRY_ASSIGN_OR_RETURN(std::optional<int> target_db, TargetDb(request, target, {0}));
+  if (target.has_value()) FERRY_RETURN_IF_ERROR(CheckNotSame(source, *target, {0}, target_db));
+  plan.keys_per_db[0] = source.Keys();
+  plan.estimated_keys = source.Keys();
+  for (const ClusterPrimary& p : source.primaries) {
+    auto it = p.facts.keyspace.find(0);
+    const uint64_t keys = it == p.facts.keyspace.end() ? 0 : it->second;
+    if (keys == 0) continue;
+    const int bits = ShardBits(request, keys);
+    std::vector<redis::SlotRanges> pieces;
+    if (p.scheme == redis::ScanScheme::kPerSlot) {
+      for (const auto& range : SplitSlots(p.node.slots, 1 << bits)) pieces.push_back({range});
+    } else {
+      pieces.assign(uint64_t{1} << bits, p.node.slots);
+    }
+    const int piece_bits = BitsFor(pieces.size());
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      PlannedShard& shard = plan.shards.emplace_back();
+      shard.source_node = redis::NodeEndpoint(request.source, p.node).Address();
+      shard.target_db = target_db.value_or(0);
+      shard.shard_bits = piece_bits;
+      shard.shard_index = i;
+      shard.scheme = p.scheme;
+      shard.slots = std::move(pieces[i]);
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -138,84 +201,33 @@ int ShardBitsForKeys(uint64_t keys) {
   return bits;
 }
 
-absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
-  redis::Endpoint source_endpoint = request.source;
-  source_endpoint.db.reset();
-  absl::StatusOr<Connection> source = Connection::Open(source_endpoint, request.connect);
-  if (!source.ok()) return Annotate(source.status(), "source");
-  absl::StatusOr<ServerFacts> src_facts = ReadFacts(*source);
-  if (!src_facts.ok()) return Annotate(src_facts.status(), "source");
-  const ServerFacts& src = *src_facts;
-  if (src.cluster) {
-    return absl::InvalidArgumentError(
-        "the source runs in cluster mode, which this version of ferry cannot copy yet");
+redis::SlotRanges SplitSlots(const redis::SlotRanges& ranges, int pieces) {
+  int total = 0;
+  for (const auto& [first, last] : ranges) total += last - first + 1;
+  const int per = std::max(1, (total + std::max(pieces, 1) - 1) / std::max(pieces, 1));
+  redis::SlotRanges out;
+  for (const auto& [first, last] : ranges) {
+    for (int start = first; start <= last; start += per) {
+      out.emplace_back(start, std::min(last, start + per - 1));
+    }
   }
-  FERRY_ASSIGN_OR_RETURN(std::vector<int> dbs, SelectDbs(request, src.keyspace));
-  FERRY_RETURN_IF_ERROR(ProbeCommand(*source, "source", {"SCAN", "0", "COUNT", "1"}));
-  FERRY_RETURN_IF_ERROR(ProbeCommand(*source, "source", {"PTTL", "ferry:preflight"}));
-  FERRY_RETURN_IF_ERROR(ProbeCommand(*source, "source", {"DUMP", "ferry:preflight"}));
+  return out;
+}
 
+absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
   Plan plan;
-  plan.source_run_id = src.run_id;
+  FERRY_ASSIGN_OR_RETURN(Deployment source, InspectSource(request, &plan.warnings));
+  std::optional<Deployment> target;
   if (!request.dry_run) {
-    redis::Endpoint target_endpoint = request.target;
-    target_endpoint.db.reset();
-    absl::StatusOr<Connection> target = Connection::Open(target_endpoint, request.connect);
-    if (!target.ok()) return Annotate(target.status(), "target");
-    absl::StatusOr<ServerFacts> dst = ReadFacts(*target);
-    if (!dst.ok()) return Annotate(dst.status(), "target");
-    if (dst->cluster) {
-      return absl::InvalidArgumentError(
-          "the target runs in cluster mode, which this version of ferry cannot write yet");
-    }
-    const std::optional<int> target_db = request.target_db;
-    if (!src.run_id.empty() && src.run_id == dst->run_id) {
-      for (int db : dbs) {
-        if (target_db.value_or(db) == db) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("the target is the source itself (same server, database ", db, ")"));
-        }
-      }
-    }
-    // An invalid payload: RESTORE answers "payload version or checksum are wrong" when it is
-    // allowed, and writes nothing.
-    FERRY_RETURN_IF_ERROR(
-        ProbeCommand(*target, "target", {"RESTORE", "ferry:preflight", "0", "ferry-probe"}));
-    if (!src.version.empty() && !dst->version.empty() &&
-        CompareVersions(src.version, dst->version) > 0) {
-      plan.warnings.push_back(absl::StrCat("the source runs Redis ", src.version,
-                                           ", newer than the target's ", dst->version,
-                                           ": keys the target cannot read will fail"));
-    }
-    if (dst->maxmemory > 0 && src.used_memory_dataset > dst->maxmemory) {
-      plan.warnings.push_back(absl::StrCat("the source's dataset (", src.used_memory_dataset,
-                                           " bytes) is larger than the "
-                                           "target's maxmemory (",
-                                           dst->maxmemory,
-                                           " bytes): the target may run out of memory"));
-    }
-    uint64_t target_keys = 0;
-    for (const auto& [db, keys] : dst->keyspace) target_keys += keys;
-    if (target_keys > 0) {
-      plan.warnings.push_back(absl::StrCat("the target is not empty (", target_keys,
-                                           " keys); existing keys may be overwritten"));
-    }
+    FERRY_ASSIGN_OR_RETURN(target, InspectTarget(request));
   }
-  for (int db : dbs) {
-    auto it = src.keyspace.find(db);
-    const uint64_t keys = it == src.keyspace.end() ? 0 : it->second;
-    plan.keys_per_db[db] = keys;
-    plan.estimated_keys += keys;
-    if (keys == 0) continue;
-    int bits = ShardBitsForKeys(keys);
-    if (request.shards > 0) {
-      bits = 0;
-      while ((1 << bits) < request.shards && bits < 16) ++bits;
-    }
-    for (uint64_t s = 0; s < (uint64_t{1} << bits); ++s) {
-      plan.shards.push_back({db, request.target_db.value_or(db), bits, s});
-    }
+  plan.source_run_id = source.seed.run_id;
+  if (request.read_from_replicas && !source.cluster()) {
+    plan.warnings.push_back("--read-from replica applies to cluster sources: the source is read");
   }
+  FERRY_RETURN_IF_ERROR(source.cluster() ? PlanCluster(request, source, target, plan)
+                                         : PlanStandalone(request, source, target, plan));
+  if (target.has_value()) AddTargetWarnings(source, *target, &plan.warnings);
   return plan;
 }
 

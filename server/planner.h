@@ -9,6 +9,8 @@
 #include "absl/status/statusor.h"
 #include "common/redis/connection.h"
 #include "common/redis/endpoint.h"
+#include "common/redis/scan_math.h"
+#include "common/redis/slot.h"
 
 namespace ferry::server {
 
@@ -18,37 +20,55 @@ struct PlanRequest {
   redis::Endpoint target;
   std::vector<int> dbs;          // Empty: the source URI's db, else every non-empty database.
   std::optional<int> target_db;  // Every database goes there; unset: the same number.
-  int shards = 0;                // Per database, rounded up to a power of two; 0: from key count.
-  bool dry_run = false;          // Skips the target's write probes.
+  // Several source databases go into db 0 (or target_db): the only way to copy more than one
+  // into a cluster.
+  bool merge_dbs = false;
+  // Cluster source: read a replica of each primary rather than the primary.
+  bool read_from_replicas = false;
+  int shards = 0;        // Per database (cluster: per node), rounded up to a power of two; 0:
+                         // from the key count.
+  bool dry_run = false;  // Skips the target entirely.
   redis::ConnectOptions connect;
 };
 
 struct PlannedShard {
+  // Cluster source: `host:port` of the primary that serves `slots`; empty for a standalone one.
+  std::string source_node;
   int source_db = 0;
   int target_db = 0;
   int shard_bits = 0;
   uint64_t shard_index = 0;
+  redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;  // Of the node read.
+  // Cluster source: the slots the shard copies (per-slot scheme: one range); empty otherwise.
+  redis::SlotRanges slots;
 };
 
 // The result of preflight and planning. Errors stop the job before any write; warnings are shown
 // and stored on the job.
 struct Plan {
   std::vector<PlannedShard> shards;
-  std::map<int, uint64_t> keys_per_db;  // Selected databases only.
+  std::map<int, uint64_t> keys_per_db;  // Selected databases only (cluster: db 0, all nodes).
   uint64_t estimated_keys = 0;
   std::string source_run_id;
   std::vector<std::string> warnings;
 };
 
-// Preflight (reachability, AUTH, permission probes, same-server check, memory and version
-// warnings) and the shard plan. Error codes: UNAVAILABLE (cannot connect), UNAUTHENTICATED,
-// PERMISSION_DENIED (a needed command is forbidden), INVALID_ARGUMENT (the request makes no
-// sense: target is the source, a database out of range...).
+// Preflight (reachability, AUTH, permission probes on every node read, same-deployment check,
+// memory and version warnings, the databases a cluster target can take) and the shard plan:
+// per database of a standalone source; per primary of a cluster source (db 0, sized from that
+// node's own key count, in the cursor scheme of the node read). Error codes: UNAVAILABLE
+// (cannot connect), UNAUTHENTICATED, PERMISSION_DENIED (a needed command is forbidden),
+// INVALID_ARGUMENT (the request makes no sense: target is the source, a database out of range,
+// several databases into a cluster without merge_dbs...).
 absl::StatusOr<Plan> PlanCopy(const PlanRequest& request);
 
 // log2 of the number of shards for a database of `keys` keys: about 16k keys per shard, at most
 // 1024 shards, one shard below 32k keys.
 int ShardBitsForKeys(uint64_t keys);
+
+// Cuts `ranges` (a node's slots) into about `pieces` contiguous ranges of equal size; a range
+// of the node is never joined with the next, so there may be more.
+redis::SlotRanges SplitSlots(const redis::SlotRanges& ranges, int pieces);
 
 // Parses `INFO keyspace` into db -> keys.
 std::map<int, uint64_t> ParseKeyspace(absl::string_view info);

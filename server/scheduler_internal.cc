@@ -30,9 +30,10 @@ double RateShare(const ferry::v1::JobSpec& spec, int running_shards) {
 }
 
 std::string ShardName(const ShardRecord& shard) {
-  return absl::StrCat(shard.source_node.empty() ? "" : absl::StrCat(shard.source_node, " "), "db ",
-                      shard.source_db, " shard ", shard.shard_index, "/",
-                      uint64_t{1} << shard.shard_bits);
+  return absl::StrCat(
+      shard.source_node.empty() ? "" : absl::StrCat(shard.source_node, " "), "db ", shard.source_db,
+      " shard ", shard.shard_index, "/", uint64_t{1} << shard.shard_bits,
+      shard.slots.empty() ? "" : absl::StrCat(" slots ", redis::FormatSlotRanges(shard.slots)));
 }
 
 ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
@@ -49,6 +50,13 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
   lease.set_target_db(shard.target_db);
   lease.set_shard_bits(shard.shard_bits);
   lease.set_shard_index(shard.shard_index);
+  lease.set_scan_scheme(shard.scan_scheme);
+  for (const auto& [first, last] : shard.slots) {
+    ferry::v1::SlotRange* range = lease.add_slots();
+    range->set_first(first);
+    range->set_last(last);
+  }
+  lease.set_read_from(spec.read_from());
   lease.set_match(spec.match());
   lease.set_type(spec.type());
   lease.set_batch_keys(spec.batch_keys() > 0 ? spec.batch_keys() : default_batch_keys);

@@ -138,6 +138,10 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
     shard.target_db = planned.target_db;
     shard.shard_bits = planned.shard_bits;
     shard.shard_index = planned.shard_index;
+    shard.scan_scheme = planned.scheme == redis::ScanScheme::kPerSlot
+                            ? ferry::v1::SCAN_SCHEME_PER_SLOT
+                            : ferry::v1::SCAN_SCHEME_SINGLE_DICT;
+    shard.slots = planned.slots;
   }
   JobRecord updated = job->record;
   updated.planned = true;
@@ -202,6 +206,12 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
     status.set_target_db(r.target_db);
     status.set_shard_bits(r.shard_bits);
     status.set_shard_index(r.shard_index);
+    status.set_scan_scheme(r.scan_scheme);
+    for (const auto& [first, last] : r.slots) {
+      ferry::v1::SlotRange* range = status.add_slots();
+      range->set_first(first);
+      range->set_last(last);
+    }
     status.set_state(r.state);
     *status.mutable_counters() = r.checkpoint.counters();
     status.set_cursor(r.checkpoint.cursor());

@@ -96,7 +96,7 @@ class SchedulerTest : public ::testing::Test {
     int bits = 0;
     while ((1 << bits) < count) ++bits;
     for (int i = 0; i < count; ++i) {
-      plan.shards.push_back({node, 0, 0, bits, static_cast<uint64_t>(i)});
+      plan.shards.push_back({node, 0, 0, bits, static_cast<uint64_t>(i), {}, {}});
     }
     plan.estimated_keys = 1000;
     ASSERT_TRUE(scheduler_->SetPlan(job_id, plan).ok());
@@ -271,8 +271,8 @@ TEST_F(SchedulerTest, DisconnectReturnsShardsToTheQueue) {
 TEST_F(SchedulerTest, RunsAtMostParallelShardsPerSourceNode) {
   std::string job = Submit(/*rate_limit=*/0, /*parallel=*/2);
   PlanResult plan;
-  for (int i = 0; i < 4; ++i) plan.shards.push_back({"node-a:6379", 0, 0, 2, uint64_t(i)});
-  for (int i = 0; i < 4; ++i) plan.shards.push_back({"node-b:6379", 0, 0, 2, uint64_t(i)});
+  for (int i = 0; i < 4; ++i) plan.shards.push_back({"node-a:6379", 0, 0, 2, uint64_t(i), {}, {}});
+  for (int i = 0; i < 4; ++i) plan.shards.push_back({"node-b:6379", 0, 0, 2, uint64_t(i), {}, {}});
   ASSERT_TRUE(scheduler_->SetPlan(job, plan).ok());
   FakeAgent agent = Connect(10);
   std::vector<Lease> leases = agent.sender->Leases();

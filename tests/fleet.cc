@@ -107,8 +107,7 @@ absl::Status Fleet::LaunchController() {
       kStartTimeout, kPoll);
   if (exited.has_value()) {
     const std::string log = FileTail(controller_log());
-    const std::string message =
-        absl::StrCat("ferry-controller exited with ", *exited, ": ", log);
+    const std::string message = absl::StrCat("ferry-controller exited with ", *exited, ": ", log);
     return absl::StrContains(log, "cannot listen") ? absl::UnavailableError(message)
                                                    : absl::InternalError(message);
   }
@@ -173,8 +172,8 @@ absl::Status Fleet::WaitForAgents(int n, absl::Duration timeout) {
   std::string last;
   absl::Status status = WaitFor(
       [&] {
-        CliResult r = Ferry("agents", {"--output", "json", "--timeout", "5"}, {},
-                            absl::Seconds(20));
+        CliResult r =
+            Ferry("agents", {"--output", "json", "--timeout", "5"}, {}, absl::Seconds(20));
         last = r.output;
         if (r.exit_code != 0) return false;
         size_t count = 0;
@@ -213,11 +212,11 @@ CliResult Fleet::Ferry(const std::string& command, const std::vector<std::string
 
 SubmitResult Fleet::Submit(const std::vector<std::string>& args, const EnvList& env) {
   SubmitResult result;
-  const std::string dir = MakeTempDir("ferry-submit-");
+  const std::string dir = MakeTempDir("ferry-fleet-submit-");
   const std::string out = dir + "/stdout", err = dir + "/stderr";
   // A shell only to send stderr to its own file; `exec` leaves ferry as the child.
-  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" 2>\"$FERRY_TEST_STDERR\"", "sh",
-                                   FerryBinary(), "submit"};
+  std::vector<std::string> argv = {"/bin/sh", "-c",          "exec \"$@\" 2>\"$FERRY_TEST_STDERR\"",
+                                   "sh",      FerryBinary(), "submit"};
   argv.insert(argv.end(), args.begin(), args.end());
   for (const std::string& arg : ClientArgs()) argv.push_back(arg);
   SubprocessOptions options;
@@ -316,6 +315,12 @@ int64_t TotalKeys(const RedisServer& server) {
     if (absl::SimpleAtoi(value.substr(0, value.find(',')), &n)) total += n;
   }
   return total;
+}
+
+ScopedTempDir::ScopedTempDir(absl::string_view prefix) : path_(MakeTempDir(prefix)) {}
+
+ScopedTempDir::~ScopedTempDir() {
+  if (!KeepDirs() && !path_.empty()) (void)RemoveTree(path_);
 }
 
 absl::StatusOr<std::string> GenerateSelfSignedCert(const std::string& dir) {

@@ -235,6 +235,11 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Open(const Endpoint& seed, int d
   endpoint.db.reset();
   FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(endpoint, options));
   absl::StatusOr<bool> cluster = DetectClusterMode(connection);
+  // A user allowed neither INFO nor CLUSTER (a restricted ElastiCache user) is taken for a
+  // standalone server's: were it a cluster, its MOVED replies would say so.
+  if (!cluster.ok() && cluster.status().code() == absl::StatusCode::kPermissionDenied) {
+    cluster = false;
+  }
   if (!cluster.ok()) return Annotate(cluster.status(), seed.Redacted());
   if (*cluster && db != 0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -51,10 +51,11 @@ struct RouterStats {
 // DEL, SET, reads.
 class Router {
  public:
-  // Connects to `seed` and detects cluster mode. Standalone: every command goes to `db` on the
-  // seed. Cluster: `db` must be 0 (INVALID_ARGUMENT otherwise); the slot map comes from
-  // DiscoverTopology and connections to the other nodes are opened when first needed, with the
-  // seed's credentials and TLS settings (NodeEndpoint).
+  // Connects to `seed` and detects cluster mode (a user that may run neither INFO nor CLUSTER
+  // is taken for a standalone server's). Standalone: every command goes to `db` on the seed.
+  // Cluster: `db` must be 0 (INVALID_ARGUMENT otherwise); the slot map comes from DiscoverTopology
+  // and connections to the other nodes are opened when first needed, with the seed's credentials
+  // and TLS settings (NodeEndpoint).
   static absl::StatusOr<std::unique_ptr<Router>> Open(const Endpoint& seed, int db,
                                                       const ConnectOptions& options,
                                                       const RouterRetryPolicy& retry = {});

@@ -1,5 +1,12 @@
 #include "common/redis/scan_math.h"
 
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "common/redis/connection.h"
+
 namespace ferry::redis {
 namespace {
 
@@ -17,6 +24,16 @@ uint64_t LowMask(int bits) {
   if (bits <= 0) return 0;
   if (bits >= 64) return ~uint64_t{0};
   return (uint64_t{1} << bits) - 1;
+}
+
+// "7.4.1" -> {7, 4}; missing parts are 0.
+std::pair<int, int> MajorMinor(absl::string_view version) {
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(version, '.');
+  int major = 0;
+  int minor = 0;
+  (void)absl::SimpleAtoi(parts.first, &major);
+  (void)absl::SimpleAtoi(parts.second.substr(0, parts.second.find('.')), &minor);
+  return {major, minor};
 }
 
 }  // namespace
@@ -44,6 +61,23 @@ uint64_t SlotShardStartCursor(int first_slot) {
 bool SlotShardFinished(uint64_t returned_cursor, int last_slot) {
   if (returned_cursor == 0) return true;
   return static_cast<int>(returned_cursor & kSlotMask) > last_slot;
+}
+
+ScanScheme ScanSchemeOf(absl::string_view info_server, bool cluster) {
+  if (!cluster) return ScanScheme::kSingleDict;
+  // Valkey 8 says redis_version:7.2.4 for compatibility; its own version is valkey_version.
+  const std::string valkey = InfoField(info_server, "valkey_version");
+  if (!valkey.empty()) {
+    return MajorMinor(valkey).first >= 8 ? ScanScheme::kPerSlot : ScanScheme::kSingleDict;
+  }
+  if (InfoField(info_server, "server_name") == "valkey") return ScanScheme::kSingleDict;
+  return MajorMinor(InfoField(info_server, "redis_version")) >= std::make_pair(7, 3)
+             ? ScanScheme::kPerSlot
+             : ScanScheme::kSingleDict;
+}
+
+absl::string_view ScanSchemeName(ScanScheme scheme) {
+  return scheme == ScanScheme::kPerSlot ? "per-slot" : "single-dict";
 }
 
 }  // namespace ferry::redis

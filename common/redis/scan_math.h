@@ -2,6 +2,8 @@
 
 #include <cstdint>
 
+#include "absl/strings/string_view.h"
+
 namespace ferry::redis {
 
 // SCAN-cursor shard math, DESIGN.md "Shards: the SCAN cursor math". Pure functions.
@@ -26,5 +28,17 @@ inline constexpr int kSlotBits = 14;
 inline constexpr uint64_t kSlotMask = (1u << kSlotBits) - 1;
 uint64_t SlotShardStartCursor(int first_slot);
 bool SlotShardFinished(uint64_t returned_cursor, int last_slot);
+
+// Which of the two schemes a server's SCAN cursor follows.
+enum class ScanScheme { kSingleDict, kPerSlot };
+
+// The scheme of a server from its `INFO server` text (redis_version, valkey_version,
+// server_name) and whether it runs in cluster mode: per-slot on cluster nodes of Redis >= 7.4
+// (7.3.x are its release candidates) and Valkey >= 8, single-dict everywhere else (standalone
+// servers of any version, Redis <= 7.2, Valkey 7.2, which reports redis_version 7.2.x).
+ScanScheme ScanSchemeOf(absl::string_view info_server, bool cluster);
+
+// "single-dict" or "per-slot", for messages.
+absl::string_view ScanSchemeName(ScanScheme scheme);
 
 }  // namespace ferry::redis

@@ -1,7 +1,13 @@
 #include "common/redis/slot.h"
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace ferry::redis {
 namespace {
@@ -50,6 +56,73 @@ int KeySlot(absl::string_view key) {
     }
   }
   return Crc16(key) & (kClusterSlots - 1);
+}
+
+SlotSet SlotSet::FromRanges(const SlotRanges& ranges) {
+  SlotSet set;
+  for (const auto& [first, last] : ranges) set.AddRange(first, last);
+  return set;
+}
+
+void SlotSet::AddRange(int first, int last) {
+  first = std::max(first, 0);
+  last = std::min(last, kClusterSlots - 1);
+  for (int slot = first; slot <= last; ++slot) Add(slot);
+}
+
+int SlotSet::first() const {
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    if (Contains(slot)) return slot;
+  }
+  return -1;
+}
+
+int SlotSet::last() const {
+  for (int slot = kClusterSlots - 1; slot >= 0; --slot) {
+    if (Contains(slot)) return slot;
+  }
+  return -1;
+}
+
+SlotRanges SlotSet::Ranges() const {
+  SlotRanges ranges;
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    if (!Contains(slot)) continue;
+    if (!ranges.empty() && ranges.back().second == slot - 1) {
+      ranges.back().second = slot;
+    } else {
+      ranges.emplace_back(slot, slot);
+    }
+  }
+  return ranges;
+}
+
+std::string FormatSlotRanges(const SlotRanges& ranges) {
+  return absl::StrJoin(ranges, ",", [](std::string* out, const std::pair<int, int>& range) {
+    absl::StrAppend(out, range.first);
+    if (range.second != range.first) absl::StrAppend(out, "-", range.second);
+  });
+}
+
+absl::StatusOr<SlotRanges> ParseSlotRanges(absl::string_view text) {
+  SlotRanges ranges;
+  if (text.empty()) return ranges;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    const size_t dash = part.find('-');
+    int first = 0;
+    int last = 0;
+    bool ok = absl::SimpleAtoi(part.substr(0, dash), &first);
+    if (dash == absl::string_view::npos) {
+      last = first;
+    } else {
+      ok = ok && absl::SimpleAtoi(part.substr(dash + 1), &last);
+    }
+    if (!ok || first < 0 || last < first || last >= kClusterSlots) {
+      return absl::InvalidArgumentError(absl::StrCat("bad slot range \"", part, "\""));
+    }
+    ranges.emplace_back(first, last);
+  }
+  return ranges;
 }
 
 }  // namespace ferry::redis

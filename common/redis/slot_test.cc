@@ -54,5 +54,51 @@ TEST(KeySlotTest, SlotsAreInRange) {
   }
 }
 
+TEST(SlotSetTest, RangesRoundTrip) {
+  SlotSet set = SlotSet::FromRanges({{10, 12}, {0, 0}, {13, 20}, {16383, 16383}});
+  EXPECT_EQ(set.size(), 1 + 11 + 1);
+  EXPECT_EQ(set.Ranges(), (SlotRanges{{0, 0}, {10, 20}, {16383, 16383}}));
+  EXPECT_EQ(set.first(), 0);
+  EXPECT_EQ(set.last(), 16383);
+  EXPECT_TRUE(set.Contains(15));
+  EXPECT_FALSE(set.Contains(9));
+  EXPECT_EQ(SlotSet().first(), -1);
+  EXPECT_TRUE(SlotSet().Ranges().empty());
+}
+
+TEST(SlotSetTest, SetOperations) {
+  SlotSet a = SlotSet::FromRanges({{0, 99}});
+  const SlotSet b = SlotSet::FromRanges({{50, 149}});
+  SlotSet both = a;
+  both &= b;
+  EXPECT_EQ(both.Ranges(), (SlotRanges{{50, 99}}));
+  SlotSet either = a;
+  either |= b;
+  EXPECT_EQ(either.Ranges(), (SlotRanges{{0, 149}}));
+  a -= b;
+  EXPECT_EQ(a.Ranges(), (SlotRanges{{0, 49}}));
+  EXPECT_NE(a, b);
+  a.Remove(0);
+  EXPECT_EQ(a.first(), 1);
+}
+
+TEST(SlotSetTest, ClipsOutOfRangeSlots) {
+  EXPECT_EQ(SlotSet::FromRanges({{-5, 2}, {16380, 20000}}).Ranges(),
+            (SlotRanges{{0, 2}, {16380, 16383}}));
+}
+
+TEST(SlotRangesTextTest, FormatAndParse) {
+  EXPECT_EQ(FormatSlotRanges({{0, 5460}, {42, 42}, {10923, 16383}}), "0-5460,42,10923-16383");
+  EXPECT_EQ(FormatSlotRanges({}), "");
+  auto parsed = ParseSlotRanges("0-5460,42,10923-16383");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(*parsed, (SlotRanges{{0, 5460}, {42, 42}, {10923, 16383}}));
+  ASSERT_TRUE(ParseSlotRanges("").ok());
+  EXPECT_TRUE(ParseSlotRanges("").value().empty());
+  for (const char* bad : {"x", "1-", "-1", "5-3", "0-16384", "1,,2", "1-2-3"}) {
+    EXPECT_FALSE(ParseSlotRanges(bad).ok()) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace ferry::redis

@@ -1,0 +1,263 @@
+#include "agent/shard_reader.h"
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "agent/rate_limiter.h"
+#include "common/base/status_macros.h"
+#include "common/redis/errors.h"
+
+namespace ferry::agent {
+namespace {
+
+using redis::Reply;
+using redis::ReplyView;
+
+// Slots with more keys than this are read by a SCAN of the node rather than by one
+// GETKEYSINSLOT reply.
+constexpr int64_t kMaxKeysPerSlotReply = 20000;
+
+absl::string_view ErrorPrefix(absl::string_view error) {
+  return error.substr(0, std::min(error.find(' '), error.size()));
+}
+
+}  // namespace
+
+absl::Status ReplyStatus(absl::string_view side, absl::string_view command, ReplyView reply) {
+  return Annotate(redis::StatusFromReplyError(reply.str()), absl::StrCat(side, " ", command));
+}
+
+bool BatchQueue::Push(Batch batch) {
+  absl::MutexLock lock(&mu_);
+  auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return stopped_ || queue_.empty() || bytes_ + batch.bytes <= max_bytes_;
+  };
+  mu_.Await(absl::Condition(&room));
+  if (stopped_) return false;
+  bytes_ += batch.bytes;
+  queue_.push_back(std::move(batch));
+  return true;
+}
+
+std::optional<Batch> BatchQueue::Pop() {
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return !queue_.empty() || closed_ || stopped_;
+  };
+  mu_.Await(absl::Condition(&ready));
+  if (queue_.empty() || stopped_) return std::nullopt;
+  Batch batch = std::move(queue_.front());
+  queue_.pop_front();
+  bytes_ -= batch.bytes;
+  return batch;
+}
+
+void BatchQueue::Close(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+  status_ = std::move(status);
+}
+
+void BatchQueue::Stop() {
+  absl::MutexLock lock(&mu_);
+  stopped_ = true;
+}
+
+bool BatchQueue::stopped() {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+absl::Status BatchQueue::status() {
+  absl::MutexLock lock(&mu_);
+  return status_;
+}
+
+ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
+                         redis::Connection& source, bool replica, RateLimiter* limiter,
+                         const std::atomic<bool>* cancel, BatchQueue& queue)
+    : spec_(spec),
+      options_(options),
+      source_(source),
+      replica_(replica),
+      limiter_(limiter),
+      cancel_(cancel),
+      queue_(queue),
+      count_(std::to_string(options.batch_keys)) {}
+
+absl::Status ShardReader::Walk(const ShardWalk& walk, uint64_t cursor) {
+  return ScanLoop(
+      cursor, /*walk=*/true, [&walk](uint64_t next) { return walk.Finished(next); },
+      [&walk](absl::string_view key) { return walk.Keep(key); });
+}
+
+absl::Status ShardReader::ReadSlots(const redis::SlotSet& slots) {
+  redis::SlotSet scan_slots;  // Read by one filtered SCAN of the node.
+  if (!spec_.match.empty() || !spec_.type.empty()) scan_slots = slots;
+  std::vector<int> listed;
+  if (scan_slots.empty()) {
+    for (const auto& [first, last] : slots.Ranges()) {
+      for (int slot = first; slot <= last; ++slot) {
+        source_.Append({"CLUSTER", "COUNTKEYSINSLOT", std::to_string(slot)});
+        listed.push_back(slot);
+      }
+    }
+    FERRY_RETURN_IF_ERROR(source_.Flush());
+  }
+  std::vector<std::pair<int, int64_t>> counts;
+  for (int slot : listed) {
+    FERRY_ASSIGN_OR_RETURN(Reply count, source_.ReadReply());
+    // Refused (a restricted user): the SCAN path needs no CLUSTER subcommand.
+    if (count.is_error()) {
+      scan_slots.Add(slot);
+    } else if (count.integer() > kMaxKeysPerSlotReply) {
+      scan_slots.Add(slot);
+    } else if (count.integer() > 0) {
+      counts.emplace_back(slot, count.integer());
+    }
+  }
+  for (const auto& [slot, count] : counts) {
+    if (Stopping()) return absl::OkStatus();
+    const std::string slot_arg = std::to_string(slot);
+    const std::string count_arg = std::to_string(count);
+    source_.Append({"CLUSTER", "GETKEYSINSLOT", slot_arg, count_arg});
+    FERRY_RETURN_IF_ERROR(source_.Flush());
+    FERRY_ASSIGN_OR_RETURN(Reply reply, source_.ReadReply());
+    if (reply.is_error()) {
+      scan_slots.Add(slot);
+      continue;
+    }
+    auto owner = std::make_shared<const Reply>(std::move(reply));
+    const size_t size = owner->size();
+    for (size_t begin = 0; begin < size; begin += options_.batch_keys) {
+      Batch batch;
+      batch.owner = owner;
+      for (size_t i = begin; i < std::min(size, begin + options_.batch_keys); ++i) {
+        batch.keys.push_back(owner->element(i).str());
+      }
+      if (!Admit(batch.keys.size())) return absl::OkStatus();
+      FERRY_RETURN_IF_ERROR(ReadDumps(batch, /*then_scan=*/false, 0));
+      if (!queue_.Push(std::move(batch))) return absl::OkStatus();
+    }
+  }
+  if (scan_slots.empty()) return absl::OkStatus();
+  return ScanLoop(
+      0, /*walk=*/false, [](uint64_t next) { return next == 0; },
+      [&scan_slots](absl::string_view key) { return scan_slots.Contains(redis::KeySlot(key)); });
+}
+
+void ShardReader::AppendScan(uint64_t cursor) {
+  const std::string cursor_arg = std::to_string(cursor);
+  std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count_};
+  if (!spec_.match.empty()) argv.insert(argv.end(), {"MATCH", spec_.match});
+  if (!spec_.type.empty()) argv.insert(argv.end(), {"TYPE", spec_.type});
+  source_.Append(argv);
+}
+
+template <typename Finished, typename Keep>
+absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& finished,
+                                   const Keep& keep) {
+  // The SCAN for batch n+1 travels in the same flush as the PTTL/DUMP round of batch n.
+  AppendScan(cursor);
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  for (;;) {
+    if (Stopping()) return absl::OkStatus();
+    Reply scan;
+    if (prefetched_.has_value()) {
+      scan = *std::move(prefetched_);
+      prefetched_.reset();
+    } else {
+      FERRY_ASSIGN_OR_RETURN(scan, source_.ReadReply());
+    }
+    if (scan.is_error()) return ReplyStatus("source", "SCAN", scan);
+    if (!scan.is_array() || scan.size() != 2) {
+      return absl::InternalError("source SCAN: unexpected reply shape");
+    }
+    uint64_t next = 0;
+    if (!absl::SimpleAtoi(scan.element(0).str(), &next)) {
+      return absl::InternalError("source SCAN: bad cursor");
+    }
+    const bool last = finished(next);
+    Batch batch;
+    batch.owner = std::make_shared<const Reply>(std::move(scan));
+    const ReplyView keys = batch.owner->element(1);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      if (keep(keys.element(i).str())) batch.keys.push_back(keys.element(i).str());
+    }
+    if (walk) {
+      batch.cursor_after = next;
+      batch.walk_end = last;
+    }
+    if (!Admit(batch.keys.size())) return absl::OkStatus();
+    FERRY_RETURN_IF_ERROR(ReadDumps(batch, /*then_scan=*/!last, next));
+    if (!queue_.Push(std::move(batch)) || last) return absl::OkStatus();
+  }
+}
+
+absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  for (absl::string_view key : batch.keys) {
+    source_.Append({"PTTL", key});
+    source_.Append({"DUMP", key});
+  }
+  if (then_scan) AppendScan(next_cursor);
+  batch.read_time = absl::Now();
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  std::vector<absl::string_view> kept;
+  kept.reserve(batch.keys.size());
+  batch.pttl.reserve(batch.keys.size());
+  batch.dump.reserve(batch.keys.size());
+  bool moved = false;
+  for (absl::string_view key : batch.keys) {
+    FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
+    FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
+    bool migrating = false;
+    for (const Reply* r : {&pttl, &dump}) {
+      if (!r->is_error()) continue;
+      const absl::string_view prefix = ErrorPrefix(r->str());
+      // ASK: the key already went to the slot's importing node; MOVED: the slot did, or the
+      // node is no longer a primary (checked below). Read there later.
+      if (prefix == "ASK" || prefix == "MOVED") {
+        migrating = true;
+        moved = moved || prefix == "MOVED";
+        continue;
+      }
+      absl::Status status = ReplyStatus("source", r == &pttl ? "PTTL" : "DUMP", *r);
+      // A per-key read error is a vanished-like key for the writer: the DUMP slot keeps the
+      // error reply so the writer records it.
+      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+    }
+    if (migrating) {
+      batch.moved_slots.push_back(redis::KeySlot(key));
+      continue;
+    }
+    kept.push_back(key);
+    batch.pttl.push_back(pttl.is_error() ? -2 : pttl.integer());
+    batch.bytes += dump.str().size() + key.size();
+    batch.dump.push_back(std::move(dump));
+  }
+  batch.keys = std::move(kept);
+  return moved ? CheckStillServing(then_scan) : absl::OkStatus();
+}
+
+absl::Status ShardReader::CheckStillServing(bool scan_pending) {
+  if (replica_) return absl::OkStatus();  // MOVED from the replica read: its primary lost the slot.
+  if (scan_pending) {
+    FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
+  }
+  absl::StatusOr<Reply> role = source_.Command({"ROLE"});
+  if (role.ok() && role->size() > 0 && role->element(0).str() == "master") {
+    return absl::OkStatus();
+  }
+  return absl::UnavailableError(
+      absl::StrCat("source topology changed: ", source_.endpoint().Address(),
+                   " answered MOVED and is no longer a primary"));
+}
+
+bool ShardReader::Admit(size_t keys) {
+  return limiter_ == nullptr || keys == 0 || limiter_->Acquire(static_cast<double>(keys), cancel_);
+}
+
+bool ShardReader::Stopping() { return (cancel_ != nullptr && cancel_->load()) || queue_.stopped(); }
+
+}  // namespace ferry::agent

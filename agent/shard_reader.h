@@ -1,0 +1,124 @@
+#pragma once
+
+// The read side of a shard copy: batches of keys with their PTTL and DUMP replies, the
+// byte-bounded queue that carries them to the writer, and the reader that fills it from a SCAN
+// walk or from the keys of given cluster slots.
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "agent/copier.h"
+#include "agent/shard_walk.h"
+#include "common/redis/connection.h"
+#include "common/redis/slot.h"
+
+namespace ferry::agent {
+
+class RateLimiter;
+
+// An error reply of the source or the target as a status that says which side and which
+// command failed.
+absl::Status ReplyStatus(absl::string_view side, absl::string_view command, redis::ReplyView reply);
+
+// Keys read at `read_time` with their PTTL and DUMP replies (pttl -2: vanished or unreadable).
+struct Batch {
+  std::shared_ptr<const redis::Reply> owner;  // Owns the bytes `keys` look at.
+  std::vector<absl::string_view> keys;
+  std::vector<int64_t> pttl;
+  std::vector<redis::Reply> dump;  // An error reply: the key could not be read (per key).
+  absl::Time read_time;
+  // SCAN walk: where the shard resumes once this batch is written. Unset for slot reads.
+  std::optional<uint64_t> cursor_after;
+  bool walk_end = false;  // The last batch of the SCAN walk.
+  // Slots of keys the node no longer serves (ASK: being migrated; MOVED: migrated), to be read
+  // again from their owners.
+  std::vector<int> moved_slots;
+  uint64_t bytes = 0;
+};
+
+// A queue of batches bounded in bytes, between the reading thread and the writing one. Always
+// admits one batch, so a single huge key still moves. Thread-safe.
+class BatchQueue {
+ public:
+  explicit BatchQueue(uint64_t max_bytes) : max_bytes_(max_bytes) {}
+
+  // Producer. False when the consumer stopped.
+  bool Push(Batch batch) ABSL_LOCKS_EXCLUDED(mu_);
+  // Consumer: the next batch, or nullopt once the producer closed the queue (status() says
+  // why) or the consumer stopped.
+  std::optional<Batch> Pop() ABSL_LOCKS_EXCLUDED(mu_);
+  // Producer: no more batches, for `status`.
+  void Close(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  // Consumer: no more batches wanted; Push returns false from now on.
+  void Stop() ABSL_LOCKS_EXCLUDED(mu_);
+  bool stopped() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status status() ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const uint64_t max_bytes_;
+  absl::Mutex mu_;
+  std::deque<Batch> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
+
+// Reads keys from one source connection into `queue`, from the reading thread. Both methods
+// return OK when the keys are all pushed or reading was stopped (cancel, queue stopped, rate
+// limiter), else the error: the source's transport errors, fatal reply errors, and
+// UNAVAILABLE "source topology changed" when a primary that answered MOVED is no longer a
+// primary (a failover). MOVED from a node that still serves (a primary, or the replica read)
+// means the slot migrated away: its keys are skipped and the slot listed in moved_slots.
+class ShardReader {
+ public:
+  // `limiter` may be null; `spec` gives MATCH and TYPE. `replica`: `source` is a replica
+  // read on purpose (READONLY).
+  ShardReader(const ShardSpec& spec, const CopyOptions& options, redis::Connection& source,
+              bool replica, RateLimiter* limiter, const std::atomic<bool>* cancel,
+              BatchQueue& queue);
+
+  // The SCAN walk from `cursor` until walk.Finished(); batches carry their cursors.
+  absl::Status Walk(const ShardWalk& walk, uint64_t cursor);
+
+  // Every key of `slots` on this node (cluster): CLUSTER COUNTKEYSINSLOT + GETKEYSINSLOT per
+  // slot; one SCAN of the whole node filtered by slot for slots too big for one reply, and
+  // for all of them when MATCH or TYPE filter the keys.
+  absl::Status ReadSlots(const redis::SlotSet& slots);
+
+ private:
+  void AppendScan(uint64_t cursor);
+  // SCAN from `cursor` until `finished`, keeping the keys `keep` accepts.
+  template <typename Finished, typename Keep>
+  absl::Status ScanLoop(uint64_t cursor, bool walk, const Finished& finished, const Keep& keep);
+  // PTTL + DUMP for the batch's keys (and the next SCAN, in the same flush).
+  absl::Status ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // After a MOVED reply: OK when the node still serves (the slot migrated away), UNAVAILABLE
+  // when it is no longer a primary. Reads the pending SCAN reply first, into prefetched_.
+  absl::Status CheckStillServing(bool scan_pending);
+  // Waits for the rate limiter; false when reading should stop.
+  bool Admit(size_t keys);
+  bool Stopping();
+
+  const ShardSpec& spec_;
+  const CopyOptions& options_;
+  redis::Connection& source_;
+  const bool replica_;
+  RateLimiter* limiter_;
+  const std::atomic<bool>* cancel_;
+  BatchQueue& queue_;
+  const std::string count_;
+  std::optional<redis::Reply> prefetched_;  // A SCAN reply read ahead by CheckStillServing.
+};
+
+}  // namespace ferry::agent

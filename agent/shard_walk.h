@@ -1,0 +1,38 @@
+#pragma once
+
+// Which SCAN cursors and which keys belong to a shard: the cursor rules of both schemes
+// (DESIGN.md, "Shards: the SCAN cursor math") and, for a cluster source, the slot filter.
+
+#include <cstdint>
+
+#include "absl/strings/string_view.h"
+#include "agent/copier.h"
+#include "common/redis/slot.h"
+
+namespace ferry::agent {
+
+class ShardWalk {
+ public:
+  // `keep`: cluster source, the slots whose keys this walk copies (the shard's slots that the
+  // node read serves); ignored for a standalone source, which keeps every key.
+  ShardWalk(const ShardSpec& spec, const redis::SlotSet& keep);
+
+  // The cursor of the shard's first SCAN.
+  uint64_t start_cursor() const;
+  // True once `returned_cursor` (from SCAN) lies past the shard, or the walk wrapped.
+  bool Finished(uint64_t returned_cursor) const;
+  // Whether a key SCAN returned is this walk's to copy. Per-slot scheme: only keys of the
+  // shard's slot range (the last SCAN of a range returns keys of the next slots too).
+  bool Keep(absl::string_view key) const;
+
+ private:
+  redis::ScanScheme scheme_;
+  int bits_;
+  uint64_t index_;
+  int first_slot_;
+  int last_slot_;
+  bool filter_;
+  redis::SlotSet keep_;
+};
+
+}  // namespace ferry::agent

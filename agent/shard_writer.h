@@ -1,0 +1,56 @@
+#pragma once
+
+// The write side of a shard copy: RESTORE (or DEL for keys that expired on the way) of each
+// batch through a redis::Router, so one code path serves standalone and cluster targets, then
+// a checkpoint.
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "agent/copier.h"
+#include "agent/expiry.h"
+#include "agent/shard_reader.h"
+#include "common/redis/router.h"
+
+namespace ferry::agent {
+
+// Writes batches and checkpoints after each. Runs on the copying thread only.
+class ShardWriter {
+ public:
+  // `target` null: a dry run (counts, writes nothing). `checkpoint` is updated after each
+  // batch and passed to callbacks.on_checkpoint.
+  ShardWriter(const CopyOptions& options, redis::Router* target, ExpiryMapper expiry,
+              Checkpoint& checkpoint, const CopyCallbacks& callbacks);
+
+  // Writes one batch (one pipelined round per target node). Fatal and transient errors
+  // (UNAVAILABLE when the target stayed unreachable or kept redirecting) return before the
+  // checkpoint; per-key errors are recorded and the batch counts as written.
+  absl::Status Write(const Batch& batch);
+
+ private:
+  // What was sent for one key, to interpret its reply.
+  enum class Sent { kRestore, kDelete };
+
+  // Queues the command for key `i`, if any; updates `delta`.
+  void Queue(const Batch& batch, size_t i, ShardCounters& delta);
+  absl::Status ReadReplies(const Batch& batch, ShardCounters& delta);
+  void Fail(absl::string_view key, std::string reason, ShardCounters& delta);
+
+  const CopyOptions& options_;
+  redis::Router* target_;
+  ExpiryMapper expiry_;
+  Checkpoint& checkpoint_;
+  const CopyCallbacks& callbacks_;
+  // Per queued command: the key's index in the batch and what was sent.
+  std::vector<std::pair<size_t, Sent>> sent_;
+  // The TTL arguments of the queued RESTOREs: the router keeps views until Execute. Reserved
+  // before each batch so they never move.
+  std::vector<std::string> ttl_args_;
+  // Recent time from sending a batch to its last reply: how long a RESTORE may wait in the
+  // target's queue, for targets that only take relative TTLs.
+  absl::Duration write_latency_ = absl::Milliseconds(20);
+};
+
+}  // namespace ferry::agent

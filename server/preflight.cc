@@ -1,0 +1,281 @@
+#include "server/preflight.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/base/status_macros.h"
+#include "common/redis/errors.h"
+
+namespace ferry::server {
+namespace {
+
+using redis::Connection;
+using redis::Reply;
+
+constexpr int kProbeDbLimit = 16;
+
+// Databases and their sizes without INFO (restricted users): SELECT + DBSIZE until SELECT fails.
+absl::StatusOr<std::map<int, uint64_t>> KeyspaceByProbing(Connection& conn) {
+  std::map<int, uint64_t> out;
+  for (int db = 0; db < kProbeDbLimit; ++db) {
+    if (!conn.Select(db).ok()) break;
+    FERRY_ASSIGN_OR_RETURN(Reply size, conn.Command({"DBSIZE"}));
+    if (size.integer() > 0) out[db] = static_cast<uint64_t>(size.integer());
+  }
+  FERRY_RETURN_IF_ERROR(conn.Select(0));
+  return out;
+}
+
+absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
+  ServerFacts facts;
+  absl::StatusOr<Reply> info = conn.Command({"INFO", "everything"});
+  if (!info.ok() && info.status().code() != absl::StatusCode::kPermissionDenied) {
+    return info.status();
+  }
+  if (!info.ok()) {
+    // ElastiCache-style read-only users may lack INFO: ask CLUSTER MYID whether this is a
+    // cluster node (a user allowed neither is taken for a standalone server's), count keys the
+    // slow way.
+    absl::StatusOr<bool> cluster = redis::DetectClusterMode(conn);
+    if (!cluster.ok() && cluster.status().code() != absl::StatusCode::kPermissionDenied) {
+      return cluster.status();
+    }
+    facts.cluster = cluster.ok() && *cluster;
+    if (facts.cluster) {
+      FERRY_ASSIGN_OR_RETURN(Reply size, conn.Command({"DBSIZE"}));
+      if (size.integer() > 0) facts.keyspace[0] = static_cast<uint64_t>(size.integer());
+    } else {
+      FERRY_ASSIGN_OR_RETURN(facts.keyspace, KeyspaceByProbing(conn));
+    }
+    return facts;
+  }
+  const absl::string_view text = info->str();
+  facts.run_id = redis::InfoField(text, "run_id");
+  facts.version = redis::InfoField(text, "redis_version");
+  facts.cluster = redis::InfoField(text, "cluster_enabled") == "1";
+  facts.scheme = redis::ScanSchemeOf(text, facts.cluster);
+  (void)absl::SimpleAtoi(redis::InfoField(text, "used_memory_dataset"), &facts.used_memory_dataset);
+  (void)absl::SimpleAtoi(redis::InfoField(text, "maxmemory"), &facts.maxmemory);
+  facts.keyspace = ParseKeyspace(text);
+  return facts;
+}
+
+// Sends `argv` and accepts any reply but a permission problem, which it explains. A MOVED
+// reply (the probe key's slot lives elsewhere) comes after the ACL check, so it passes.
+absl::Status ProbeCommand(Connection& conn, absl::string_view side,
+                          std::initializer_list<absl::string_view> argv) {
+  absl::StatusOr<Reply> reply = conn.Command(argv);
+  if (reply.ok()) return absl::OkStatus();
+  const absl::Status& s = reply.status();
+  const std::string command(*argv.begin());
+  switch (s.code()) {
+    case absl::StatusCode::kPermissionDenied:
+      return absl::PermissionDeniedError(
+          absl::StrCat("the ", side, " does not allow ", command, " (", s.message(),
+                       "); ferry needs SCAN, PTTL and DUMP on the source and RESTORE on the "
+                       "target"));
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kResourceExhausted:
+      return Annotate(s, side);
+    default:
+      return absl::OkStatus();  // Bad payload, wrong args, MOVED: the command is allowed.
+  }
+}
+
+absl::Status ProbeReads(Connection& conn, absl::string_view side) {
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, {"SCAN", "0", "COUNT", "1"}));
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, {"PTTL", "ferry:preflight"}));
+  return ProbeCommand(conn, side, {"DUMP", "ferry:preflight"});
+}
+
+absl::StatusOr<Connection> OpenNode(const redis::Endpoint& seed, const redis::ClusterNode& node,
+                                    const redis::ConnectOptions& options, absl::string_view side) {
+  const redis::Endpoint endpoint = redis::NodeEndpoint(seed, node);
+  absl::StatusOr<Connection> conn = Connection::Open(endpoint, options);
+  if (!conn.ok()) return Annotate(conn.status(), absl::StrCat(side, " node ", endpoint.Address()));
+  if (!node.primary) {
+    absl::Status readonly = conn->Command({"READONLY"}).status();
+    if (!readonly.ok()) {
+      return Annotate(readonly, absl::StrCat(side, " node ", endpoint.Address()));
+    }
+  }
+  return conn;
+}
+
+// The healthy replicas of `primary`, by id (the agents spread shards over them in this order).
+std::vector<const redis::ClusterNode*> HealthyReplicas(const redis::ClusterTopology& topology,
+                                                       const redis::ClusterNode& primary) {
+  std::vector<const redis::ClusterNode*> replicas;
+  for (const redis::ClusterNode* replica : topology.ReplicasOf(primary.id)) {
+    if (!replica->failed) replicas.push_back(replica);
+  }
+  std::sort(replicas.begin(), replicas.end(),
+            [](const auto* a, const auto* b) { return a->id < b->id; });
+  return replicas;
+}
+
+// Probes the replicas of `p` that will be read and records their scheme; the primary itself
+// when it has none.
+absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTopology& topology,
+                              Connection& primary_conn, ClusterPrimary& p,
+                              std::vector<std::string>* warnings) {
+  const std::vector<const redis::ClusterNode*> replicas =
+      request.read_from_replicas ? HealthyReplicas(topology, p.node)
+                                 : std::vector<const redis::ClusterNode*>();
+  p.read_address = redis::NodeEndpoint(request.source, p.node).Address();
+  p.scheme = p.facts.scheme;
+  if (replicas.empty()) {
+    if (request.read_from_replicas) {
+      warnings->push_back(absl::StrCat("source primary ", p.read_address,
+                                       " has no healthy replica: it is read itself"));
+    }
+    return ProbeReads(primary_conn, "source");
+  }
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    FERRY_ASSIGN_OR_RETURN(Connection conn,
+                           OpenNode(request.source, *replicas[i], request.connect, "source"));
+    FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
+    FERRY_RETURN_IF_ERROR(ProbeReads(conn, "source"));
+    const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
+    if (i == 0) {
+      p.read_address = address;
+      p.scheme = facts.scheme;
+    } else if (facts.scheme != p.scheme) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "the replicas of source primary ", redis::NodeEndpoint(request.source, p.node).Address(),
+          " use different SCAN cursor schemes (", address, " is ",
+          redis::ScanSchemeName(facts.scheme),
+          "): finish the upgrade, or read from the "
+          "primaries"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ClusterPrimary>> InspectPrimaries(const PlanRequest& request,
+                                                             Connection& seed,
+                                                             const redis::Endpoint& seed_endpoint,
+                                                             bool source,
+                                                             std::vector<std::string>* warnings) {
+  const absl::string_view side = source ? "source" : "target";
+  absl::StatusOr<redis::ClusterTopology> topology = redis::DiscoverTopology(seed);
+  if (!topology.ok()) return Annotate(topology.status(), side);
+  std::vector<ClusterPrimary> primaries;
+  for (const redis::ClusterNode* node : topology->Primaries()) {
+    if (node->slots.empty()) continue;
+    ClusterPrimary& p = primaries.emplace_back();
+    p.node = *node;
+    FERRY_ASSIGN_OR_RETURN(Connection conn, OpenNode(seed_endpoint, *node, request.connect, side));
+    absl::StatusOr<ServerFacts> facts = ReadFacts(conn);
+    if (!facts.ok()) {
+      return Annotate(facts.status(), absl::StrCat(side, " node ", conn.endpoint().Address()));
+    }
+    p.facts = *std::move(facts);
+    if (source) FERRY_RETURN_IF_ERROR(InspectReadNodes(request, *topology, conn, p, warnings));
+  }
+  if (primaries.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the ", side, " cluster has no primary that serves slots"));
+  }
+  return primaries;
+}
+
+}  // namespace
+
+std::vector<std::string> Deployment::RunIds() const {
+  std::vector<std::string> out;
+  if (!cluster()) out.push_back(seed.run_id);
+  for (const ClusterPrimary& p : primaries) out.push_back(p.facts.run_id);
+  out.erase(std::remove(out.begin(), out.end(), std::string()), out.end());
+  return out;
+}
+
+uint64_t Deployment::Keys() const {
+  uint64_t keys = 0;
+  if (!cluster()) {
+    for (const auto& [db, n] : seed.keyspace) keys += n;
+  }
+  for (const ClusterPrimary& p : primaries) {
+    auto it = p.facts.keyspace.find(0);
+    if (it != p.facts.keyspace.end()) keys += it->second;
+  }
+  return keys;
+}
+
+int64_t Deployment::UsedMemoryDataset() const {
+  if (!cluster()) return seed.used_memory_dataset;
+  int64_t sum = 0;
+  for (const ClusterPrimary& p : primaries) {
+    if (p.facts.used_memory_dataset < 0) return -1;
+    sum += p.facts.used_memory_dataset;
+  }
+  return sum;
+}
+
+int64_t Deployment::MaxMemory() const {
+  if (!cluster()) return seed.maxmemory;
+  int64_t sum = 0;
+  for (const ClusterPrimary& p : primaries) {
+    if (p.facts.maxmemory <= 0) return p.facts.maxmemory;  // Unknown, or no limit.
+    sum += p.facts.maxmemory;
+  }
+  return sum;
+}
+
+absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
+                                         std::vector<std::string>* warnings) {
+  redis::Endpoint endpoint = request.source;
+  endpoint.db.reset();
+  absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);
+  if (!conn.ok()) return Annotate(conn.status(), "source");
+  Deployment source;
+  absl::StatusOr<ServerFacts> facts = ReadFacts(*conn);
+  if (!facts.ok()) return Annotate(facts.status(), "source");
+  source.seed = *std::move(facts);
+  if (!source.cluster()) {
+    FERRY_RETURN_IF_ERROR(ProbeReads(*conn, "source"));
+    return source;
+  }
+  FERRY_ASSIGN_OR_RETURN(source.primaries,
+                         InspectPrimaries(request, *conn, endpoint, /*source=*/true, warnings));
+  return source;
+}
+
+absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request) {
+  redis::Endpoint endpoint = request.target;
+  endpoint.db.reset();
+  absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);
+  if (!conn.ok()) return Annotate(conn.status(), "target");
+  Deployment target;
+  absl::StatusOr<ServerFacts> facts = ReadFacts(*conn);
+  if (!facts.ok()) return Annotate(facts.status(), "target");
+  target.seed = *std::move(facts);
+  if (target.cluster()) {
+    FERRY_ASSIGN_OR_RETURN(target.primaries,
+                           InspectPrimaries(request, *conn, endpoint, /*source=*/false, nullptr));
+  }
+  // An invalid payload: RESTORE answers "payload version or checksum are wrong" when it is
+  // allowed, and writes nothing.
+  FERRY_RETURN_IF_ERROR(
+      ProbeCommand(*conn, "target", {"RESTORE", "ferry:preflight", "0", "ferry-probe"}));
+  return target;
+}
+
+int CompareVersions(absl::string_view a, absl::string_view b) {
+  std::vector<absl::string_view> pa = absl::StrSplit(a, '.');
+  std::vector<absl::string_view> pb = absl::StrSplit(b, '.');
+  for (size_t i = 0; i < std::max(pa.size(), pb.size()); ++i) {
+    int x = 0, y = 0;
+    if (i < pa.size()) (void)absl::SimpleAtoi(pa[i], &x);
+    if (i < pb.size()) (void)absl::SimpleAtoi(pb[i], &y);
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return 0;
+}
+
+}  // namespace ferry::server

@@ -1,0 +1,71 @@
+#pragma once
+
+// What planning learns about each side of a copy before any write: server facts (INFO), the
+// cluster's primaries and the nodes that will be read, and whether the commands ferry needs are
+// permitted. Used by planner.cc only.
+
+#include <cstdint>
+#include <initializer_list>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/redis/cluster.h"
+#include "common/redis/connection.h"
+#include "common/redis/scan_math.h"
+#include "server/planner.h"
+
+namespace ferry::server {
+
+// One server's answers to INFO (or, for users that may not run INFO, what could be probed).
+struct ServerFacts {
+  std::string run_id;
+  std::string version;  // "7.0.15", or "valkey 8.0.1".
+  bool cluster = false;
+  redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
+  int64_t used_memory_dataset = -1;
+  int64_t maxmemory = -1;
+  std::map<int, uint64_t> keyspace;  // db -> keys.
+};
+
+// A primary of a cluster and the node its shards read.
+struct ClusterPrimary {
+  redis::ClusterNode node;
+  ServerFacts facts;         // The primary's: its own key count, run_id, memory.
+  std::string read_address;  // `host:port` of the node read: the primary or a replica.
+  redis::ScanScheme scheme;  // The cursor scheme of the node read.
+};
+
+// One side of a copy.
+struct Deployment {
+  ServerFacts seed;                       // The server the URI names.
+  std::vector<ClusterPrimary> primaries;  // Cluster: each primary that serves slots.
+
+  bool cluster() const { return seed.cluster; }
+  // run_id of every primary (of the server, standalone).
+  std::vector<std::string> RunIds() const;
+  // Keys in every database (standalone) or in db 0 of every primary.
+  uint64_t Keys() const;
+  // Sums over the primaries; -1 when some value is unknown.
+  int64_t UsedMemoryDataset() const;
+  int64_t MaxMemory() const;
+};
+
+// Connects to the source, reads its facts and, for a cluster, each primary's (and chooses the
+// node to read: a replica of each primary with request.read_from_replicas), then checks that
+// SCAN, PTTL and DUMP are permitted on every node that will be read. Findings that do not stop
+// the job go to `warnings`. Errors are prefixed "source".
+absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
+                                         std::vector<std::string>* warnings);
+
+// Connects to the target, reads its facts (each primary's, for a cluster) and checks that
+// RESTORE is permitted. Errors are prefixed "target".
+absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request);
+
+// Compares dotted versions ("7.0.15" < "7.2"); -1, 0 or 1.
+int CompareVersions(absl::string_view a, absl::string_view b);
+
+}  // namespace ferry::server
