@@ -76,8 +76,8 @@ struct ShardSpec {
 };
 
 struct CopyOptions {
-  int batch_keys = 1000;                       // SCAN COUNT and pipeline depth.
-  uint64_t max_bytes_in_flight = 16ull << 20;  // Read but not yet written, per shard.
+  int batch_keys = 1000;                      // SCAN COUNT and pipeline depth.
+  uint64_t max_bytes_in_flight = 2ull << 20;  // Read but not yet written, per shard.
   OnConflict on_conflict = OnConflict::kReplace;
   bool dry_run = false;  // Read and count; write nothing.
   int max_retries = 6;   // Transient failures in a row before giving up.

@@ -9,10 +9,17 @@
 namespace ferry::agent {
 namespace {
 
-int MajorVersion(const std::string& version) {
-  int major = 0;
-  (void)absl::SimpleAtoi(version.substr(0, version.find('.')), &major);
-  return major;
+// "6.2.14" -> 602.
+int Version(const std::string& version) {
+  int major = 0, minor = 0;
+  const size_t dot = version.find('.');
+  (void)absl::SimpleAtoi(version.substr(0, dot), &major);
+  if (dot != std::string::npos) {
+    const size_t end = version.find('.', dot + 1);
+    (void)absl::SimpleAtoi(version.substr(dot + 1, end == std::string::npos ? end : end - dot - 1),
+                           &minor);
+  }
+  return major * 100 + minor;
 }
 
 }  // namespace
@@ -25,7 +32,8 @@ absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
     if (info.status().code() == absl::StatusCode::kPermissionDenied) return mapper;
     return info.status();
   }
-  if (MajorVersion(redis::InfoField(info->str(), "redis_version")) < 5) return mapper;
+  const int version = Version(redis::InfoField(info->str(), "redis_version"));
+  if (version < 500) return mapper;
   absl::StatusOr<redis::Reply> time = target->Command({"TIME"});
   const absl::Time after = absl::Now();
   if (!time.ok()) {
@@ -43,15 +51,30 @@ absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
   const int64_t offset_us = target_us - absl::ToUnixMicros(after);
   mapper.offset_ms_ = offset_us >= 0 ? offset_us / 1000 : -((-offset_us + 999) / 1000);
   mapper.absolute_ = true;
+  mapper.pxat_ = version >= 602;
   return mapper;
 }
 
 ExpiryMapper ExpiryMapper::Earliest(const ExpiryMapper& a, const ExpiryMapper& b) {
   ExpiryMapper out = a;
   out.absolute_ = a.absolute_ && b.absolute_;
+  out.pxat_ = a.pxat_ && b.pxat_;
   out.offset_ms_ = std::min(a.offset_ms_, b.offset_ms_);
   out.relative_margin_ = std::max(a.relative_margin_, b.relative_margin_);
   return out;
+}
+
+std::optional<std::pair<absl::string_view, int64_t>> ExpiryMapper::SetExpiry(
+    int64_t pttl, absl::Time read_time) const {
+  if (pxat_) {
+    std::optional<int64_t> at = RestoreTtl(pttl, read_time);
+    if (!at.has_value()) return std::nullopt;
+    return std::make_pair(absl::string_view("PXAT"), *at);
+  }
+  const int64_t ttl = absl::ToUnixMillis(read_time) + pttl - absl::ToUnixMillis(absl::Now()) -
+                      absl::ToInt64Milliseconds(relative_margin_) - 1;
+  if (ttl <= 0) return std::nullopt;
+  return std::make_pair(absl::string_view("PX"), ttl);
 }
 
 std::optional<int64_t> ExpiryMapper::RestoreTtl(int64_t pttl, absl::Time read_time) const {

@@ -2,8 +2,10 @@
 
 #include <cstdint>
 #include <optional>
+#include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/redis/connection.h"
 
@@ -24,6 +26,10 @@ class ExpiryMapper {
   // For a key whose PTTL `pttl` (> 0) was asked no earlier than `read_time`: the RESTORE TTL
   // argument, or nullopt when the key has expired by now.
   std::optional<int64_t> RestoreTtl(int64_t pttl, absl::Time read_time) const;
+  // The same for `SET key value <option> <value>`: {"PXAT", absolute ms} on targets that take
+  // it (Redis >= 6.2), else {"PX", relative ms}.
+  std::optional<std::pair<absl::string_view, int64_t>> SetExpiry(int64_t pttl,
+                                                                 absl::Time read_time) const;
   // Whether RestoreTtl() returns absolute times (append ABSTTL to RESTORE).
   bool absolute() const { return absolute_; }
 
@@ -37,6 +43,7 @@ class ExpiryMapper {
 
  private:
   bool absolute_ = false;
+  bool pxat_ = false;      // SET ... PXAT (Redis >= 6.2).
   int64_t offset_ms_ = 0;  // Lower bound of (target clock - this host's clock).
   absl::Duration relative_margin_ = absl::Milliseconds(20);
 };

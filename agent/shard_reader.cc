@@ -195,7 +195,167 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
   }
 }
 
+void ShardReader::AppendTtlProbe() {
+  source_.Append({"INFO", "keyspace"});
+  source_.Append({"INFO", "stats"});
+}
+
+absl::StatusOr<ShardReader::TtlProbe> ShardReader::ReadTtlProbe() {
+  FERRY_ASSIGN_OR_RETURN(Reply keyspace, source_.ReadReply());
+  FERRY_ASSIGN_OR_RETURN(Reply stats, source_.ReadReply());
+  TtlProbe probe;
+  if (keyspace.is_error() || stats.is_error()) return probe;  // No INFO: not usable.
+  probe.valid = true;
+  probe.volatile_keys = 0;
+  // "db3:keys=120,expires=4,avg_ttl=0"; no line for an empty database.
+  const std::string db_line = redis::InfoField(keyspace.str(), absl::StrCat("db", spec_.source_db));
+  const size_t at = db_line.find("expires=");
+  if (at != std::string::npos) {
+    (void)absl::SimpleAtoi(db_line.substr(at + 8, db_line.find(',', at) - at - 8),
+                           &probe.volatile_keys);
+  }
+  (void)absl::SimpleAtoi(redis::InfoField(stats.str(), "expired_keys"), &probe.expired);
+  (void)absl::SimpleAtoi(redis::InfoField(stats.str(), "evicted_keys"), &probe.evicted);
+  return probe;
+}
+
+// A key that had a TTL when it was read would, at the second probe, still have it (volatile
+// keys > 0), or have expired or been evicted (the counters moved), or have been written to
+// since (a change after the read, as with any key changed during a copy).
+bool ShardReader::NoTtlBetween(const TtlProbe& before, const TtlProbe& after) {
+  return before.valid && after.valid && before.volatile_keys == 0 && after.volatile_keys == 0 &&
+         before.expired == after.expired && before.evicted == after.evicted;
+}
+
+absl::StatusOr<bool> ShardReader::ReadWithoutTtls(Batch& batch, bool then_scan,
+                                                  uint64_t next_cursor) {
+  const size_t n = batch.keys.size();
+  AppendTtlProbe();
+  std::vector<absl::string_view> mget;
+  mget.reserve(n + 1);
+  mget.push_back("MGET");
+  mget.insert(mget.end(), batch.keys.begin(), batch.keys.end());
+  source_.Append(mget);
+  AppendTtlProbe();
+  if (then_scan) AppendScan(next_cursor);
+  batch.read_time = absl::Now();
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  FERRY_ASSIGN_OR_RETURN(TtlProbe before, ReadTtlProbe());
+  FERRY_ASSIGN_OR_RETURN(Reply values, source_.ReadReply());
+  FERRY_ASSIGN_OR_RETURN(TtlProbe after, ReadTtlProbe());
+  if (values.is_error()) return ReplyStatus("source", "MGET", values);
+  if (!NoTtlBetween(before, after)) return false;
+  batch.pttl.assign(n, -1);
+  batch.mget = std::make_shared<const Reply>(std::move(values));
+  batch.string_value.assign(n, std::nullopt);
+  batch.dump.resize(n);
+  std::vector<size_t> others;  // Not strings, or gone.
+  for (size_t i = 0; i < n; ++i) {
+    const ReplyView value = batch.mget->element(i);
+    if (value.is_nil() || value.is_error()) {
+      others.push_back(i);
+      continue;
+    }
+    batch.string_value[i] = value.str();
+    batch.bytes += value.str().size() + batch.keys[i].size();
+  }
+  if (others.empty()) return true;
+  if (then_scan) {
+    FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
+  }
+  AppendTtlProbe();
+  for (size_t i : others) source_.Append({"DUMP", batch.keys[i]});
+  AppendTtlProbe();
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  FERRY_ASSIGN_OR_RETURN(before, ReadTtlProbe());
+  for (size_t i : others) {
+    FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
+    if (dump.is_error()) {
+      absl::Status status = ReplyStatus("source", "DUMP", dump);
+      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+    }
+    batch.bytes += dump.str().size() + batch.keys[i].size();
+    batch.dump[i] = std::move(dump);
+  }
+  FERRY_ASSIGN_OR_RETURN(after, ReadTtlProbe());
+  return NoTtlBetween(before, after);
+}
+
+absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  if (ttl_free_) {
+    // While the database holds no key with a TTL, PTTL is skipped: one probe before and one
+    // after the reads prove no key read had one (NoTtlBetween).
+    FERRY_ASSIGN_OR_RETURN(bool done, ReadWithoutTtls(batch, then_scan, next_cursor));
+    if (done) return absl::OkStatus();
+    ttl_free_ = false;  // For the rest of this shard; read this batch again with PTTL.
+    if (then_scan && !prefetched_.has_value()) {
+      FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
+    }
+    then_scan = false;
+    batch.pttl.clear();
+    batch.mget.reset();
+    batch.string_value.clear();
+    batch.dump.clear();
+    batch.bytes = 0;
+  }
+  const size_t n = batch.keys.size();
+  for (absl::string_view key : batch.keys) source_.Append({"PTTL", key});
+  std::vector<absl::string_view> mget;
+  mget.reserve(n + 1);
+  mget.push_back("MGET");
+  mget.insert(mget.end(), batch.keys.begin(), batch.keys.end());
+  source_.Append(mget);
+  if (then_scan) AppendScan(next_cursor);
+  batch.read_time = absl::Now();
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  batch.pttl.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
+    if (pttl.is_error()) {
+      absl::Status status = ReplyStatus("source", "PTTL", pttl);
+      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+    }
+    batch.pttl.push_back(pttl.is_error() ? -2 : pttl.integer());
+  }
+  FERRY_ASSIGN_OR_RETURN(Reply values, source_.ReadReply());
+  if (values.is_error()) return ReplyStatus("source", "MGET", values);
+  batch.mget = std::make_shared<const Reply>(std::move(values));
+  batch.string_value.assign(n, std::nullopt);
+  batch.dump.resize(n);
+  std::vector<size_t> not_strings;  // Exist (or did at PTTL time) but MGET saw no string.
+  for (size_t i = 0; i < n; ++i) {
+    const ReplyView value = batch.mget->element(i);
+    if (!value.is_nil() && !value.is_error()) {
+      batch.string_value[i] = value.str();
+      batch.bytes += value.str().size() + batch.keys[i].size();
+    } else if (batch.pttl[i] != -2) {
+      not_strings.push_back(i);
+    }
+  }
+  if (not_strings.empty()) return absl::OkStatus();
+  // The next SCAN's reply comes before this round's: keep it for the loop.
+  if (then_scan) {
+    FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
+  }
+  for (size_t i : not_strings) source_.Append({"DUMP", batch.keys[i]});
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  for (size_t i : not_strings) {
+    FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
+    if (dump.is_error()) {
+      absl::Status status = ReplyStatus("source", "DUMP", dump);
+      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+    }
+    batch.bytes += dump.str().size() + batch.keys[i].size();
+    batch.dump[i] = std::move(dump);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  // MGET needs every key in one slot on a cluster node; only strings are worth it.
+  if (!batch.keys.empty() && !spec_.cluster() && (spec_.type.empty() || spec_.type == "string")) {
+    return ReadWithMget(batch, then_scan, next_cursor);
+  }
   for (absl::string_view key : batch.keys) {
     source_.Append({"PTTL", key});
     source_.Append({"DUMP", key});

@@ -36,6 +36,11 @@ struct Batch {
   std::vector<absl::string_view> keys;
   std::vector<int64_t> pttl;
   std::vector<redis::Reply> dump;  // An error reply: the key could not be read (per key).
+  // Standalone sources: string values come from one MGET per batch (cheaper than DUMP on the
+  // source and SET cheaper than RESTORE on the target). `string_value[i]` is set when key i
+  // held a string; its bytes are owned by `mget`. Then `dump[i]` is empty.
+  std::shared_ptr<const redis::Reply> mget;
+  std::vector<std::optional<absl::string_view>> string_value;
   absl::Time read_time;
   // SCAN walk: where the shard resumes once this batch is written. Unset for slot reads.
   std::optional<uint64_t> cursor_after;
@@ -103,6 +108,21 @@ class ShardReader {
   absl::Status ScanLoop(uint64_t cursor, bool walk, const Finished& finished, const Keep& keep);
   // PTTL + DUMP for the batch's keys (and the next SCAN, in the same flush).
   absl::Status ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // ReadDumps for standalone sources: PTTL + one MGET, then DUMP for the keys that are not
+  // strings.
+  absl::Status ReadWithMget(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // The same without PTTL, for databases without keys with a TTL: false (nothing usable read)
+  // when a key with a TTL may have been read.
+  absl::StatusOr<bool> ReadWithoutTtls(Batch& batch, bool then_scan, uint64_t next_cursor);
+  struct TtlProbe {
+    bool valid = false;          // INFO answered.
+    int64_t volatile_keys = -1;  // Keys with a TTL in the shard's database.
+    int64_t expired = -1;        // expired_keys and evicted_keys of INFO stats.
+    int64_t evicted = -1;
+  };
+  void AppendTtlProbe();
+  absl::StatusOr<TtlProbe> ReadTtlProbe();
+  static bool NoTtlBetween(const TtlProbe& before, const TtlProbe& after);
   // After a MOVED reply: OK when the node still serves (the slot migrated away), UNAVAILABLE
   // when it is no longer a primary. Reads the pending SCAN reply first, into prefetched_.
   absl::Status CheckStillServing(bool scan_pending);
@@ -118,7 +138,9 @@ class ShardReader {
   const std::atomic<bool>* cancel_;
   BatchQueue& queue_;
   const std::string count_;
-  std::optional<redis::Reply> prefetched_;  // A SCAN reply read ahead by CheckStillServing.
+  std::optional<redis::Reply> prefetched_;
+  bool ttl_free_ = true;  // Try reading without PTTL (ReadWithoutTtls) until a TTL shows up.  // A
+                          // SCAN reply read ahead by CheckStillServing.
 };
 
 }  // namespace ferry::agent

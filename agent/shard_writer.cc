@@ -39,6 +39,10 @@ absl::Status ShardWriter::Write(const Batch& batch) {
 }
 
 void ShardWriter::Queue(const Batch& batch, size_t i, ShardCounters& delta) {
+  if (i < batch.string_value.size() && batch.string_value[i].has_value()) {
+    QueueString(batch, i, *batch.string_value[i], delta);
+    return;
+  }
   const absl::string_view key = batch.keys[i];
   const redis::ReplyView dump = batch.dump[i];
   if (dump.is_error()) {
@@ -76,18 +80,64 @@ void ShardWriter::Queue(const Batch& batch, size_t i, ShardCounters& delta) {
   sent_.emplace_back(i, Sent::kRestore);
 }
 
+void ShardWriter::QueueString(const Batch& batch, size_t i, absl::string_view value,
+                              ShardCounters& delta) {
+  const absl::string_view key = batch.keys[i];
+  if (batch.pttl[i] == -2) {
+    ++delta.vanished;
+    return;
+  }
+  absl::string_view argv[6] = {"SET", key, value};
+  size_t argc = 3;
+  if (batch.pttl[i] >= 0) {
+    // Never extend a TTL (expiry.h).
+    std::optional<std::pair<absl::string_view, int64_t>> expiry =
+        expiry_.SetExpiry(batch.pttl[i], batch.read_time);
+    if (!expiry.has_value()) {
+      ++delta.expired;
+      if (options_.on_conflict == OnConflict::kReplace && target_ != nullptr) {
+        target_->Add({"DEL", key});
+        sent_.emplace_back(i, Sent::kDelete);
+      }
+      return;
+    }
+    ttl_args_.push_back(std::to_string(expiry->second));
+    argv[argc++] = expiry->first;
+    argv[argc++] = ttl_args_.back();
+  }
+  delta.bytes += value.size();
+  if (target_ == nullptr) return;  // Dry run.
+  // SET replaces a key of any type, as RESTORE ... REPLACE does; NX leaves it alone.
+  if (options_.on_conflict != OnConflict::kReplace) argv[argc++] = "NX";
+  target_->Add(absl::MakeConstSpan(argv, argc));
+  sent_.emplace_back(i, Sent::kSet);
+}
+
 absl::Status ShardWriter::ReadReplies(const Batch& batch, ShardCounters& delta) {
   FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, target_->Execute());
   absl::Status first_fatal;
   for (size_t n = 0; n < sent_.size(); ++n) {
     const auto [i, sent] = sent_[n];
     const redis::Reply& reply = replies[n];
+    if (sent == Sent::kSet && reply.is_nil()) {
+      // SET ... NX found the key on the target.
+      if (options_.on_conflict == OnConflict::kSkip) {
+        ++delta.skipped;
+      } else {
+        Fail(batch.keys[i], "exists on the target (--on-conflict fail)", delta);
+      }
+      continue;
+    }
     if (!reply.is_error()) {
-      if (sent == Sent::kRestore) ++delta.copied;
+      if (sent != Sent::kDelete) ++delta.copied;
       continue;
     }
     const absl::string_view key = batch.keys[i];
-    absl::Status status = ReplyStatus("target", sent == Sent::kDelete ? "DEL" : "RESTORE", reply);
+    absl::Status status = ReplyStatus("target",
+                                      sent == Sent::kDelete ? "DEL"
+                                      : sent == Sent::kSet  ? "SET"
+                                                            : "RESTORE",
+                                      reply);
     switch (redis::Classify(status)) {
       case redis::ErrorClass::kPerKey:
         if (status.code() == absl::StatusCode::kAlreadyExists &&

@@ -31,10 +31,12 @@ class ShardWriter {
 
  private:
   // What was sent for one key, to interpret its reply.
-  enum class Sent { kRestore, kDelete };
+  enum class Sent { kRestore, kSet, kDelete };
 
   // Queues the command for key `i`, if any; updates `delta`.
   void Queue(const Batch& batch, size_t i, ShardCounters& delta);
+  // A string read by MGET: SET, with PXAT/PX for a TTL and NX unless replacing.
+  void QueueString(const Batch& batch, size_t i, absl::string_view value, ShardCounters& delta);
   absl::Status ReadReplies(const Batch& batch, ShardCounters& delta);
   void Fail(absl::string_view key, std::string reason, ShardCounters& delta);
 

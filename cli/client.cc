@@ -73,9 +73,9 @@ absl::Status ControllerClient::Explain(const grpc::Status& status) const {
                                      "(--controller or FERRY_CONTROLLER)"));
   }
   if (s.code() == absl::StatusCode::kUnauthenticated) {
-    return absl::UnauthenticatedError(absl::StrCat(
-        "the controller at ", address_, " refused the call: ", s.message(),
-        " (give its token with --token-file or FERRY_TOKEN)"));
+    return absl::UnauthenticatedError(
+        absl::StrCat("the controller at ", address_, " refused the call: ", s.message(),
+                     " (give its token with --token-file or FERRY_TOKEN)"));
   }
   return s;
 }

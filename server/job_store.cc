@@ -1,8 +1,8 @@
 #include "server/job_store.h"
 
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

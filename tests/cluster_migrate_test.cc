@@ -306,7 +306,7 @@ TEST_F(ClusterMigrateTest, SourcePrimaryFailsOverMidCopy) {
   ASSERT_TRUE(WaitReplicated(*source).ok());
   const std::string log = MakeTempDir("ferry-src-failover-") + "/ferry.log";
   ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
-                                             source->uri(), target->uri(), 6000,
+                                             source->uri(), target->uri(), 4000,
                                              [&] { return DbSize(*target); }, 3000, log));
   ASSERT_OK_AND_ASSIGN(int new_primary, source->Failover(0));
   EXPECT_NE(new_primary, 0);
@@ -325,7 +325,7 @@ TEST_F(ClusterMigrateTest, TargetPrimaryFailsOverMidCopy) {
   ASSERT_TRUE(LoadMixedData(conn, 0, 30000, 6, 0.2).ok());
   const std::string log = MakeTempDir("ferry-dst-failover-") + "/ferry.log";
   ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
-                                             source->uri(), target->uri(), 6000,
+                                             source->uri(), target->uri(), 4000,
                                              [&] { return ClusterKeys(*target); }, 3000, log));
   ASSERT_OK_AND_ASSIGN(int new_primary, target->Failover(1));
   EXPECT_NE(new_primary, 1);

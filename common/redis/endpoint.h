@@ -19,9 +19,9 @@ struct Endpoint {
   std::string user;       // Empty: AUTH with the password alone (or no AUTH at all).
   std::string password;   // Empty: no AUTH.
   bool tls = false;
-  std::string ca_file;           // PEM bundle; empty means the system's default trust store.
-  bool verify_peer = true;       // Certificate and host-name verification (TLS only).
-  std::string tls_server_name;   // SNI and host-name check; empty means `host`.
+  std::string ca_file;          // PEM bundle; empty means the system's default trust store.
+  bool verify_peer = true;      // Certificate and host-name verification (TLS only).
+  std::string tls_server_name;  // SNI and host-name check; empty means `host`.
 
   // `redis://user@host:port/db` with the password replaced by `***`; safe for logs and errors.
   std::string Redacted() const;
