@@ -6,7 +6,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Every Debian 12 package the project needs to build, test, benchmark and demo.
 DEBIAN_PACKAGES := build-essential cmake ninja-build pkg-config git \
-  libhiredis-dev libabsl-dev libssl-dev openssl libsqlite3-dev \
+  libhiredis-dev libabsl-dev libssl-dev openssl libsqlite3-dev libjemalloc-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
   libgtest-dev libgmock-dev \
   redis-server redis-tools \

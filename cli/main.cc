@@ -1,6 +1,5 @@
 // ferry: the command line. main() only turns flags into options structs and calls a library.
 
-#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -161,9 +160,6 @@ int Gen(const std::vector<std::string>& argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  // Batches are allocated on one thread and freed on another; glibc's default of many arenas
-  // per core then keeps freed memory around in each. Two are enough here.
-  mallopt(M_ARENA_MAX, 2);
   std::signal(SIGINT, OnSignal);
   std::signal(SIGTERM, OnSignal);
   std::signal(SIGPIPE, SIG_IGN);

@@ -22,7 +22,7 @@ using ferry::v1::AgentMessage;
 using ferry::v1::ControllerMessage;
 
 constexpr int kDefaultWatchIntervalMs = 1000;
-constexpr int kMinWatchIntervalMs = 100;
+constexpr int kMinWatchIntervalMs = 20;
 
 // WatchJob: writes the job now, then every interval, and finishes after the write that shows
 // the job ended. At most one write or one alarm is pending at a time.
