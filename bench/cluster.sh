@@ -27,7 +27,7 @@ start_cluster_node() {
   mkdir -p "$dir"
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --daemonize no \
     --cluster-enabled yes --cluster-config-file "$dir/nodes.conf" --dir "$dir" \
-    --logfile "$dir/redis.log" &
+    --logfile "$dir/redis.log" >/dev/null 2>&1 &
   BENCH_PIDS+=($!)
   local i
   for ((i = 0; i < 500; i++)); do
@@ -37,8 +37,8 @@ start_cluster_node() {
   bench_die "cluster node on port $port did not answer PING"
 }
 
-# make_cluster: starts three nodes (ports whose +10000 bus port is free), joins them, prints the
-# first port.
+# make_cluster: starts three nodes (ports whose +10000 bus port is free), joins them, and sets
+# CLUSTER_PORT to the first one. (Not run in $(...): the nodes must stay in BENCH_PIDS.)
 make_cluster() {
   local ports=() port
   while ((${#ports[@]} < 3)); do
@@ -58,7 +58,7 @@ make_cluster() {
     ((ok)) && break
     sleep 0.05
   done
-  echo "${ports[0]}"
+  CLUSTER_PORT=${ports[0]}
 }
 
 cluster_keys() {
@@ -82,8 +82,10 @@ timed_migrate() {
 echo "== starting servers" >&2
 src=$(free_port); start_redis "$src"
 dst=$(free_port); start_redis "$dst"
-csrc=$(make_cluster)
-cdst=$(make_cluster)
+make_cluster
+csrc=$CLUSTER_PORT
+make_cluster
+cdst=$CLUSTER_PORT
 
 echo "== loading $KEYS keys" >&2
 "$FERRY" gen --to "redis://127.0.0.1:$src" --keys "$KEYS" --types string --value-size 100 --seed 1 2>/dev/null

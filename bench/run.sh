@@ -36,6 +36,9 @@ readonly BUILD_DIR=${FERRY_BUILD_DIR:-$ROOT/build}
 readonly FERRY=$BUILD_DIR/bin/ferry
 readonly PROXY=$BUILD_DIR/bin/ferry-delay-proxy
 readonly LATENCY_DELAY_US=250 # one way: 0.5 ms round trip
+# Every timed step runs RUNS times and reports its median: on a small shared machine one run can
+# be 30% off either way.
+readonly RUNS=${BENCH_RUNS:-3}
 readonly RESULTS=$ROOT/bench/results/latest.md
 
 ensure_tools() {
@@ -168,6 +171,30 @@ migrate() {
   M_MB_S=$(awk -v b="$bytes" -v s="$M_WALL" 'BEGIN { printf "%.1f", (s > 0 ? b / 1e6 / s : 0) }')
 }
 
+# median A B C...: the middle value.
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+# pipe_median PORT FILE: pipe_load RUNS times; prints the median seconds.
+pipe_median() {
+  local times=() i
+  for ((i = 0; i < RUNS; i++)); do times+=("$(pipe_load "$1" "$2")"); done
+  median "${times[@]}"
+}
+
+# migrate_median FROM TO LABEL: migrate RUNS times; M_WALL and M_MB_S of the median run, the
+# largest M_RSS_MB and the median M_CPU.
+migrate_median() {
+  local walls=() rss=() cpus=() mbs=() i
+  for ((i = 0; i < RUNS; i++)); do
+    migrate "$1" "$2" "$3"
+    walls+=("$M_WALL"); rss+=("$M_RSS_MB"); cpus+=("$M_CPU"); mbs+=("$M_MB_S")
+  done
+  M_WALL=$(median "${walls[@]}")
+  M_CPU=$(median "${cpus[@]}")
+  M_MB_S=$(median "${mbs[@]}")
+  M_RSS_MB=$(printf '%s\n' "${rss[@]}" | sort -g | tail -n 1)
+}
+
 # bench_dataset NAME: appends the dataset's row to THROUGHPUT_ROWS; for strings, also runs the
 # latency comparison while the source still holds the data.
 bench_dataset() {
@@ -176,7 +203,7 @@ bench_dataset() {
   generate "$name" "$file"
   log "$name: write limit (redis-cli --pipe into the target)"
   local limit_s scan_s
-  limit_s=$(pipe_load "$DST_PORT" "$file")
+  limit_s=$(pipe_median "$DST_PORT" "$file")
   log "$name: loading the source"
   pipe_load "$SRC_PORT" "$file" >/dev/null
   rm -f "$file"
@@ -184,7 +211,7 @@ bench_dataset() {
   log "$name: SCAN of the source"
   scan_s=$(scan_seconds "$SRC_PORT")
   log "$name: ferry migrate"
-  migrate "$SRC_PORT" "$DST_PORT" "$name"
+  migrate_median "$SRC_PORT" "$DST_PORT" "$name"
   local limit_rate ferry_rate row
   limit_rate=$(rate "$KEYS" "$limit_s")
   ferry_rate=$(rate "$KEYS" "$M_WALL")
@@ -205,7 +232,7 @@ bench_latency() {
     src_proxy=$PROXY_PORT
     start_proxy "$PROXY" "$DST_PORT" "$delay"
     dst_proxy=$PROXY_PORT
-    migrate "$src_proxy" "$dst_proxy" "proxy-$delay"
+    migrate_median "$src_proxy" "$dst_proxy" "proxy-$delay"
     rate_d=$(rate "$KEYS" "$M_WALL")
     if ((delay == 0)); then rate0=$rate_d; fi
     local rtt_ms
@@ -238,7 +265,7 @@ report() {
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   printf '%s\n' "${THROUGHPUT_ROWS[@]}"
   echo
-  echo "Write limit: \`redis-cli --pipe\` of the same data into the empty target." \
+  echo "Each figure is the median of $RUNS runs. Write limit: \`redis-cli --pipe\` of the same data into the empty target." \
     "MB/s: $MB_NOTE."
   echo
   echo "## Latency (strings)"
