@@ -284,6 +284,38 @@ TEST_F(MigrateTest, InterruptStopsCleanlyAndSaysWhatWasDone) {
   EXPECT_LT(DbSize(*target_, 0), 20000);
 }
 
+TEST_F(MigrateTest, InterruptedMigrationResumesFromItsStateFile) {
+  redis::Connection conn = Connect(*source_);
+  ASSERT_TRUE(LoadMixedData(conn, 0, 20000, 4, 0.2).ok());
+  const std::string dir = MakeTempDir("ferry-resume-");
+  const std::string state = dir + "/state.db";
+  const std::vector<std::string> args = {"migrate", "--from", source_->uri(), "--to",
+                                         target_->uri(), "--state", state, "--batch", "200",
+                                         "--progress", "none", "--output", "json"};
+  std::vector<std::string> slow = args;
+  slow.insert(slow.end(), {"--rate-limit", "4000"});
+  auto first = StartFerry(slow, dir + "/first.log");
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_TRUE(WaitFor([&] { return DbSize(*target_, 0) > 2000; }, absl::Seconds(30)).ok());
+  ASSERT_TRUE(first->Signal(SIGINT).ok());
+  auto code = first->Wait(absl::Seconds(30));
+  ASSERT_TRUE(code.ok());
+  ASSERT_EQ(*code, 130) << ReadFile(dir + "/first.log");
+  const int64_t copied_before = DbSize(*target_, 0);
+  ASSERT_LT(copied_before, 20000);
+
+  // The same command with the same state file goes on from the checkpoints.
+  CliResult second = RunFerry(args);
+  ASSERT_EQ(second.exit_code, 0) << second.output;
+  EXPECT_THAT(second.output, HasSubstr("resuming job"));
+  // Resumed, not restarted: the job's scan count (both runs) stays near one pass; starting over
+  // would add the keys of the first run again.
+  EXPECT_LT(second.json_int("scanned"), 20000 + copied_before / 2) << second.output;
+  redis::Connection dst = Connect(*target_);
+  EXPECT_TRUE(SameData(conn, dst));
+  (void)RemoveTree(dir);
+}
+
 TEST(MigrateUsageTest, BadInputGetsAClearMessageAndExitCode2) {
   struct Case {
     std::vector<std::string> args;
