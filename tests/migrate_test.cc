@@ -289,9 +289,9 @@ TEST_F(MigrateTest, InterruptedMigrationResumesFromItsStateFile) {
   ASSERT_TRUE(LoadMixedData(conn, 0, 20000, 4, 0.2).ok());
   const std::string dir = MakeTempDir("ferry-resume-");
   const std::string state = dir + "/state.db";
-  const std::vector<std::string> args = {"migrate", "--from", source_->uri(), "--to",
-                                         target_->uri(), "--state", state, "--batch", "200",
-                                         "--progress", "none", "--output", "json"};
+  const std::vector<std::string> args = {
+      "migrate", "--from", source_->uri(), "--to", target_->uri(), "--state", state,
+      "--batch", "200",    "--progress",   "none", "--output",     "json"};
   std::vector<std::string> slow = args;
   slow.insert(slow.end(), {"--rate-limit", "4000"});
   auto first = StartFerry(slow, dir + "/first.log");
