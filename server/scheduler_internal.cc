@@ -51,11 +51,7 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
   lease.set_shard_bits(shard.shard_bits);
   lease.set_shard_index(shard.shard_index);
   lease.set_scan_scheme(shard.scan_scheme);
-  for (const auto& [first, last] : shard.slots) {
-    ferry::v1::SlotRange* range = lease.add_slots();
-    range->set_first(first);
-    range->set_last(last);
-  }
+  AddSlotRanges(shard.slots, lease.mutable_slots());
   lease.set_read_from(spec.read_from());
   lease.set_match(spec.match());
   lease.set_type(spec.type());
@@ -80,6 +76,15 @@ google::protobuf::Timestamp ToTimestamp(absl::Time time) {
   out.set_seconds(nanos / 1000000000);
   out.set_nanos(static_cast<int32_t>(nanos % 1000000000));
   return out;
+}
+
+void AddSlotRanges(const redis::SlotRanges& slots,
+                   google::protobuf::RepeatedPtrField<ferry::v1::SlotRange>* out) {
+  for (const auto& [first, last] : slots) {
+    ferry::v1::SlotRange* range = out->Add();
+    range->set_first(first);
+    range->set_last(last);
+  }
 }
 
 }  // namespace ferry::server

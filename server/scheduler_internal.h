@@ -35,5 +35,8 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
 ferry::v1::ControllerMessage MakeAck(const std::string& lease_id, uint64_t epoch);
 
 google::protobuf::Timestamp ToTimestamp(absl::Time time);
+// Appends `slots` to a repeated SlotRange field (leases and shard statuses).
+void AddSlotRanges(const redis::SlotRanges& slots,
+                   google::protobuf::RepeatedPtrField<ferry::v1::SlotRange>* out);
 
 }  // namespace ferry::server

@@ -207,11 +207,7 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
     status.set_shard_bits(r.shard_bits);
     status.set_shard_index(r.shard_index);
     status.set_scan_scheme(r.scan_scheme);
-    for (const auto& [first, last] : r.slots) {
-      ferry::v1::SlotRange* range = status.add_slots();
-      range->set_first(first);
-      range->set_last(last);
-    }
+    AddSlotRanges(r.slots, status.mutable_slots());
     status.set_state(r.state);
     *status.mutable_counters() = r.checkpoint.counters();
     status.set_cursor(r.checkpoint.cursor());
