@@ -2,27 +2,12 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "common/base/status_macros.h"
 
 namespace ferry::agent {
-namespace {
-
-// "6.2.14" -> 602.
-int Version(const std::string& version) {
-  int major = 0, minor = 0;
-  const size_t dot = version.find('.');
-  (void)absl::SimpleAtoi(version.substr(0, dot), &major);
-  if (dot != std::string::npos) {
-    const size_t end = version.find('.', dot + 1);
-    (void)absl::SimpleAtoi(version.substr(dot + 1, end == std::string::npos ? end : end - dot - 1),
-                           &minor);
-  }
-  return major * 100 + minor;
-}
-
-}  // namespace
 
 absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
   ExpiryMapper mapper;
@@ -32,8 +17,9 @@ absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
     if (info.status().code() == absl::StatusCode::kPermissionDenied) return mapper;
     return info.status();
   }
-  const int version = Version(redis::InfoField(info->str(), "redis_version"));
-  if (version < 500) return mapper;
+  const std::pair<int, int> version =
+      redis::MajorMinor(redis::InfoField(info->str(), "redis_version"));
+  if (version < std::make_pair(5, 0)) return mapper;
   absl::StatusOr<redis::Reply> time = target->Command({"TIME"});
   const absl::Time after = absl::Now();
   if (!time.ok()) {
@@ -51,7 +37,7 @@ absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
   const int64_t offset_us = target_us - absl::ToUnixMicros(after);
   mapper.offset_ms_ = offset_us >= 0 ? offset_us / 1000 : -((-offset_us + 999) / 1000);
   mapper.absolute_ = true;
-  mapper.pxat_ = version >= 602;
+  mapper.pxat_ = version >= std::make_pair(6, 2);
   return mapper;
 }
 

@@ -227,47 +227,69 @@ bool ShardReader::NoTtlBetween(const TtlProbe& before, const TtlProbe& after) {
          before.expired == after.expired && before.evicted == after.evicted;
 }
 
-absl::StatusOr<bool> ShardReader::ReadWithoutTtls(Batch& batch, bool then_scan,
-                                                  uint64_t next_cursor) {
+absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, uint64_t next_cursor,
+                                                 bool probe_ttls) {
   const size_t n = batch.keys.size();
-  AppendTtlProbe();
+  if (probe_ttls) {
+    AppendTtlProbe();
+  } else {
+    for (absl::string_view key : batch.keys) source_.Append({"PTTL", key});
+  }
   std::vector<absl::string_view> mget;
   mget.reserve(n + 1);
   mget.push_back("MGET");
   mget.insert(mget.end(), batch.keys.begin(), batch.keys.end());
   source_.Append(mget);
-  AppendTtlProbe();
+  if (probe_ttls) AppendTtlProbe();
   if (then_scan) AppendScan(next_cursor);
   batch.read_time = absl::Now();
   FERRY_RETURN_IF_ERROR(source_.Flush());
-  FERRY_ASSIGN_OR_RETURN(TtlProbe before, ReadTtlProbe());
+  TtlProbe before, after;
+  if (probe_ttls) {
+    FERRY_ASSIGN_OR_RETURN(before, ReadTtlProbe());
+    batch.pttl.assign(n, -1);
+  } else {
+    batch.pttl.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
+      if (pttl.is_error()) {
+        absl::Status status = ReplyStatus("source", "PTTL", pttl);
+        if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+      }
+      batch.pttl.push_back(pttl.is_error() ? -2 : pttl.integer());
+    }
+  }
   FERRY_ASSIGN_OR_RETURN(Reply values, source_.ReadReply());
-  FERRY_ASSIGN_OR_RETURN(TtlProbe after, ReadTtlProbe());
+  if (probe_ttls) {
+    FERRY_ASSIGN_OR_RETURN(after, ReadTtlProbe());
+  }
   if (values.is_error()) return ReplyStatus("source", "MGET", values);
-  if (!NoTtlBetween(before, after)) return false;
-  batch.pttl.assign(n, -1);
+  if (probe_ttls && !NoTtlBetween(before, after)) return false;
   batch.mget = std::make_shared<const Reply>(std::move(values));
   batch.string_value.assign(n, std::nullopt);
   batch.dump.resize(n);
-  std::vector<size_t> others;  // Not strings, or gone.
+  std::vector<size_t> others;  // Exist (or did at PTTL time) but MGET saw no string.
   for (size_t i = 0; i < n; ++i) {
     const ReplyView value = batch.mget->element(i);
-    if (value.is_nil() || value.is_error()) {
+    if (!value.is_nil() && !value.is_error()) {
+      batch.string_value[i] = value.str();
+      batch.bytes += value.str().size() + batch.keys[i].size();
+    } else if (batch.pttl[i] != -2) {
       others.push_back(i);
-      continue;
     }
-    batch.string_value[i] = value.str();
-    batch.bytes += value.str().size() + batch.keys[i].size();
   }
   if (others.empty()) return true;
+  // The next SCAN's reply comes before this round's: keep it for the loop.
   if (then_scan) {
     FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
   }
-  AppendTtlProbe();
+  if (probe_ttls) AppendTtlProbe();
   for (size_t i : others) source_.Append({"DUMP", batch.keys[i]});
-  AppendTtlProbe();
+  if (probe_ttls) AppendTtlProbe();
   FERRY_RETURN_IF_ERROR(source_.Flush());
-  FERRY_ASSIGN_OR_RETURN(before, ReadTtlProbe());
+  if (probe_ttls) {
+    FERRY_ASSIGN_OR_RETURN(before, ReadTtlProbe());
+  }
   for (size_t i : others) {
     FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
     if (dump.is_error()) {
@@ -277,6 +299,7 @@ absl::StatusOr<bool> ShardReader::ReadWithoutTtls(Batch& batch, bool then_scan,
     batch.bytes += dump.str().size() + batch.keys[i].size();
     batch.dump[i] = std::move(dump);
   }
+  if (!probe_ttls) return true;
   FERRY_ASSIGN_OR_RETURN(after, ReadTtlProbe());
   return NoTtlBetween(before, after);
 }
@@ -285,7 +308,8 @@ absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t ne
   if (ttl_free_) {
     // While the database holds no key with a TTL, PTTL is skipped: one probe before and one
     // after the reads prove no key read had one (NoTtlBetween).
-    FERRY_ASSIGN_OR_RETURN(bool done, ReadWithoutTtls(batch, then_scan, next_cursor));
+    FERRY_ASSIGN_OR_RETURN(bool done,
+                           ReadStandalone(batch, then_scan, next_cursor, /*probe_ttls=*/true));
     if (done) return absl::OkStatus();
     ttl_free_ = false;  // For the rest of this shard; read this batch again with PTTL.
     if (then_scan && !prefetched_.has_value()) {
@@ -298,57 +322,7 @@ absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t ne
     batch.dump.clear();
     batch.bytes = 0;
   }
-  const size_t n = batch.keys.size();
-  for (absl::string_view key : batch.keys) source_.Append({"PTTL", key});
-  std::vector<absl::string_view> mget;
-  mget.reserve(n + 1);
-  mget.push_back("MGET");
-  mget.insert(mget.end(), batch.keys.begin(), batch.keys.end());
-  source_.Append(mget);
-  if (then_scan) AppendScan(next_cursor);
-  batch.read_time = absl::Now();
-  FERRY_RETURN_IF_ERROR(source_.Flush());
-  batch.pttl.reserve(n);
-  for (size_t i = 0; i < n; ++i) {
-    FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
-    if (pttl.is_error()) {
-      absl::Status status = ReplyStatus("source", "PTTL", pttl);
-      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
-    }
-    batch.pttl.push_back(pttl.is_error() ? -2 : pttl.integer());
-  }
-  FERRY_ASSIGN_OR_RETURN(Reply values, source_.ReadReply());
-  if (values.is_error()) return ReplyStatus("source", "MGET", values);
-  batch.mget = std::make_shared<const Reply>(std::move(values));
-  batch.string_value.assign(n, std::nullopt);
-  batch.dump.resize(n);
-  std::vector<size_t> not_strings;  // Exist (or did at PTTL time) but MGET saw no string.
-  for (size_t i = 0; i < n; ++i) {
-    const ReplyView value = batch.mget->element(i);
-    if (!value.is_nil() && !value.is_error()) {
-      batch.string_value[i] = value.str();
-      batch.bytes += value.str().size() + batch.keys[i].size();
-    } else if (batch.pttl[i] != -2) {
-      not_strings.push_back(i);
-    }
-  }
-  if (not_strings.empty()) return absl::OkStatus();
-  // The next SCAN's reply comes before this round's: keep it for the loop.
-  if (then_scan) {
-    FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
-  }
-  for (size_t i : not_strings) source_.Append({"DUMP", batch.keys[i]});
-  FERRY_RETURN_IF_ERROR(source_.Flush());
-  for (size_t i : not_strings) {
-    FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
-    if (dump.is_error()) {
-      absl::Status status = ReplyStatus("source", "DUMP", dump);
-      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
-    }
-    batch.bytes += dump.str().size() + batch.keys[i].size();
-    batch.dump[i] = std::move(dump);
-  }
-  return absl::OkStatus();
+  return ReadStandalone(batch, then_scan, next_cursor, /*probe_ttls=*/false).status();
 }
 
 absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {

@@ -111,9 +111,11 @@ class ShardReader {
   // ReadDumps for standalone sources: PTTL + one MGET, then DUMP for the keys that are not
   // strings.
   absl::Status ReadWithMget(Batch& batch, bool then_scan, uint64_t next_cursor);
-  // The same without PTTL, for databases without keys with a TTL: false (nothing usable read)
-  // when a key with a TTL may have been read.
-  absl::StatusOr<bool> ReadWithoutTtls(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // One round of PTTL (or, with `probe_ttls`, INFO probes before and after instead) and MGET,
+  // then DUMP for the keys that are not strings. With probes: false (the batch must be read
+  // again with PTTL) when they do not prove that no key read had a TTL.
+  absl::StatusOr<bool> ReadStandalone(Batch& batch, bool then_scan, uint64_t next_cursor,
+                                      bool probe_ttls);
   struct TtlProbe {
     bool valid = false;          // INFO answered.
     int64_t volatile_keys = -1;  // Keys with a TTL in the shard's database.

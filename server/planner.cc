@@ -90,7 +90,7 @@ void AddTargetWarnings(const Deployment& source, const Deployment& target,
       source.cluster() ? source.primaries.front().facts.version : source.seed.version;
   const std::string& dst_version = target.seed.version;
   if (!src_version.empty() && !dst_version.empty() &&
-      CompareVersions(src_version, dst_version) > 0) {
+      redis::MajorMinor(src_version) > redis::MajorMinor(dst_version)) {
     warnings->push_back(absl::StrCat("the source runs Redis ", src_version,
                                      ", newer than the target's ", dst_version,
                                      ": keys the target cannot read will fail"));

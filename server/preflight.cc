@@ -266,16 +266,4 @@ absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request) {
   return target;
 }
 
-int CompareVersions(absl::string_view a, absl::string_view b) {
-  std::vector<absl::string_view> pa = absl::StrSplit(a, '.');
-  std::vector<absl::string_view> pb = absl::StrSplit(b, '.');
-  for (size_t i = 0; i < std::max(pa.size(), pb.size()); ++i) {
-    int x = 0, y = 0;
-    if (i < pa.size()) (void)absl::SimpleAtoi(pa[i], &x);
-    if (i < pb.size()) (void)absl::SimpleAtoi(pb[i], &y);
-    if (x != y) return x < y ? -1 : 1;
-  }
-  return 0;
-}
-
 }  // namespace ferry::server

@@ -65,7 +65,4 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
 // RESTORE is permitted. Errors are prefixed "target".
 absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request);
 
-// Compares dotted versions ("7.0.15" < "7.2"); -1, 0 or 1.
-int CompareVersions(absl::string_view a, absl::string_view b);
-
 }  // namespace ferry::server

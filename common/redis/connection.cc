@@ -462,6 +462,15 @@ absl::StatusOr<std::vector<Reply>> RunPipeline(Connection& connection,
   return replies;
 }
 
+std::pair<int, int> MajorMinor(absl::string_view version) {
+  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(version, '.');
+  int major = 0;
+  int minor = 0;
+  (void)absl::SimpleAtoi(parts.first, &major);
+  (void)absl::SimpleAtoi(parts.second.substr(0, parts.second.find('.')), &minor);
+  return {major, minor};
+}
+
 std::string InfoField(absl::string_view info, absl::string_view field) {
   for (absl::string_view line : absl::StrSplit(info, '\n')) {
     line = absl::StripTrailingAsciiWhitespace(line);

@@ -4,6 +4,7 @@
 #include <initializer_list>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -129,5 +130,9 @@ absl::StatusOr<std::vector<Reply>> RunPipeline(Connection& connection,
 
 // Parses `INFO` text into the value of `field` in it (empty when absent).
 std::string InfoField(absl::string_view info, absl::string_view field);
+
+// A server version ("7.4.1") as {major, minor}; missing or unreadable parts are 0. The patch
+// level never changes the RDB format, so it is not compared anywhere.
+std::pair<int, int> MajorMinor(absl::string_view version);
 
 }  // namespace ferry::redis

@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "common/redis/connection.h"
 
 namespace ferry::redis {
@@ -24,16 +23,6 @@ uint64_t LowMask(int bits) {
   if (bits <= 0) return 0;
   if (bits >= 64) return ~uint64_t{0};
   return (uint64_t{1} << bits) - 1;
-}
-
-// "7.4.1" -> {7, 4}; missing parts are 0.
-std::pair<int, int> MajorMinor(absl::string_view version) {
-  std::pair<absl::string_view, absl::string_view> parts = absl::StrSplit(version, '.');
-  int major = 0;
-  int minor = 0;
-  (void)absl::SimpleAtoi(parts.first, &major);
-  (void)absl::SimpleAtoi(parts.second.substr(0, parts.second.find('.')), &minor);
-  return {major, minor};
 }
 
 }  // namespace
