@@ -13,6 +13,7 @@
 #include "agent/shard_reader.h"
 #include "agent/shard_walk.h"
 #include "agent/shard_writer.h"
+#include "agent/target_guard.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
@@ -60,8 +61,10 @@ struct Attempt {
   // writes what it reads. `replica`: `source` is a replica read on purpose.
   absl::Status Pump(Connection& source, bool replica,
                     const std::function<absl::Status(ShardReader&)>& read) const {
+    // Absolute expiry times where the source has them: a stalled source cannot shorten TTLs.
+    FERRY_ASSIGN_OR_RETURN(std::optional<SourceClock> clock, AbsoluteExpiryClock(source));
     BatchQueue queue(options.max_bytes_in_flight);
-    ShardReader reader(spec, options, source, replica, limiter, cancel, queue);
+    ShardReader reader(spec, options, source, replica, clock, limiter, cancel, queue);
     std::thread thread([&] { queue.Close(read(reader)); });
     absl::Status status;
     while (std::optional<Batch> batch = queue.Pop()) {
@@ -198,42 +201,67 @@ struct Target {
   ExpiryMapper expiry;
 };
 
-absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& options) {
+// Every primary of the target (the server itself, standalone), as the router knows it now.
+std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Router& router) {
+  std::vector<redis::Endpoint> nodes;
+  if (router.cluster()) {
+    for (const ClusterNode* node : router.topology().Primaries()) {
+      nodes.push_back(redis::NodeEndpoint(spec.target, *node));
+    }
+  } else {
+    nodes.push_back(spec.target);
+    nodes.back().db = spec.target_db;
+  }
+  return nodes;
+}
+
+absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& options,
+                                  TargetGuard& guard) {
   Target target;
   if (options.dry_run) return target;
   redis::RouterRetryPolicy retry;
   retry.max_duration = kTargetRetryTime;
   absl::StatusOr<std::unique_ptr<redis::Router>> router =
-      redis::Router::Open(spec.target, spec.target_db, options.connect, retry);
+      redis::Router::Open(spec.target, spec.target_db, options.connect, retry,
+                          [&guard](Connection& c) { return guard.Check(c); });
   if (!router.ok()) return Annotate(router.status(), "target");
   target.router = *std::move(router);
   // Every primary's clock counts: a key must not outlive the source on any of them.
-  std::vector<redis::Endpoint> clocks;
-  if (target.router->cluster()) {
-    for (const ClusterNode* node : target.router->topology().Primaries()) {
-      clocks.push_back(redis::NodeEndpoint(spec.target, *node));
-    }
-  } else {
-    clocks.push_back(spec.target);
-    clocks.back().db = spec.target_db;
-  }
-  for (size_t i = 0; i < clocks.size(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(clocks[i], options.connect));
+  const std::vector<redis::Endpoint> nodes = TargetNodes(spec, *target.router);
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(nodes[i], options.connect));
+    FERRY_RETURN_IF_ERROR(guard.Check(connection));
     FERRY_ASSIGN_OR_RETURN(ExpiryMapper expiry, ExpiryMapper::Measure(&connection));
     target.expiry = i == 0 ? expiry : ExpiryMapper::Earliest(target.expiry, expiry);
   }
   return target;
 }
 
+// After the last write of a shard: every target primary is still the process written to and
+// evicted nothing (TargetGuard), or the shard fails with DATA_LOSS.
+absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
+                                   const redis::Router& router, TargetGuard& guard) {
+  for (const redis::Endpoint& node : TargetNodes(spec, router)) {
+    FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(node, options.connect));
+    FERRY_RETURN_IF_ERROR(guard.Check(connection));
+  }
+  return absl::OkStatus();
+}
+
 // One attempt: connect both sides and copy until done, cancelled or an error.
 absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Checkpoint& checkpoint,
                          RateLimiter* limiter, const std::atomic<bool>* cancel,
                          const CopyCallbacks& callbacks) {
-  FERRY_ASSIGN_OR_RETURN(Target target, OpenTarget(spec, options));
+  TargetGuard guard(&checkpoint.target_nodes);
+  FERRY_ASSIGN_OR_RETURN(Target target, OpenTarget(spec, options, guard));
   ShardWriter writer(options, target.router.get(), target.expiry, checkpoint, callbacks);
   const Attempt attempt{spec, options, checkpoint, limiter, cancel, writer};
   FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
   if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
+  if (target.router != nullptr) {
+    FERRY_RETURN_IF_ERROR(
+        Annotate(CheckTargetKeptWrites(spec, options, *target.router, guard), "target"));
+  }
   checkpoint.done = true;
   if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
   return absl::OkStatus();

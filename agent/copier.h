@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
@@ -35,6 +36,14 @@ struct ShardCounters {
   ShardCounters& operator+=(const ShardCounters& other);
 };
 
+// A target server process as a shard first saw it (ferry.v1.TargetNode): what TargetGuard
+// compares every later look at the node with.
+struct TargetNode {
+  std::string address;        // host:port
+  std::string run_id;         // Empty: unknown (the target user may not run INFO).
+  int64_t evicted_keys = -1;  // -1: unknown.
+};
+
 // Where a shard resumes from: the cursor after the last batch written, and the counters so far.
 struct Checkpoint {
   uint64_t cursor = 0;
@@ -47,6 +56,8 @@ struct Checkpoint {
   redis::SlotSet rescan;
   // Cluster source: `host:port` of the node the cursor belongs to.
   std::string node;
+  // The target processes written to (TargetGuard): a restart or an eviction fails the shard.
+  std::vector<TargetNode> target_nodes;
 };
 
 // One shard of one source database (DESIGN.md, "Shards: the SCAN cursor math").

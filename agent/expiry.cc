@@ -6,8 +6,71 @@
 
 #include "absl/strings/numbers.h"
 #include "common/base/status_macros.h"
+#include "common/redis/capabilities.h"
 
 namespace ferry::agent {
+namespace {
+
+// TIME round trips per measurement; the tightest bound wins.
+constexpr int kClockSamples = 3;
+
+// One TIME reply as Unix microseconds; nullopt when it is not the usual pair.
+std::optional<int64_t> TimeMicros(const redis::Reply& time) {
+  int64_t seconds = 0, micros = 0;
+  if (time.size() != 2 || !absl::SimpleAtoi(time.element(0).str(), &seconds) ||
+      !absl::SimpleAtoi(time.element(1).str(), &micros)) {
+    return std::nullopt;
+  }
+  return seconds * 1000000 + micros;
+}
+
+// Floor division for possibly negative microseconds.
+int64_t FloorMillis(int64_t us) { return us >= 0 ? us / 1000 : -((-us + 999) / 1000); }
+
+}  // namespace
+
+absl::StatusOr<SourceClock> SourceClock::Measure(redis::Connection& source) {
+  std::optional<int64_t> best_us;
+  for (int i = 0; i < kClockSamples; ++i) {
+    const absl::Time sent = absl::Now();
+    FERRY_ASSIGN_OR_RETURN(redis::Reply time, source.Command({"TIME"}));
+    const std::optional<int64_t> source_us = TimeMicros(time);
+    if (!source_us.has_value()) return absl::InternalError("source TIME: unexpected reply");
+    // The source read its clock after `sent`: it is at most this far ahead of ours.
+    const int64_t max_offset_us = *source_us - absl::ToUnixMicros(sent);
+    best_us = best_us.has_value() ? std::min(*best_us, max_offset_us) : max_offset_us;
+  }
+  return SourceClock(-FloorMillis(-*best_us));  // Rounded up.
+}
+
+absl::StatusOr<std::optional<SourceClock>> AbsoluteExpiryClock(redis::Connection& source) {
+  absl::StatusOr<redis::Reply> info = source.Command({"INFO", "server"});
+  if (!info.ok() && info.status().code() != absl::StatusCode::kPermissionDenied) {
+    return info.status();
+  }
+  const redis::Capabilities caps =
+      redis::Capabilities::FromInfo(info.ok() ? info->str() : absl::string_view());
+  if (!caps.pexpiretime()) return std::nullopt;
+  absl::StatusOr<redis::Reply> probe = source.Command({"PEXPIRETIME", "ferry:probe"});
+  if (!probe.ok()) {
+    if (source.broken()) return probe.status();
+    return std::nullopt;  // Renamed or refused: PTTL it is.
+  }
+  absl::StatusOr<SourceClock> clock = SourceClock::Measure(source);
+  if (!clock.ok()) {
+    if (source.broken()) return clock.status();
+    return std::nullopt;  // TIME refused.
+  }
+  return std::optional<SourceClock>(*clock);
+}
+
+int64_t LocalExpiry(int64_t value, const std::optional<SourceClock>& clock, absl::Time sent) {
+  if (value < 0) return value == kNoExpiry ? kNoExpiry : kVanished;
+  if (clock.has_value()) return clock->ToLocalMs(value);
+  // The source answered after `sent`: its expiry is no earlier than this (PTTL itself is
+  // rounded down by the server).
+  return absl::ToUnixMillis(sent) + value;
+}
 
 absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
   ExpiryMapper mapper;
@@ -17,27 +80,28 @@ absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
     if (info.status().code() == absl::StatusCode::kPermissionDenied) return mapper;
     return info.status();
   }
-  const std::pair<int, int> version =
-      redis::MajorMinor(redis::InfoField(info->str(), "redis_version"));
-  if (version < std::make_pair(5, 0)) return mapper;
+  const redis::Capabilities caps = redis::Capabilities::FromInfo(info->str());
+  if (!caps.restore_absttl()) return mapper;
   absl::StatusOr<redis::Reply> time = target->Command({"TIME"});
   const absl::Time after = absl::Now();
   if (!time.ok()) {
     if (time.status().code() == absl::StatusCode::kPermissionDenied) return mapper;
     return time.status();
   }
-  int64_t seconds = 0, micros = 0;
-  if (time->size() != 2 || !absl::SimpleAtoi(time->element(0).str(), &seconds) ||
-      !absl::SimpleAtoi(time->element(1).str(), &micros)) {
-    return mapper;
-  }
-  // The target read its clock before `after` (ours): the offset is at least
-  // its reading minus `after`.
-  const int64_t target_us = seconds * 1000000 + micros;
-  const int64_t offset_us = target_us - absl::ToUnixMicros(after);
-  mapper.offset_ms_ = offset_us >= 0 ? offset_us / 1000 : -((-offset_us + 999) / 1000);
+  const std::optional<int64_t> target_us = TimeMicros(*time);
+  if (!target_us.has_value()) return mapper;
+  // The target read its clock before `after` (ours): the offset is at least its reading minus
+  // `after`.
+  mapper.offset_ms_ = FloorMillis(*target_us - absl::ToUnixMicros(after));
   mapper.absolute_ = true;
-  mapper.pxat_ = version >= std::make_pair(6, 2);
+  mapper.pxat_ = caps.set_pxat();
+  return mapper;
+}
+
+ExpiryMapper ExpiryMapper::Absolute(int64_t offset_ms) {
+  ExpiryMapper mapper;
+  mapper.absolute_ = mapper.pxat_ = true;
+  mapper.offset_ms_ = offset_ms;
   return mapper;
 }
 
@@ -50,31 +114,29 @@ ExpiryMapper ExpiryMapper::Earliest(const ExpiryMapper& a, const ExpiryMapper& b
   return out;
 }
 
+std::optional<int64_t> ExpiryMapper::RelativeTtl(int64_t local_expiry_ms) const {
+  const int64_t ttl = local_expiry_ms - absl::ToUnixMillis(absl::Now()) -
+                      absl::ToInt64Milliseconds(relative_margin_) - 1;
+  if (ttl <= 0) return std::nullopt;
+  return ttl;
+}
+
 std::optional<std::pair<absl::string_view, int64_t>> ExpiryMapper::SetExpiry(
-    int64_t pttl, absl::Time read_time) const {
+    int64_t local_expiry_ms) const {
   if (pxat_) {
-    std::optional<int64_t> at = RestoreTtl(pttl, read_time);
+    std::optional<int64_t> at = RestoreTtl(local_expiry_ms);
     if (!at.has_value()) return std::nullopt;
     return std::make_pair(absl::string_view("PXAT"), *at);
   }
-  const int64_t ttl = absl::ToUnixMillis(read_time) + pttl - absl::ToUnixMillis(absl::Now()) -
-                      absl::ToInt64Milliseconds(relative_margin_) - 1;
-  if (ttl <= 0) return std::nullopt;
-  return std::make_pair(absl::string_view("PX"), ttl);
+  std::optional<int64_t> ttl = RelativeTtl(local_expiry_ms);
+  if (!ttl.has_value()) return std::nullopt;
+  return std::make_pair(absl::string_view("PX"), *ttl);
 }
 
-std::optional<int64_t> ExpiryMapper::RestoreTtl(int64_t pttl, absl::Time read_time) const {
-  // The source answered after read_time, so its expiry is no earlier than this (this host's
-  // clock, rounded down). PTTL itself is rounded down by the server.
-  const int64_t expiry_ms = absl::ToUnixMillis(read_time) + pttl;
-  const int64_t now_ms = absl::ToUnixMillis(absl::Now());
-  if (absolute_) {
-    if (expiry_ms <= now_ms) return std::nullopt;
-    return expiry_ms + offset_ms_;
-  }
-  const int64_t ttl = expiry_ms - now_ms - absl::ToInt64Milliseconds(relative_margin_) - 1;
-  if (ttl <= 0) return std::nullopt;
-  return ttl;
+std::optional<int64_t> ExpiryMapper::RestoreTtl(int64_t local_expiry_ms) const {
+  if (!absolute_) return RelativeTtl(local_expiry_ms);
+  if (local_expiry_ms <= absl::ToUnixMillis(absl::Now())) return std::nullopt;
+  return local_expiry_ms + offset_ms_;
 }
 
 }  // namespace ferry::agent

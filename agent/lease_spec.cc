@@ -72,6 +72,12 @@ void CheckpointToProto(const Checkpoint& c, pb::Checkpoint* out) {
   out->set_scanned(c.scanned);
   SlotsToProto(c.rescan, out->mutable_rescan());
   out->set_node(c.node);
+  for (const TargetNode& node : c.target_nodes) {
+    pb::TargetNode& n = *out->add_target_nodes();
+    n.set_address(node.address);
+    n.set_run_id(node.run_id);
+    n.set_evicted_keys(node.evicted_keys);
+  }
 }
 
 Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
@@ -89,6 +95,9 @@ Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
   out.scanned = c.scanned();
   out.rescan = SlotsFromProto(c.rescan());
   out.node = c.node();
+  for (const pb::TargetNode& node : c.target_nodes()) {
+    out.target_nodes.push_back({node.address(), node.run_id(), node.evicted_keys()});
+  }
   return out;
 }
 

@@ -25,6 +25,7 @@ constexpr char kUsage[] = R"(Usage: ferry-agent [flags]
 
 Connects to a ferry-controller and copies the shards it leases, several at once.
 SIGTERM or SIGINT hands running shards back at their last checkpoint, then exits 0.
+A controller that refuses the token makes it exit 3 at once.
 
 Flags:
   --controller ADDR   controller address (default: $FERRY_CONTROLLER, then 127.0.0.1:7420)
@@ -134,10 +135,16 @@ int main(int argc, char** argv) {
       agent->Shutdown();
     }
   });
-  agent->Run();
+  const absl::Status status = agent->Run();
   // Wakes the signal thread so it ends before the agent is destroyed.
   stopped = true;
   kill(getpid(), SIGTERM);
   signal_thread.join();
+  if (!status.ok()) {
+    // Only a refusal by the controller ends Run() with an error: exit 3 like the CLI does when
+    // it cannot authenticate, so a supervisor sees a failure rather than a clean stop.
+    std::cerr << "ferry-agent: " << status.message() << "\n";
+    return 3;
+  }
   return 0;
 }

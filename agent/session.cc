@@ -655,7 +655,7 @@ absl::Status Agent::WaitForChannel() {
   return absl::OkStatus();
 }
 
-void Agent::Run() {
+absl::Status Agent::Run() {
   absl::Duration backoff = kInitialBackoff;
   absl::BitGen random;
   for (int attempt = 1; !shutdown_requested(); ++attempt) {
@@ -666,26 +666,30 @@ void Agent::Run() {
       status = session.Run(&registered);
     }
     if (shutdown_requested()) break;
+    // A refused token or name does not fix itself: retrying would only hide it. Anything else
+    // (UNAVAILABLE while the controller restarts, a deadline) is retried.
+    if (absl::IsUnauthenticated(status) || absl::IsPermissionDenied(status)) {
+      FERRY_LOG(Error) << "controller at " << options_.controller_address
+                       << " refused this agent: " << status.ToString() << "; giving up";
+      return absl::Status(
+          status.code(), absl::StrCat("the controller at ", options_.controller_address,
+                                      " refused this agent (", status.ToString(),
+                                      "); check the token given with --token-file or FERRY_TOKEN"));
+    }
     if (registered) {
       attempt = 1;
       backoff = kInitialBackoff;
     }
     // Up to 20% less than the backoff, so a fleet does not reconnect in lockstep.
     const absl::Duration wait = backoff * absl::Uniform(random, 0.8, 1.0);
-    const std::string message =
-        absl::StrCat("controller at ", options_.controller_address, ": ", status.ToString(),
-                     " (attempt ", attempt, "); reconnecting in ",
-                     absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1))));
-    // A refused token or name does not fix itself: say it louder than a controller restart.
-    if (absl::IsUnauthenticated(status) || absl::IsPermissionDenied(status)) {
-      FERRY_LOG(Error) << message;
-    } else {
-      FERRY_LOG(Warning) << message;
-    }
+    FERRY_LOG(Warning) << "controller at " << options_.controller_address << ": "
+                       << status.ToString() << " (attempt " << attempt << "); reconnecting in "
+                       << absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1)));
     if (SleepUnlessShutdown(wait)) break;
     backoff = std::min(backoff * 2, options_.max_backoff);
   }
   FERRY_LOG(Info) << "agent stopped";
+  return absl::OkStatus();
 }
 
 }  // namespace ferry::agent

@@ -70,8 +70,10 @@ class Agent {
   Agent& operator=(const Agent&) = delete;
 
   // Connects, registers and serves leases; reconnects with exponential backoff when the stream
-  // breaks. Returns once Shutdown() was called and the running shards were drained.
-  void Run() ABSL_LOCKS_EXCLUDED(mu_);
+  // breaks or the controller is away. Returns OK once Shutdown() was called and the running
+  // shards were drained, or, without retrying, the UNAUTHENTICATED or PERMISSION_DENIED status
+  // of a controller that refused this agent (a wrong token does not fix itself).
+  absl::Status Run() ABSL_LOCKS_EXCLUDED(mu_);
 
   // Asks Run() to drain: running shards stop at a batch boundary and are handed back with
   // their checkpoints, then the stream is closed. Returns at once; idempotent.

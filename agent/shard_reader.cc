@@ -17,6 +17,11 @@ using redis::ReplyView;
 // Slots with more keys than this are read by a SCAN of the node rather than by one
 // GETKEYSINSLOT reply.
 constexpr int64_t kMaxKeysPerSlotReply = 20000;
+// A PTTL answer is taken as given when its command was sent; a round trip longer than this
+// (a stalled or far source) would shorten TTLs by as much, so they are read again.
+constexpr absl::Duration kMaxTtlUncertainty = absl::Milliseconds(500);
+// Rounds of reading slow TTLs again before the last one is kept (it is still never extended).
+constexpr int kMaxTtlRereads = 3;
 
 absl::string_view ErrorPrefix(absl::string_view error) {
   return error.substr(0, std::min(error.find(' '), error.size()));
@@ -75,7 +80,8 @@ absl::Status BatchQueue::status() {
 }
 
 ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
-                         redis::Connection& source, bool replica, RateLimiter* limiter,
+                         redis::Connection& source, bool replica,
+                         std::optional<SourceClock> clock, RateLimiter* limiter,
                          const std::atomic<bool>* cancel, BatchQueue& queue)
     : spec_(spec),
       options_(options),
@@ -84,7 +90,38 @@ ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
       limiter_(limiter),
       cancel_(cancel),
       queue_(queue),
+      clock_(clock),
       count_(std::to_string(options.batch_keys)) {}
+
+void ShardReader::AppendTtl(absl::string_view key) {
+  source_.Append({clock_.has_value() ? "PEXPIRETIME" : "PTTL", key});
+}
+
+absl::Status ShardReader::RereadSlowTtls(Batch& batch, absl::Time sent, bool scan_pending) {
+  for (int round = 0; round < kMaxTtlRereads; ++round) {
+    if (clock_.has_value() || absl::Now() - sent <= kMaxTtlUncertainty) return absl::OkStatus();
+    std::vector<size_t> timed;
+    for (size_t i = 0; i < batch.keys.size(); ++i) {
+      if (batch.expiry[i] >= 0) timed.push_back(i);
+    }
+    if (timed.empty()) return absl::OkStatus();
+    if (scan_pending && !prefetched_.has_value()) {
+      FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
+    }
+    for (size_t i : timed) AppendTtl(batch.keys[i]);
+    sent = absl::Now();
+    FERRY_RETURN_IF_ERROR(source_.Flush());
+    for (size_t i : timed) {
+      FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
+      if (pttl.is_error()) {
+        absl::Status status = ReplyStatus("source", "PTTL", pttl);
+        if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+      }
+      batch.expiry[i] = pttl.is_error() ? kVanished : LocalExpiry(pttl.integer(), clock_, sent);
+    }
+  }
+  return absl::OkStatus();
+}
 
 absl::Status ShardReader::Walk(const ShardWalk& walk, uint64_t cursor) {
   return ScanLoop(
@@ -209,6 +246,9 @@ absl::StatusOr<ShardReader::TtlProbe> ShardReader::ReadTtlProbe() {
   probe.volatile_keys = 0;
   // "db3:keys=120,expires=4,avg_ttl=0"; no line for an empty database.
   const std::string db_line = redis::InfoField(keyspace.str(), absl::StrCat("db", spec_.source_db));
+  // No line for a database whose keys are being read: INFO is not telling the truth (a proxy, a
+  // restricted view), so it proves nothing.
+  if (db_line.empty()) probe.valid = false;
   const size_t at = db_line.find("expires=");
   if (at != std::string::npos) {
     (void)absl::SimpleAtoi(db_line.substr(at + 8, db_line.find(',', at) - at - 8),
@@ -233,7 +273,7 @@ absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, u
   if (probe_ttls) {
     AppendTtlProbe();
   } else {
-    for (absl::string_view key : batch.keys) source_.Append({"PTTL", key});
+    for (absl::string_view key : batch.keys) AppendTtl(key);
   }
   std::vector<absl::string_view> mget;
   mget.reserve(n + 1);
@@ -242,21 +282,22 @@ absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, u
   source_.Append(mget);
   if (probe_ttls) AppendTtlProbe();
   if (then_scan) AppendScan(next_cursor);
-  batch.read_time = absl::Now();
+  const absl::Time sent = absl::Now();
   FERRY_RETURN_IF_ERROR(source_.Flush());
   TtlProbe before, after;
   if (probe_ttls) {
     FERRY_ASSIGN_OR_RETURN(before, ReadTtlProbe());
-    batch.pttl.assign(n, -1);
+    batch.expiry.assign(n, kNoExpiry);
   } else {
-    batch.pttl.reserve(n);
+    batch.expiry.reserve(n);
     for (size_t i = 0; i < n; ++i) {
       FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
       if (pttl.is_error()) {
         absl::Status status = ReplyStatus("source", "PTTL", pttl);
         if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
       }
-      batch.pttl.push_back(pttl.is_error() ? -2 : pttl.integer());
+      batch.expiry.push_back(pttl.is_error() ? kVanished
+                                             : LocalExpiry(pttl.integer(), clock_, sent));
     }
   }
   FERRY_ASSIGN_OR_RETURN(Reply values, source_.ReadReply());
@@ -265,6 +306,7 @@ absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, u
   }
   if (values.is_error()) return ReplyStatus("source", "MGET", values);
   if (probe_ttls && !NoTtlBetween(before, after)) return false;
+  if (!probe_ttls) FERRY_RETURN_IF_ERROR(RereadSlowTtls(batch, sent, then_scan));
   batch.mget = std::make_shared<const Reply>(std::move(values));
   batch.string_value.assign(n, std::nullopt);
   batch.dump.resize(n);
@@ -274,13 +316,13 @@ absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, u
     if (!value.is_nil() && !value.is_error()) {
       batch.string_value[i] = value.str();
       batch.bytes += value.str().size() + batch.keys[i].size();
-    } else if (batch.pttl[i] != -2) {
+    } else if (batch.expiry[i] != kVanished) {
       others.push_back(i);
     }
   }
   if (others.empty()) return true;
   // The next SCAN's reply comes before this round's: keep it for the loop.
-  if (then_scan) {
+  if (then_scan && !prefetched_.has_value()) {
     FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
   }
   if (probe_ttls) AppendTtlProbe();
@@ -316,7 +358,7 @@ absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t ne
       FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
     }
     then_scan = false;
-    batch.pttl.clear();
+    batch.expiry.clear();
     batch.mget.reset();
     batch.string_value.clear();
     batch.dump.clear();
@@ -331,15 +373,15 @@ absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_
     return ReadWithMget(batch, then_scan, next_cursor);
   }
   for (absl::string_view key : batch.keys) {
-    source_.Append({"PTTL", key});
+    AppendTtl(key);
     source_.Append({"DUMP", key});
   }
   if (then_scan) AppendScan(next_cursor);
-  batch.read_time = absl::Now();
+  const absl::Time sent = absl::Now();
   FERRY_RETURN_IF_ERROR(source_.Flush());
   std::vector<absl::string_view> kept;
   kept.reserve(batch.keys.size());
-  batch.pttl.reserve(batch.keys.size());
+  batch.expiry.reserve(batch.keys.size());
   batch.dump.reserve(batch.keys.size());
   bool moved = false;
   for (absl::string_view key : batch.keys) {
@@ -366,17 +408,19 @@ absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_
       continue;
     }
     kept.push_back(key);
-    batch.pttl.push_back(pttl.is_error() ? -2 : pttl.integer());
+    batch.expiry.push_back(pttl.is_error() ? kVanished
+                                           : LocalExpiry(pttl.integer(), clock_, sent));
     batch.bytes += dump.str().size() + key.size();
     batch.dump.push_back(std::move(dump));
   }
   batch.keys = std::move(kept);
+  FERRY_RETURN_IF_ERROR(RereadSlowTtls(batch, sent, then_scan));
   return moved ? CheckStillServing(then_scan) : absl::OkStatus();
 }
 
 absl::Status ShardReader::CheckStillServing(bool scan_pending) {
   if (replica_) return absl::OkStatus();  // MOVED from the replica read: its primary lost the slot.
-  if (scan_pending) {
+  if (scan_pending && !prefetched_.has_value()) {
     FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
   }
   absl::StatusOr<Reply> role = source_.Command({"ROLE"});

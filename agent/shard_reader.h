@@ -18,6 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "agent/copier.h"
+#include "agent/expiry.h"
 #include "agent/shard_walk.h"
 #include "common/redis/connection.h"
 #include "common/redis/slot.h"
@@ -30,18 +31,19 @@ class RateLimiter;
 // command failed.
 absl::Status ReplyStatus(absl::string_view side, absl::string_view command, redis::ReplyView reply);
 
-// Keys read at `read_time` with their PTTL and DUMP replies (pttl -2: vanished or unreadable).
+// Keys read with their expiry and DUMP replies.
 struct Batch {
   std::shared_ptr<const redis::Reply> owner;  // Owns the bytes `keys` look at.
   std::vector<absl::string_view> keys;
-  std::vector<int64_t> pttl;
+  // Per key: the earliest moment it can expire, in this host's clock (Unix ms; expiry.h), or
+  // kNoExpiry, or kVanished (gone, or its TTL unreadable).
+  std::vector<int64_t> expiry;
   std::vector<redis::Reply> dump;  // An error reply: the key could not be read (per key).
   // Standalone sources: string values come from one MGET per batch (cheaper than DUMP on the
   // source and SET cheaper than RESTORE on the target). `string_value[i]` is set when key i
   // held a string; its bytes are owned by `mget`. Then `dump[i]` is empty.
   std::shared_ptr<const redis::Reply> mget;
   std::vector<std::optional<absl::string_view>> string_value;
-  absl::Time read_time;
   // SCAN walk: where the shard resumes once this batch is written. Unset for slot reads.
   std::optional<uint64_t> cursor_after;
   bool walk_end = false;  // The last batch of the SCAN walk.
@@ -88,10 +90,11 @@ class BatchQueue {
 class ShardReader {
  public:
   // `limiter` may be null; `spec` gives MATCH and TYPE. `replica`: `source` is a replica
-  // read on purpose (READONLY).
+  // read on purpose (READONLY). `clock`: the source answers PEXPIRETIME, and this is its
+  // clock (AbsoluteExpiryClock); nullopt: expiries come from PTTL.
   ShardReader(const ShardSpec& spec, const CopyOptions& options, redis::Connection& source,
-              bool replica, RateLimiter* limiter, const std::atomic<bool>* cancel,
-              BatchQueue& queue);
+              bool replica, std::optional<SourceClock> clock, RateLimiter* limiter,
+              const std::atomic<bool>* cancel, BatchQueue& queue);
 
   // The SCAN walk from `cursor` until walk.Finished(); batches carry their cursors.
   absl::Status Walk(const ShardWalk& walk, uint64_t cursor);
@@ -116,6 +119,12 @@ class ShardReader {
   // again with PTTL) when they do not prove that no key read had a TTL.
   absl::StatusOr<bool> ReadStandalone(Batch& batch, bool then_scan, uint64_t next_cursor,
                                       bool probe_ttls);
+  // Queues the TTL command (PEXPIRETIME or PTTL) of `key`.
+  void AppendTtl(absl::string_view key);
+  // PTTL answers are only known to come between sending and receiving: when that took longer
+  // than kMaxTtlUncertainty, the TTLs of the batch's keys that have one are read again (the
+  // pending SCAN reply, if any, is read into prefetched_ first).
+  absl::Status RereadSlowTtls(Batch& batch, absl::Time sent, bool scan_pending);
   struct TtlProbe {
     bool valid = false;          // INFO answered.
     int64_t volatile_keys = -1;  // Keys with a TTL in the shard's database.
@@ -139,10 +148,12 @@ class ShardReader {
   RateLimiter* limiter_;
   const std::atomic<bool>* cancel_;
   BatchQueue& queue_;
+  const std::optional<SourceClock> clock_;
   const std::string count_;
-  std::optional<redis::Reply> prefetched_;
-  bool ttl_free_ = true;  // Try reading without PTTL (ReadWithoutTtls) until a TTL shows up.  // A
-                          // SCAN reply read ahead by CheckStillServing.
+  std::optional<redis::Reply> prefetched_;  // A SCAN reply read ahead of its turn.
+  // Standalone: read without TTL commands (INFO probes prove none is needed) until a TTL shows
+  // up.
+  bool ttl_free_ = true;
 };
 
 }  // namespace ferry::agent

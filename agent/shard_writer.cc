@@ -1,13 +1,168 @@
 #include "agent/shard_writer.h"
 
 #include <algorithm>
+#include <optional>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
 
 namespace ferry::agent {
+namespace {
+
+// DUMP payloads end with a 2-byte RDB version and an 8-byte CRC64; servers of different
+// versions frame the same value differently there.
+constexpr size_t kDumpTrailer = 10;
+// RDB object types whose payload is a hash table's iteration order: a key restored from a
+// payload dumps its elements in another order (bucket chains come out reversed).
+constexpr unsigned char kRdbTypeSet = 2;
+constexpr unsigned char kRdbTypeHash = 4;
+
+// Reads the RDB encoding of a hash-table set or hash (a length, then strings: raw, integer or
+// LZF-compressed). Enough to compare two payloads by content; nullopt for anything it cannot
+// read, which then counts as different.
+class RdbReader {
+ public:
+  explicit RdbReader(absl::string_view in) : in_(in) {}
+
+  bool done() const { return in_.empty(); }
+
+  // A length; `encoded` says that the low 6 bits of an 11xxxxxx byte name a string encoding.
+  std::optional<uint64_t> Length(bool* encoded = nullptr) {
+    if (in_.empty()) return std::nullopt;
+    const unsigned char first = Byte();
+    if (encoded != nullptr) *encoded = (first >> 6) == 3;
+    switch (first >> 6) {
+      case 0:
+      case 3:
+        return first & 0x3f;
+      case 1:
+        if (in_.empty()) return std::nullopt;
+        return (uint64_t{first & 0x3fu} << 8) | Byte();
+      default:
+        if (first != 0x80 && first != 0x81) return std::nullopt;
+        return BigEndian(first == 0x80 ? 4 : 8);
+    }
+  }
+
+  std::optional<std::string> String() {
+    bool encoded = false;
+    const std::optional<uint64_t> len = Length(&encoded);
+    if (!len.has_value()) return std::nullopt;
+    if (!encoded) return Take(*len);
+    if (*len <= 2) {  // An integer of 1, 2 or 4 bytes, little-endian, signed.
+      const size_t bytes = size_t{1} << *len;
+      if (in_.size() < bytes) return std::nullopt;
+      uint64_t v = 0;
+      for (size_t b = 0; b < bytes; ++b) v |= uint64_t{Byte()} << (8 * b);
+      const int shift = 64 - 8 * static_cast<int>(bytes);
+      return std::to_string(static_cast<int64_t>(v << shift) >> shift);
+    }
+    if (*len != 3) return std::nullopt;
+    const std::optional<uint64_t> compressed = Length();
+    const std::optional<uint64_t> plain = Length();
+    if (!compressed.has_value() || !plain.has_value()) return std::nullopt;
+    const std::optional<std::string> data = Take(*compressed);
+    if (!data.has_value()) return std::nullopt;
+    return LzfDecompress(*data, *plain);
+  }
+
+ private:
+  unsigned char Byte() {
+    const unsigned char c = static_cast<unsigned char>(in_.front());
+    in_.remove_prefix(1);
+    return c;
+  }
+  std::optional<uint64_t> BigEndian(size_t bytes) {
+    if (in_.size() < bytes) return std::nullopt;
+    uint64_t v = 0;
+    for (size_t b = 0; b < bytes; ++b) v = (v << 8) | Byte();
+    return v;
+  }
+  std::optional<std::string> Take(uint64_t n) {
+    if (in_.size() < n) return std::nullopt;
+    std::string out(in_.substr(0, n));
+    in_.remove_prefix(n);
+    return out;
+  }
+  // liblzf's format, as Redis writes it: literal runs and back references.
+  static std::optional<std::string> LzfDecompress(absl::string_view in, uint64_t plain) {
+    std::string out;
+    out.reserve(plain);
+    size_t ip = 0;
+    while (ip < in.size()) {
+      const unsigned ctrl = static_cast<unsigned char>(in[ip++]);
+      if (ctrl < 32) {
+        const size_t run = ctrl + 1;
+        if (ip + run > in.size()) return std::nullopt;
+        out.append(in.data() + ip, run);
+        ip += run;
+        continue;
+      }
+      size_t len = ctrl >> 5;
+      if (len == 7) {
+        if (ip >= in.size()) return std::nullopt;
+        len += static_cast<unsigned char>(in[ip++]);
+      }
+      if (ip >= in.size()) return std::nullopt;
+      const size_t back = ((ctrl & 0x1fu) << 8) + static_cast<unsigned char>(in[ip++]) + 1;
+      if (back > out.size()) return std::nullopt;
+      // Byte by byte: a reference may overlap what it produces.
+      for (size_t k = 0, from = out.size() - back; k < len + 2; ++k) out.push_back(out[from + k]);
+    }
+    if (out.size() != plain) return std::nullopt;
+    return out;
+  }
+
+  absl::string_view in_;
+};
+
+// The elements of a hash-table set (members) or hash (field + value joined by their lengths),
+// sorted; nullopt when `payload` is neither or cannot be read.
+std::optional<std::vector<std::string>> SortedElements(absl::string_view payload) {
+  if (payload.size() < kDumpTrailer + 1) return std::nullopt;
+  const unsigned char type = static_cast<unsigned char>(payload.front());
+  if (type != kRdbTypeSet && type != kRdbTypeHash) return std::nullopt;
+  RdbReader reader(payload.substr(1, payload.size() - 1 - kDumpTrailer));
+  const std::optional<uint64_t> len = reader.Length();
+  if (!len.has_value()) return std::nullopt;
+  std::vector<std::string> elements;
+  for (uint64_t e = 0; e < *len; ++e) {
+    std::optional<std::string> member = reader.String();
+    if (!member.has_value()) return std::nullopt;
+    if (type == kRdbTypeHash) {
+      std::optional<std::string> value = reader.String();
+      if (!value.has_value()) return std::nullopt;
+      *member = absl::StrCat(member->size(), ":", *member, *value);
+    }
+    elements.push_back(*std::move(member));
+  }
+  if (!reader.done()) return std::nullopt;
+  std::sort(elements.begin(), elements.end());
+  return elements;
+}
+
+// Whether two DUMP payloads hold the same value. Byte-equal bodies are the same value whatever
+// the trailers; hash-table sets and hashes are compared by content. Any other difference counts
+// as a different value, even where only the encoding differs (a target with other
+// *-max-listpack-* settings converts on RESTORE): a false conflict, never a silent overwrite.
+bool SameDumpValue(absl::string_view source, absl::string_view target) {
+  if (source == target) return true;
+  if (source.size() < kDumpTrailer || target.size() < kDumpTrailer) return false;
+  if (source.substr(0, source.size() - kDumpTrailer) ==
+      target.substr(0, target.size() - kDumpTrailer)) {
+    return true;
+  }
+  std::optional<std::vector<std::string>> a = SortedElements(source);
+  if (!a.has_value() || source.front() != target.front()) return false;
+  std::optional<std::vector<std::string>> b = SortedElements(target);
+  return b.has_value() && *a == *b;
+}
+
+}  // namespace
 
 ShardWriter::ShardWriter(const CopyOptions& options, redis::Router* target, ExpiryMapper expiry,
                          Checkpoint& checkpoint, const CopyCallbacks& callbacks)
@@ -26,7 +181,16 @@ absl::Status ShardWriter::Write(const Batch& batch) {
   for (size_t i = 0; i < batch.keys.size(); ++i) Queue(batch, i, delta);
   if (target_ != nullptr && !sent_.empty()) {
     const absl::Time start = absl::Now();
-    FERRY_RETURN_IF_ERROR(ReadReplies(batch, delta));
+    if (absl::Status status = ReadReplies(batch, delta); !status.ok()) {
+      // A fatal error (OOM, NOPERM, a target that lost data) stops the shard here: what this
+      // batch did write is counted, so the summary agrees with the target. The cursor stays
+      // before the batch: a resume writes it again.
+      if (redis::Classify(status) == redis::ErrorClass::kFatal && delta.copied > 0) {
+        checkpoint_.counters.copied += delta.copied;
+        if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
+      }
+      return status;
+    }
     write_latency_ = std::max(absl::Now() - start, write_latency_ / 2);
     expiry_.set_relative_margin(write_latency_);
   }
@@ -49,15 +213,15 @@ void ShardWriter::Queue(const Batch& batch, size_t i, ShardCounters& delta) {
     Fail(key, absl::StrCat("cannot read from the source: ", dump.str()), delta);
     return;
   }
-  if (batch.pttl[i] == -2 || dump.is_nil()) {
+  if (batch.expiry[i] == kVanished || dump.is_nil()) {
     ++delta.vanished;
     return;
   }
   bool absolute = false;
   int64_t ttl = 0;  // RESTORE's "no expiry".
-  if (batch.pttl[i] >= 0) {
+  if (batch.expiry[i] >= 0) {
     // Never extend a TTL (expiry.h).
-    const std::optional<int64_t> restore_ttl = expiry_.RestoreTtl(batch.pttl[i], batch.read_time);
+    const std::optional<int64_t> restore_ttl = expiry_.RestoreTtl(batch.expiry[i]);
     if (!restore_ttl.has_value()) {
       ++delta.expired;
       if (options_.on_conflict == OnConflict::kReplace && target_ != nullptr) {
@@ -83,16 +247,16 @@ void ShardWriter::Queue(const Batch& batch, size_t i, ShardCounters& delta) {
 void ShardWriter::QueueString(const Batch& batch, size_t i, absl::string_view value,
                               ShardCounters& delta) {
   const absl::string_view key = batch.keys[i];
-  if (batch.pttl[i] == -2) {
+  if (batch.expiry[i] == kVanished) {
     ++delta.vanished;
     return;
   }
   absl::string_view argv[6] = {"SET", key, value};
   size_t argc = 3;
-  if (batch.pttl[i] >= 0) {
+  if (batch.expiry[i] >= 0) {
     // Never extend a TTL (expiry.h).
     std::optional<std::pair<absl::string_view, int64_t>> expiry =
-        expiry_.SetExpiry(batch.pttl[i], batch.read_time);
+        expiry_.SetExpiry(batch.expiry[i]);
     if (!expiry.has_value()) {
       ++delta.expired;
       if (options_.on_conflict == OnConflict::kReplace && target_ != nullptr) {
@@ -116,16 +280,12 @@ void ShardWriter::QueueString(const Batch& batch, size_t i, absl::string_view va
 absl::Status ShardWriter::ReadReplies(const Batch& batch, ShardCounters& delta) {
   FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, target_->Execute());
   absl::Status first_fatal;
+  conflicts_.clear();
   for (size_t n = 0; n < sent_.size(); ++n) {
     const auto [i, sent] = sent_[n];
     const redis::Reply& reply = replies[n];
     if (sent == Sent::kSet && reply.is_nil()) {
-      // SET ... NX found the key on the target.
-      if (options_.on_conflict == OnConflict::kSkip) {
-        ++delta.skipped;
-      } else {
-        Fail(batch.keys[i], "exists on the target (--on-conflict fail)", delta);
-      }
+      conflicts_.push_back(n);  // SET ... NX found the key on the target.
       continue;
     }
     if (!reply.is_error()) {
@@ -140,11 +300,8 @@ absl::Status ShardWriter::ReadReplies(const Batch& batch, ShardCounters& delta) 
                                       reply);
     switch (redis::Classify(status)) {
       case redis::ErrorClass::kPerKey:
-        if (status.code() == absl::StatusCode::kAlreadyExists &&
-            options_.on_conflict == OnConflict::kSkip) {
-          ++delta.skipped;
-        } else if (status.code() == absl::StatusCode::kAlreadyExists) {
-          Fail(key, "exists on the target (--on-conflict fail)", delta);
+        if (status.code() == absl::StatusCode::kAlreadyExists) {
+          conflicts_.push_back(n);  // BUSYKEY: RESTORE without REPLACE found the key.
         } else {
           Fail(key, std::string(status.message()), delta);
         }
@@ -166,7 +323,50 @@ absl::Status ShardWriter::ReadReplies(const Batch& batch, ShardCounters& delta) 
         if (first_fatal.ok()) first_fatal = status;
     }
   }
-  return first_fatal;
+  // A batch that is written again re-checks its conflicts then.
+  if (!first_fatal.ok() || conflicts_.empty()) return first_fatal;
+  return CheckConflicts(batch, delta);
+}
+
+absl::Status ShardWriter::CheckConflicts(const Batch& batch, ShardCounters& delta) {
+  for (size_t n : conflicts_) {
+    const auto [i, sent] = sent_[n];
+    target_->Add({sent == Sent::kSet ? "GET" : "DUMP", batch.keys[i]});
+  }
+  FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, target_->Execute());
+  for (size_t c = 0; c < conflicts_.size(); ++c) {
+    const auto [i, sent] = sent_[conflicts_[c]];
+    const redis::Reply& reply = replies[c];
+    if (reply.is_error()) {
+      absl::Status status = ReplyStatus("target", sent == Sent::kSet ? "GET" : "DUMP", reply);
+      // WRONGTYPE (GET of a non-string) and other per-key errors: the target holds something
+      // else.
+      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+      Conflict(batch, i, delta);
+    } else if (reply.is_nil()) {
+      // Gone since the write: a TTL (ours, never longer than the source's) ran out, or
+      // someone deleted it on the target.
+      if (batch.expiry[i] >= 0) {
+        ++delta.expired;
+      } else {
+        Conflict(batch, i, delta);
+      }
+    } else if (sent == Sent::kSet ? reply.str() == *batch.string_value[i]
+                                  : SameDumpValue(batch.dump[i].str(), reply.str())) {
+      ++delta.copied;
+    } else {
+      Conflict(batch, i, delta);
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ShardWriter::Conflict(const Batch& batch, size_t i, ShardCounters& delta) {
+  if (options_.on_conflict == OnConflict::kSkip) {
+    ++delta.skipped;
+  } else {
+    Fail(batch.keys[i], "exists on the target (--on-conflict fail)", delta);
+  }
 }
 
 void ShardWriter::Fail(absl::string_view key, std::string reason, ShardCounters& delta) {

@@ -38,6 +38,13 @@ class ShardWriter {
   // A string read by MGET: SET, with PXAT/PX for a TTL and NX unless replacing.
   void QueueString(const Batch& batch, size_t i, absl::string_view value, ShardCounters& delta);
   absl::Status ReadReplies(const Batch& batch, ShardCounters& delta);
+  // The keys SET NX or RESTORE found on the target (conflicts_): one more round reads them
+  // (GET, DUMP) and only those whose value differs from the source's are conflicts. SCAN
+  // returns some keys twice, so the second write of a key often meets the first; a key that
+  // already holds the source's value counts as copied (DESIGN.md, "Honesty rules").
+  absl::Status CheckConflicts(const Batch& batch, ShardCounters& delta);
+  // Key `i` holds another value on the target: skipped or failed, by --on-conflict.
+  void Conflict(const Batch& batch, size_t i, ShardCounters& delta);
   void Fail(absl::string_view key, std::string reason, ShardCounters& delta);
 
   const CopyOptions& options_;
@@ -47,6 +54,8 @@ class ShardWriter {
   const CopyCallbacks& callbacks_;
   // Per queued command: the key's index in the batch and what was sent.
   std::vector<std::pair<size_t, Sent>> sent_;
+  // Indices into sent_ of the writes that found their key on the target (not replacing).
+  std::vector<size_t> conflicts_;
   // The TTL arguments of the queued RESTOREs: the router keeps views until Execute. Reserved
   // before each batch so they never move.
   std::vector<std::string> ttl_args_;

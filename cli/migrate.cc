@@ -3,21 +3,28 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <thread>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "agent/session.h"
 #include "cli/client.h"
 #include "cli/watch.h"
 #include "common/base/logging.h"
+#include "common/base/status_macros.h"
 #include "server/controller.h"
 #include "server/copy_planner.h"
+#include "server/job_spec.h"
 
 namespace ferry::cli {
 namespace {
 
-// A temporary state file, removed (with SQLite's -wal and -shm) unless Keep() was called.
+// A temporary state file, removed with every file that goes with it unless Keep() was called.
+// Destroy it after the controller, which holds the lock and the SQLite connection.
 class StateFile {
  public:
   explicit StateFile(const std::string& path) : path_(path), temporary_(path.empty()) {
@@ -30,7 +37,11 @@ class StateFile {
   }
   ~StateFile() {
     if (!temporary_ || keep_) return;
-    for (const char* suffix : {"", "-wal", "-shm"}) unlink((path_ + suffix).c_str());
+    // SQLite's WAL, shared memory and (when it falls back from WAL) rollback journal, and the
+    // JobStore's lock file (LockStateFile).
+    for (const char* suffix : {"", "-wal", "-shm", "-journal", ".lock"}) {
+      unlink((path_ + suffix).c_str());
+    }
   }
   const std::string& path() const { return path_; }
   bool temporary() const { return temporary_; }
@@ -56,7 +67,8 @@ class LocalAgents {
       if (a == nullptr) continue;
       agent::Agent* raw = a.get();
       agents_.push_back(std::move(a));
-      threads_.emplace_back([raw] { raw->Run(); });
+      // No token on the in-process channel: Run() ends only on Shutdown(), always OK.
+      threads_.emplace_back([raw] { (void)raw->Run(); });
     }
   }
   ~LocalAgents() { Stop(); }
@@ -73,13 +85,129 @@ class LocalAgents {
 };
 
 // The unfinished job of a reused state file, if there is one.
-absl::StatusOr<std::string> UnfinishedJob(ControllerClient& client) {
+absl::StatusOr<std::optional<ferry::v1::Job>> UnfinishedJob(ControllerClient& client) {
   absl::StatusOr<std::vector<ferry::v1::Job>> jobs = client.List();
   if (!jobs.ok()) return jobs.status();
   for (const ferry::v1::Job& job : *jobs) {
-    if (!IsFinal(job.state())) return job.id();
+    if (!IsFinal(job.state())) return job;
   }
-  return std::string();
+  return std::nullopt;
+}
+
+// `spec` normalized as the controller stores it (a password in a URI moved out of it). A spec
+// the controller would refuse is compared as it is.
+ferry::v1::JobSpec Normalized(const ferry::v1::JobSpec& spec) {
+  ferry::v1::JobSpec out = spec;
+  if (!server::NormalizeJobSpec(&out).ok()) return spec;
+  return out;
+}
+
+// The endpoint of `spec` without its password; nullopt when the URI does not parse.
+std::optional<redis::Endpoint> EndpointOf(const ferry::v1::EndpointSpec& spec) {
+  absl::StatusOr<redis::Endpoint> endpoint = redis::ParseEndpointUri(spec.uri());
+  if (!endpoint.ok()) return std::nullopt;
+  endpoint->password.clear();
+  endpoint->host = absl::AsciiStrToLower(endpoint->host);
+  return *std::move(endpoint);
+}
+
+std::string Shown(const ferry::v1::EndpointSpec& spec) {
+  std::optional<redis::Endpoint> endpoint = EndpointOf(spec);
+  return endpoint.has_value() ? endpoint->Redacted() : "an unreadable URI";
+}
+
+// Which server: a different user or TLS setting on the same host and port reaches the same data.
+bool SameServer(const ferry::v1::EndpointSpec& a, const ferry::v1::EndpointSpec& b) {
+  std::optional<redis::Endpoint> x = EndpointOf(a), y = EndpointOf(b);
+  if (!x.has_value() || !y.has_value()) return a.uri() == b.uri();
+  return x->Address() == y->Address();
+}
+
+// The source databases copied: --db, else the source URI's db; empty means every non-empty one.
+std::vector<int> SourceDbs(const ferry::v1::JobSpec& spec) {
+  std::vector<int> dbs(spec.dbs().begin(), spec.dbs().end());
+  if (dbs.empty()) {
+    std::optional<redis::Endpoint> source = EndpointOf(spec.source());
+    if (source.has_value() && source->db.has_value()) dbs.push_back(*source->db);
+  }
+  std::sort(dbs.begin(), dbs.end());
+  dbs.erase(std::unique(dbs.begin(), dbs.end()), dbs.end());
+  return dbs;
+}
+
+std::string DescribeDbs(const std::vector<int>& dbs) {
+  if (dbs.empty()) return "every non-empty database";
+  return absl::StrCat(dbs.size() == 1 ? "database " : "databases ", absl::StrJoin(dbs, ","));
+}
+
+// The target database everything goes to: target_db, else the target URI's db; nullopt keeps
+// each key's db number.
+std::optional<int> TargetDb(const ferry::v1::JobSpec& spec) {
+  if (spec.has_target_db()) return spec.target_db();
+  std::optional<redis::Endpoint> target = EndpointOf(spec.target());
+  return target.has_value() ? target->db : std::nullopt;
+}
+
+// An option as typed: nullopt when not given, "" for a flag without a value.
+using FlagValue = std::optional<std::string>;
+
+std::string FlagForm(absl::string_view flag, const FlagValue& value) {
+  if (!value.has_value()) return absl::StrCat("no ", flag);
+  return value->empty() ? std::string(flag) : absl::StrCat(flag, " ", *value);
+}
+
+std::string OnConflictName(ferry::v1::OnConflict policy) {
+  switch (policy) {
+    case ferry::v1::ON_CONFLICT_SKIP:
+      return "skip";
+    case ferry::v1::ON_CONFLICT_FAIL:
+      return "fail";
+    default:
+      return "replace";
+  }
+}
+
+// Options shown in flag form: the flag, its value in the stored job and on this command line.
+struct FlagValues {
+  absl::string_view flag;
+  FlagValue stored;
+  FlagValue requested;
+};
+
+void AddFlagDifferences(const std::vector<FlagValues>& flags, std::vector<std::string>* out) {
+  for (const FlagValues& f : flags) {
+    if (f.stored == f.requested) continue;
+    out->push_back(absl::StrCat("has ", FlagForm(f.flag, f.requested), " where the job has ",
+                                FlagForm(f.flag, f.stored)));
+  }
+}
+
+// A string option; empty means not given.
+FlagValue StringFlag(const std::string& value, bool quote = false) {
+  if (value.empty()) return std::nullopt;
+  return quote ? absl::StrCat("\"", value, "\"") : value;
+}
+
+FlagValue BoolFlag(bool set) { return set ? FlagValue("") : std::nullopt; }
+
+// Refuses to resume `job` for a command line that asks for another copy: FAILED_PRECONDITION
+// (exit code 2) with every difference, else OK. Prints what a resume keeps of the stored job's
+// tuning.
+absl::Status CheckResumable(const ferry::v1::Job& job, const ferry::v1::JobSpec& requested,
+                            const std::string& state_path) {
+  const std::vector<std::string> differences = JobDifferences(job.spec(), requested);
+  if (!differences.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--state ", state_path, " holds an unfinished job from ", Shown(job.spec().source()),
+        " to ", Shown(job.spec().target()), "; this command ", absl::StrJoin(differences, " and "),
+        ": use another --state file, or the same options to resume"));
+  }
+  const std::vector<std::string> kept = TuningKeptOnResume(job.spec(), requested);
+  if (!kept.empty()) {
+    std::fprintf(stderr, "note: the resumed job keeps the options it was started with: %s\n",
+                 absl::StrJoin(kept, " ").c_str());
+  }
+  return absl::OkStatus();
 }
 
 int PrintInterrupted(ControllerClient& client, const std::string& job_id, const StateFile& state,
@@ -99,7 +227,76 @@ int PrintInterrupted(ControllerClient& client, const std::string& job_id, const 
   return 130;
 }
 
+// The unfinished job of the state file when it is the one `requested` describes, else a new
+// job; FAILED_PRECONDITION when the state file holds an unfinished job of another copy.
+absl::StatusOr<std::string> JobToRun(ControllerClient& client, const ferry::v1::JobSpec& requested,
+                                     const std::string& state_flag, const std::string& path) {
+  absl::StatusOr<std::optional<ferry::v1::Job>> unfinished = UnfinishedJob(client);
+  if (!unfinished.ok()) return unfinished.status();
+  if (!unfinished->has_value()) return client.Submit(requested);
+  const ferry::v1::Job& job = **unfinished;
+  FERRY_RETURN_IF_ERROR(CheckResumable(job, requested, state_flag));
+  std::fprintf(stderr, "resuming job %s from %s\n", job.id().c_str(), path.c_str());
+  return job.id();
+}
+
 }  // namespace
+
+std::vector<std::string> JobDifferences(const ferry::v1::JobSpec& stored_spec,
+                                        const ferry::v1::JobSpec& requested_spec) {
+  const ferry::v1::JobSpec stored = Normalized(stored_spec);
+  const ferry::v1::JobSpec requested = Normalized(requested_spec);
+  std::vector<std::string> out;
+  if (!SameServer(stored.source(), requested.source())) {
+    out.push_back(absl::StrCat("copies from ", Shown(requested.source())));
+  }
+  if (!SameServer(stored.target(), requested.target()) || TargetDb(stored) != TargetDb(requested)) {
+    out.push_back(absl::StrCat("copies to ", Shown(requested.target())));
+  }
+  if (SourceDbs(stored) != SourceDbs(requested)) {
+    out.push_back(absl::StrCat("copies ", DescribeDbs(SourceDbs(requested)),
+                               " where the job copies ", DescribeDbs(SourceDbs(stored))));
+  }
+  const auto read_from = [](const ferry::v1::JobSpec& spec) -> FlagValue {
+    return spec.read_from() == ferry::v1::READ_FROM_REPLICA ? "replica" : "primary";
+  };
+  const auto shards = [](const ferry::v1::JobSpec& spec) -> FlagValue {
+    if (spec.shards() <= 0) return std::nullopt;
+    return absl::StrCat(spec.shards());
+  };
+  AddFlagDifferences(
+      {
+          {"--match", StringFlag(stored.match(), true), StringFlag(requested.match(), true)},
+          {"--type", StringFlag(stored.type()), StringFlag(requested.type())},
+          {"--merge-dbs", BoolFlag(stored.merge_dbs()), BoolFlag(requested.merge_dbs())},
+          {"--on-conflict", OnConflictName(stored.on_conflict()),
+           OnConflictName(requested.on_conflict())},
+          {"--dry-run", BoolFlag(stored.dry_run()), BoolFlag(requested.dry_run())},
+          {"--read-from", read_from(stored), read_from(requested)},
+          {"--shards", shards(stored), shards(requested)},
+      },
+      &out);
+  return out;
+}
+
+std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
+                                            const ferry::v1::JobSpec& requested) {
+  // How fast, not what: a resume with another --parallel, --batch or --rate-limit copies the
+  // same keys, so it is allowed. The stored job's values stay in force (the controller plans
+  // and leases from its stored spec), which the caller says.
+  std::vector<std::string> out;
+  if (stored.parallel() != requested.parallel()) {
+    out.push_back(absl::StrCat("--parallel ", stored.parallel()));
+  }
+  if (stored.batch_keys() != requested.batch_keys()) {
+    out.push_back(absl::StrCat("--batch ", stored.batch_keys()));
+  }
+  if (stored.rate_limit() != requested.rate_limit()) {
+    out.push_back(stored.rate_limit() > 0 ? absl::StrCat("--rate-limit ", stored.rate_limit())
+                                          : "no --rate-limit");
+  }
+  return out;
+}
 
 int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   for (const std::string& w : options.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
@@ -116,12 +313,8 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   }
   ControllerClient client((*controller)->InProcessChannel(), absl::Seconds(30),
                           "the embedded controller");
-  absl::StatusOr<std::string> job_id = UnfinishedJob(client);
-  if (job_id.ok() && !job_id->empty()) {
-    std::fprintf(stderr, "resuming job %s from %s\n", job_id->c_str(), state.path().c_str());
-  } else if (job_id.ok()) {
-    job_id = client.Submit(JobSpecFromRequest(options.job));
-  }
+  absl::StatusOr<std::string> job_id =
+      JobToRun(client, JobSpecFromRequest(options.job), options.state_path, state.path());
   if (!job_id.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(job_id.status().message()).c_str());
     return ExitCodeFor(job_id.status());

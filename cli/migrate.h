@@ -6,6 +6,7 @@
 
 #include "cli/job_options.h"
 #include "cli/progress.h"
+#include "ferry/v1/ferry.pb.h"
 
 namespace ferry::cli {
 
@@ -22,9 +23,26 @@ struct MigrateOptions {
 
 // Runs a whole migration in this process through the same code as a fleet: an embedded
 // controller (in-process gRPC, no port) and `agents` agents. With a state file that holds an
-// unfinished job, that job is resumed from its checkpoints instead of submitting a new one.
+// unfinished job, that job is resumed from its checkpoints instead of submitting a new one;
+// when it is not the job the options describe (JobDifferences), nothing runs and the exit
+// code is 2.
 // Prints the report on stdout and returns the exit code. Setting `stop` (Ctrl-C) makes the
 // agents hand their shards back at a batch boundary; the state keeps the checkpoints.
 int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop);
+
+// What a resume of `stored` (the unfinished job of a state file, as the controller answers it)
+// would copy differently from what `requested` (JobSpecFromRequest of this command line) asks:
+// one phrase per difference, to follow "this command" ("copies to redis://c:3", "has --match
+// \"b*\" where the job has no --match"); empty when resuming does what the command asks. Both
+// specs are normalized first. Passwords, users and TLS settings say how to log in, not what is
+// copied, and are neither compared nor shown; nor are the tuning options (--parallel, --batch,
+// --rate-limit), see TuningKeptOnResume.
+std::vector<std::string> JobDifferences(const ferry::v1::JobSpec& stored,
+                                        const ferry::v1::JobSpec& requested);
+
+// The tuning options of `requested` that differ from `stored` ("--parallel 8"), shown as the
+// stored job's values, which a resume keeps (they are part of the stored job's spec).
+std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
+                                            const ferry::v1::JobSpec& requested);
 
 }  // namespace ferry::cli

@@ -171,6 +171,7 @@ std::string FormatReport(const JobReport& r, bool json) {
   if (t.failed > r.failed_keys.size()) {
     absl::StrAppend(&out, "  ... and ", Count(t.failed - r.failed_keys.size()), " more\n");
   }
+  for (const std::string& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
   if (!r.status.ok()) absl::StrAppend(&out, "error: ", r.status.message(), "\n");
   return out;
 }

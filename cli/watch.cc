@@ -16,9 +16,17 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
     return SnapshotOfJob(latest, start);
   });
   display.Start();
+  // Warnings (the plan's: a non-empty target, too little memory...) are shown on stderr as soon
+  // as they appear, in every output mode, and again in the report.
+  int warnings_shown = 0;
   absl::StatusOr<ferry::v1::Job> final_job = client.Watch(
       job_id,
       [&](const ferry::v1::Job& job) {
+        for (; warnings_shown < job.warnings_size(); ++warnings_shown) {
+          std::fprintf(stderr, "%swarning: %s\n",
+                       options.progress == ProgressMode::kBar ? "\r\033[K" : "",
+                       job.warnings(warnings_shown).c_str());
+        }
         absl::MutexLock lock(&mu);
         latest = job;
       },

@@ -17,6 +17,8 @@ absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   request.read_from_replicas = spec.read_from() == ferry::v1::READ_FROM_REPLICA;
   request.shards = spec.shards();
   request.dry_run = spec.dry_run();
+  request.match = spec.match();
+  request.replace = spec.on_conflict() == ferry::v1::ON_CONFLICT_REPLACE;
   FERRY_ASSIGN_OR_RETURN(server::Plan plan, PlanCopy(request));
   PlanResult result;
   for (PlannedShard& shard : plan.shards) {
@@ -29,6 +31,7 @@ absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
     out.scheme = shard.scheme;
     out.slots = std::move(shard.slots);
   }
+  result.target_nodes = std::move(plan.target_nodes);
   result.estimated_keys = plan.estimated_keys;
   result.warnings = std::move(plan.warnings);
   return result;

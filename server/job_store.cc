@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/base/logging.h"
 #include "common/base/status_macros.h"
 
 namespace ferry::server {
@@ -59,6 +60,10 @@ CREATE TABLE IF NOT EXISTS failed_keys (
   reason TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS failed_keys_by_job ON failed_keys (job_id, id);
+-- One row per key of a job: a key that SCAN returned twice, or a shard that ran again, fails
+-- once (the job's failed count is the number of rows). Files from before may hold duplicates.
+DELETE FROM failed_keys WHERE id NOT IN (SELECT MIN(id) FROM failed_keys GROUP BY job_id, key);
+CREATE UNIQUE INDEX IF NOT EXISTS failed_keys_distinct ON failed_keys (job_id, key);
 )sql";
 
 int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }
@@ -194,7 +199,10 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   absl::MutexLock lock(&store->mu_);
   sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // FULL: a commit is on disk before the controller acknowledges the checkpoint it holds.
-  FERRY_RETURN_IF_ERROR(store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"));
+  // secure_delete: the file holds passwords until their job ends; the bytes SQLite frees when
+  // they are removed (UpdateJob with forget_passwords) are zeroed rather than left in free space.
+  FERRY_RETURN_IF_ERROR(
+      store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"));
   FERRY_RETURN_IF_ERROR(store->Exec(kSchema));
   FERRY_RETURN_IF_ERROR(store->AddClusterColumnsLocked());
   return store;
@@ -264,9 +272,13 @@ absl::Status JobStore::UpdateJobLocked(const JobRecord& job) {
   return absl::OkStatus();
 }
 
-absl::Status JobStore::UpdateJob(const JobRecord& job) {
-  absl::MutexLock lock(&mu_);
-  return UpdateJobLocked(job);
+absl::Status JobStore::StoreSpecWithoutPasswordsLocked(const JobRecord& job) {
+  ferry::v1::JobSpec spec = job.spec;
+  spec.mutable_source()->clear_password();
+  spec.mutable_target()->clear_password();
+  Statement update(db_, "UPDATE jobs SET spec=? WHERE id=?");
+  update.BindBlob(1, spec.SerializeAsString()).BindText(2, job.id);
+  return update.Run();
 }
 
 absl::Status JobStore::UpdateShardLocked(const ShardRecord& shard) {
@@ -288,7 +300,7 @@ absl::Status JobStore::UpdateShardLocked(const ShardRecord& shard) {
 absl::Status JobStore::InsertFailedKeysLocked(const std::string& job_id,
                                               const std::vector<ferry::v1::FailedKey>& keys) {
   for (const ferry::v1::FailedKey& key : keys) {
-    Statement insert(db_, "INSERT INTO failed_keys (job_id, key, reason) VALUES (?,?,?)");
+    Statement insert(db_, "INSERT OR IGNORE INTO failed_keys (job_id, key, reason) VALUES (?,?,?)");
     insert.BindText(1, job_id).BindBlob(2, key.key()).BindText(3, key.reason());
     FERRY_RETURN_IF_ERROR(insert.Run());
   }
@@ -312,6 +324,25 @@ absl::Status InTransaction(sqlite3* db, Body body) {
 }
 
 }  // namespace
+
+absl::Status JobStore::UpdateJob(const JobRecord& job, bool forget_passwords) {
+  absl::MutexLock lock(&mu_);
+  if (!forget_passwords) return UpdateJobLocked(job);
+  FERRY_RETURN_IF_ERROR(
+      InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+        FERRY_RETURN_IF_ERROR(UpdateJobLocked(job));
+        return StoreSpecWithoutPasswordsLocked(job);
+      }));
+  // The WAL still holds the pages written before, passwords included: copy the new pages into
+  // the file and cut the WAL to zero bytes. Nobody else reads this file (LockStateFile), so the
+  // checkpoint is not held back by readers. The job's new state is committed either way, so a
+  // failed checkpoint is not the caller's error (the next one, or closing the file, retries it).
+  if (absl::Status status = Exec("PRAGMA wal_checkpoint(TRUNCATE);"); !status.ok()) {
+    FERRY_LOG(Warning) << "job " << job.id
+                       << ": the state file's WAL was not truncated: " << status;
+  }
+  return absl::OkStatus();
+}
 
 absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* shards) {
   absl::MutexLock lock(&mu_);

@@ -70,8 +70,12 @@ class JobStore {
 
   // Inserts a new job; sets `job->seq`.
   absl::Status CreateJob(JobRecord* job) ABSL_LOCKS_EXCLUDED(mu_);
-  // Updates state, error, warnings, planned, estimated_keys and update_time.
-  absl::Status UpdateJob(const JobRecord& job) ABSL_LOCKS_EXCLUDED(mu_);
+  // Updates state, error, warnings, planned, estimated_keys and update_time. With
+  // `forget_passwords`, also stores the spec without its passwords, in the same transaction, and
+  // then checkpoints and truncates the WAL, so that no copy of them stays in the file or its WAL
+  // (secure_delete zeroes the bytes freed). `job.spec` itself is left as it is.
+  absl::Status UpdateJob(const JobRecord& job, bool forget_passwords = false)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // In one transaction: inserts `shards` (setting their ids) and updates `job` (typically now
   // planned).
   absl::Status SavePlan(const JobRecord& job, std::vector<ShardRecord>* shards)
@@ -102,6 +106,8 @@ class JobStore {
   // State files written before cluster support lack the shards' scheme and slots.
   absl::Status AddClusterColumnsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateJobLocked(const JobRecord& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status StoreSpecWithoutPasswordsLocked(const JobRecord& job)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status UpdateShardLocked(const ShardRecord& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status InsertFailedKeysLocked(const std::string& job_id,
                                       const std::vector<ferry::v1::FailedKey>& keys)

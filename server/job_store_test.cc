@@ -116,7 +116,11 @@ TEST(JobStoreTest, CheckpointsAndFailedKeysSurviveReopen) {
     ferry::v1::FailedKey failed;
     failed.set_key(binary_key);
     failed.set_reason("too big");
-    ASSERT_TRUE((*store)->UpdateShard(s, {failed, failed}).ok());
+    ferry::v1::FailedKey other;
+    other.set_key("other");
+    other.set_reason("wrong type");
+    // A key reported twice (SCAN returned it twice) is stored once.
+    ASSERT_TRUE((*store)->UpdateShard(s, {failed, other, failed}).ok());
   }
   auto store = JobStore::Open(path);
   ASSERT_TRUE(store.ok());

@@ -18,6 +18,13 @@ class JobSpec;
 
 namespace ferry::server {
 
+// A target primary as preflight saw it (ferry.v1.TargetNode).
+struct TargetNodeFacts {
+  std::string address;        // host:port
+  std::string run_id;         // Empty when the target user may not run INFO.
+  int64_t evicted_keys = -1;  // -1: unknown.
+};
+
 // The shards of a job, as stored before the first lease.
 struct PlanResult {
   struct Shard {
@@ -33,6 +40,9 @@ struct PlanResult {
     redis::SlotRanges slots;
   };
   std::vector<Shard> shards;
+  // Each target primary as preflight saw it; every shard's first checkpoint remembers them, so
+  // an agent can tell a target that restarted or evicted keys (agent/target_guard.h).
+  std::vector<TargetNodeFacts> target_nodes;
   uint64_t estimated_keys = 0;        // Keys in the selected source databases.
   std::vector<std::string> warnings;  // Shown to the operator and stored on the job.
 };

@@ -84,6 +84,38 @@ absl::Status CheckNotSame(const Deployment& source, const Deployment& target,
   return absl::OkStatus();
 }
 
+// The target's primaries (the server itself, standalone) as the agents will address them.
+std::vector<TargetNodeFacts> TargetNodesOf(const PlanRequest& request, const Deployment& target) {
+  std::vector<TargetNodeFacts> nodes;
+  if (!target.cluster()) {
+    nodes.push_back({request.target.Address(), target.seed.run_id, target.seed.evicted_keys});
+  }
+  for (const ClusterPrimary& p : target.primaries) {
+    nodes.push_back({redis::NodeEndpoint(request.target, p.node).Address(), p.facts.run_id,
+                     p.facts.evicted_keys});
+  }
+  return nodes;
+}
+
+// A target that evicts keys when full and cannot hold the source would drop copied keys while
+// the job ends "done": refused before any write. (With noeviction, a full target refuses writes
+// with OOM, which stops the job: AddTargetWarnings only warns.)
+absl::Status CheckTargetCapacity(const Deployment& source, const Deployment& target) {
+  const int64_t dataset = source.UsedMemoryDataset();
+  const int64_t maxmemory = target.MaxMemory();
+  const std::string& policy = target.cluster() && !target.primaries.empty()
+                                  ? target.primaries.front().facts.maxmemory_policy
+                                  : target.seed.maxmemory_policy;
+  if (maxmemory <= 0 || dataset <= maxmemory || policy.empty() || policy == "noeviction") {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the source's dataset (", dataset, " bytes) is larger than the target's maxmemory (",
+      maxmemory, " bytes) and the target's maxmemory-policy is ", policy,
+      ": it would evict copied keys; raise the target's maxmemory, or set maxmemory-policy "
+      "noeviction (a full target then stops the copy with OOM)"));
+}
+
 void AddTargetWarnings(const Deployment& source, const Deployment& target,
                        std::vector<std::string>* warnings) {
   const std::string& src_version =
@@ -173,6 +205,41 @@ absl::Status PlanCluster(const PlanRequest& request, const Deployment& source,
   return absl::OkStatus();
 }
 
+// Whatever INFO said, a database in which DBSIZE finds keys must have shards: a Redis 4.0 source
+// once answered `INFO everything` with nothing and was "copied" as empty, exit 0.
+absl::Status CheckNoKeysLeftOut(const PlanRequest& request, const Deployment& source,
+                                const Plan& plan) {
+  auto refuse = [](absl::string_view where, uint64_t keys) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the source's INFO reports no keys in ", where, ", but DBSIZE counts ", keys,
+        " there: the plan would copy nothing from it, so the job does not start (is INFO "
+        "filtered or rewritten by a proxy?)"));
+  };
+  if (source.cluster()) {
+    for (const ClusterPrimary& p : source.primaries) {
+      auto it = p.facts.keyspace.find(0);
+      if (it != p.facts.keyspace.end() && it->second > 0) continue;
+      FERRY_ASSIGN_OR_RETURN(uint64_t keys, SourceNodeDbSize(request, p.node));
+      if (keys > 0) {
+        return refuse(absl::StrCat("db 0 of node ", p.read_address), keys);
+      }
+    }
+    return absl::OkStatus();
+  }
+  // The databases selected (none: all of them), each counted by DBSIZE.
+  std::vector<int> dbs = request.dbs;
+  if (dbs.empty() && request.source.db.has_value()) dbs.push_back(*request.source.db);
+  using DbSizes = std::map<int, uint64_t>;
+  FERRY_ASSIGN_OR_RETURN(DbSizes sizes, SourceDbSizes(request, dbs));
+  for (const auto& [db, keys] : sizes) {
+    auto planned = plan.keys_per_db.find(db);
+    if (keys > 0 && (planned == plan.keys_per_db.end() || planned->second == 0)) {
+      return refuse(absl::StrCat("db ", db), keys);
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 std::map<int, uint64_t> ParseKeyspace(absl::string_view info) {
@@ -219,7 +286,7 @@ absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
   FERRY_ASSIGN_OR_RETURN(Deployment source, InspectSource(request, &plan.warnings));
   std::optional<Deployment> target;
   if (!request.dry_run) {
-    FERRY_ASSIGN_OR_RETURN(target, InspectTarget(request));
+    FERRY_ASSIGN_OR_RETURN(target, InspectTarget(request, source.probe_key));
   }
   plan.source_run_id = source.seed.run_id;
   if (request.read_from_replicas && !source.cluster()) {
@@ -227,7 +294,12 @@ absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
   }
   FERRY_RETURN_IF_ERROR(source.cluster() ? PlanCluster(request, source, target, plan)
                                          : PlanStandalone(request, source, target, plan));
-  if (target.has_value()) AddTargetWarnings(source, *target, &plan.warnings);
+  FERRY_RETURN_IF_ERROR(CheckNoKeysLeftOut(request, source, plan));
+  if (target.has_value()) {
+    FERRY_RETURN_IF_ERROR(CheckTargetCapacity(source, *target));
+    AddTargetWarnings(source, *target, &plan.warnings);
+    plan.target_nodes = TargetNodesOf(request, *target);
+  }
   return plan;
 }
 

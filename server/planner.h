@@ -11,6 +11,7 @@
 #include "common/redis/endpoint.h"
 #include "common/redis/scan_math.h"
 #include "common/redis/slot.h"
+#include "server/plan_types.h"
 
 namespace ferry::server {
 
@@ -28,6 +29,11 @@ struct PlanRequest {
   int shards = 0;        // Per database (cluster: per node), rounded up to a power of two; 0:
                          // from the key count.
   bool dry_run = false;  // Skips the target entirely.
+  // SCAN MATCH pattern of the job (empty: all keys): the permission probes use a key it finds.
+  std::string match;
+  // --on-conflict replace: the copy DELs target keys whose TTL ran out on the way. Otherwise it
+  // reads (GET, DUMP) the target keys it finds there, to tell its own writes from conflicts.
+  bool replace = true;
   redis::ConnectOptions connect;
 };
 
@@ -50,6 +56,8 @@ struct Plan {
   std::map<int, uint64_t> keys_per_db;  // Selected databases only (cluster: db 0, all nodes).
   uint64_t estimated_keys = 0;
   std::string source_run_id;
+  // Target primaries (the server, standalone) at planning.
+  std::vector<TargetNodeFacts> target_nodes;
   std::vector<std::string> warnings;
 };
 

@@ -1,8 +1,13 @@
 #include "server/preflight.h"
 
 #include <algorithm>
+#include <optional>
+#include <random>
+#include <string>
 #include <utility>
+#include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -31,7 +36,10 @@ absl::StatusOr<std::map<int, uint64_t>> KeyspaceByProbing(Connection& conn) {
 
 absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
   ServerFacts facts;
-  absl::StatusOr<Reply> info = conn.Command({"INFO", "everything"});
+  // Plain INFO (the default sections: server, memory, stats, cluster, keyspace...) is answered
+  // alike by every version; `INFO everything` is empty on Redis < 6 and made a 4.0 source look
+  // empty (PlanCopy also cross-checks the plan with DBSIZE).
+  absl::StatusOr<Reply> info = conn.Command({"INFO"});
   if (!info.ok() && info.status().code() != absl::StatusCode::kPermissionDenied) {
     return info.status();
   }
@@ -59,13 +67,49 @@ absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
   facts.scheme = redis::ScanSchemeOf(text, facts.cluster);
   (void)absl::SimpleAtoi(redis::InfoField(text, "used_memory_dataset"), &facts.used_memory_dataset);
   (void)absl::SimpleAtoi(redis::InfoField(text, "maxmemory"), &facts.maxmemory);
+  facts.maxmemory_policy = redis::InfoField(text, "maxmemory_policy");
+  (void)absl::SimpleAtoi(redis::InfoField(text, "evicted_keys"), &facts.evicted_keys);
   facts.keyspace = ParseKeyspace(text);
   return facts;
 }
 
+// The commands the permission probes check; named in every refusal.
+constexpr absl::string_view kNeeded =
+    "ferry needs SCAN, PTTL, DUMP and MGET on the source and RESTORE, SET and DEL (GET and DUMP "
+    "with --on-conflict skip or fail) on the target";
+// The key probes name when no key to copy was found. ACL checks a command before its keys, so
+// a refusal of this key's pattern still says that the command is allowed.
+constexpr absl::string_view kFallbackKey = "ferry:preflight";
+// SCAN calls (COUNT 100) spent looking for a key to probe with.
+constexpr int kSampleScans = 10;
+
+// The key a probe names: one the copy will touch when `sampled`.
+struct ProbeKey {
+  std::string name = std::string(kFallbackKey);
+  bool sampled = false;
+};
+
+// The first key SCAN returns in the selected database (with the job's MATCH), so that a user
+// limited to key patterns (`~app:*`) is probed on a key it must copy.
+absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match) {
+  std::string cursor = "0";
+  for (int round = 0; round < kSampleScans; ++round) {
+    std::vector<absl::string_view> argv = {"SCAN", cursor, "COUNT", "100"};
+    if (!match.empty()) argv.insert(argv.end(), {"MATCH", match});
+    FERRY_ASSIGN_OR_RETURN(Reply reply, conn.Command(absl::MakeConstSpan(argv)));
+    if (!reply.is_array() || reply.size() != 2) break;
+    const redis::ReplyView keys = reply.element(1);
+    if (keys.size() > 0) return ProbeKey{std::string(keys.element(0).str()), true};
+    cursor = std::string(reply.element(0).str());
+    if (cursor == "0") break;
+  }
+  return ProbeKey();
+}
+
 // Sends `argv` and accepts any reply but a permission problem, which it explains. A MOVED
-// reply (the probe key's slot lives elsewhere) comes after the ACL check, so it passes.
-absl::Status ProbeCommand(Connection& conn, absl::string_view side,
+// reply (the probe key's slot lives elsewhere) comes after the ACL check, so it passes. `key`
+// is the key in argv, if any.
+absl::Status ProbeCommand(Connection& conn, absl::string_view side, const ProbeKey* key,
                           std::initializer_list<absl::string_view> argv) {
   absl::StatusOr<Reply> reply = conn.Command(argv);
   if (reply.ok()) return absl::OkStatus();
@@ -73,10 +117,14 @@ absl::Status ProbeCommand(Connection& conn, absl::string_view side,
   const std::string command(*argv.begin());
   switch (s.code()) {
     case absl::StatusCode::kPermissionDenied:
+      if (key != nullptr && redis::ClassifyRefusal(s.message()) == redis::Refusal::kKey) {
+        if (!key->sampled) return absl::OkStatus();  // Not a key the copy touches.
+        return absl::PermissionDeniedError(absl::StrCat(
+            "the ", side, " user may not access key '", absl::CHexEscape(key->name), "' (",
+            command, ": ", s.message(), "): its ACL key patterns must cover every key copied"));
+      }
       return absl::PermissionDeniedError(
-          absl::StrCat("the ", side, " does not allow ", command, " (", s.message(),
-                       "); ferry needs SCAN, PTTL and DUMP on the source and RESTORE on the "
-                       "target"));
+          absl::StrCat("the ", side, " does not allow ", command, " (", s.message(), "); ", kNeeded));
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kUnauthenticated:
@@ -87,10 +135,53 @@ absl::Status ProbeCommand(Connection& conn, absl::string_view side,
   }
 }
 
-absl::Status ProbeReads(Connection& conn, absl::string_view side) {
-  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, {"SCAN", "0", "COUNT", "1"}));
-  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, {"PTTL", "ferry:preflight"}));
-  return ProbeCommand(conn, side, {"DUMP", "ferry:preflight"});
+// SCAN, then PTTL, DUMP and (standalone sources read strings with it) MGET on a key the copy
+// reads. Returns that key.
+absl::StatusOr<ProbeKey> ProbeReads(Connection& conn, absl::string_view side,
+                                    absl::string_view match, bool mget) {
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, nullptr, {"SCAN", "0", "COUNT", "1"}));
+  absl::StatusOr<ProbeKey> key = SampleKey(conn, match);
+  if (!key.ok()) return Annotate(key.status(), side);
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"PTTL", key->name}));
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"DUMP", key->name}));
+  if (mget) FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"MGET", key->name}));
+  return key;
+}
+
+// Selects the first database the copy reads, so that SampleKey finds one of its keys.
+void SelectCopiedDb(const PlanRequest& request, const ServerFacts& facts, Connection& conn) {
+  std::optional<int> db = request.source.db;
+  if (!db.has_value() && !request.dbs.empty()) db = request.dbs.front();
+  if (!db.has_value() && !facts.keyspace.empty()) db = facts.keyspace.begin()->first;
+  // A database that does not exist is the planner's to report.
+  if (db.has_value()) (void)conn.Select(*db);
+}
+
+// The target's commands as the copy sends them (RESTORE, SET, then DEL or GET and DUMP), each in
+// a form the server refuses after its ACL check or one that changes nothing: `probe_key` (a
+// source key, empty for none) is never written.
+absl::Status ProbeWrites(const PlanRequest& request, Connection& conn,
+                         absl::string_view probe_key) {
+  ProbeKey key;
+  if (!probe_key.empty()) key = ProbeKey{std::string(probe_key), true};
+  // An invalid payload: "payload version or checksum are wrong" (or BUSYKEY) when allowed.
+  FERRY_RETURN_IF_ERROR(
+      ProbeCommand(conn, "target", &key, {"RESTORE", key.name, "0", "ferry-probe"}));
+  // Strings are written with SET; PX 0 is "invalid expire time".
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, "target", &key, {"SET", key.name, "x", "PX", "0"}));
+  if (!request.replace) {
+    // Keys found on the target are read, to tell this job's own earlier writes from conflicts.
+    FERRY_RETURN_IF_ERROR(ProbeCommand(conn, "target", &key, {"GET", key.name}));
+    return ProbeCommand(conn, "target", &key, {"DUMP", key.name});
+  }
+  // Keys that expire on the way are deleted. DEL has no form that fails after the ACL check,
+  // so it names a key nobody has: 128 random bits. Its pattern may be refused; the command
+  // is what counts here (ACL checks it first).
+  std::random_device random;
+  std::string name = absl::StrCat(kFallbackKey, ":");
+  for (int word = 0; word < 4; ++word) absl::StrAppend(&name, absl::Hex(random(), absl::kZeroPad8));
+  const ProbeKey unused{name, false};
+  return ProbeCommand(conn, "target", &unused, {"DEL", unused.name});
 }
 
 absl::StatusOr<Connection> OpenNode(const redis::Endpoint& seed, const redis::ClusterNode& node,
@@ -134,13 +225,13 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
       warnings->push_back(absl::StrCat("source primary ", p.read_address,
                                        " has no healthy replica: it is read itself"));
     }
-    return ProbeReads(primary_conn, "source");
+    return ProbeReads(primary_conn, "source", request.match, /*mget=*/false).status();
   }
   for (size_t i = 0; i < replicas.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(Connection conn,
                            OpenNode(request.source, *replicas[i], request.connect, "source"));
     FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
-    FERRY_RETURN_IF_ERROR(ProbeReads(conn, "source"));
+    FERRY_RETURN_IF_ERROR(ProbeReads(conn, "source", request.match, /*mget=*/false).status());
     const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
     if (i == 0) {
       p.read_address = address;
@@ -186,6 +277,33 @@ absl::StatusOr<std::vector<ClusterPrimary>> InspectPrimaries(const PlanRequest& 
 }
 
 }  // namespace
+
+absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request,
+                                                      std::vector<int> dbs) {
+  redis::Endpoint endpoint = request.source;
+  endpoint.db.reset();
+  absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);
+  if (!conn.ok()) return Annotate(conn.status(), "source");
+  if (dbs.empty()) {
+    for (int db = 0; db < kProbeDbLimit; ++db) dbs.push_back(db);
+  }
+  std::map<int, uint64_t> out;
+  for (int db : dbs) {
+    if (!conn->Select(db).ok()) break;  // Past the last database.
+    absl::StatusOr<Reply> size = conn->Command({"DBSIZE"});
+    if (!size.ok()) return Annotate(size.status(), "source");
+    out[db] = size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
+  }
+  return out;
+}
+
+absl::StatusOr<uint64_t> SourceNodeDbSize(const PlanRequest& request,
+                                          const redis::ClusterNode& node) {
+  FERRY_ASSIGN_OR_RETURN(Connection conn, OpenNode(request.source, node, request.connect, "source"));
+  absl::StatusOr<Reply> size = conn.Command({"DBSIZE"});
+  if (!size.ok()) return Annotate(size.status(), absl::StrCat("source node ", conn.endpoint().Address()));
+  return size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
+}
 
 std::vector<std::string> Deployment::RunIds() const {
   std::vector<std::string> out;
@@ -238,15 +356,21 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
   if (!facts.ok()) return Annotate(facts.status(), "source");
   source.seed = *std::move(facts);
   if (!source.cluster()) {
-    FERRY_RETURN_IF_ERROR(ProbeReads(*conn, "source"));
+    SelectCopiedDb(request, source.seed, *conn);
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(*conn, "source", request.match, /*mget=*/true));
+    if (key.sampled) source.probe_key = key.name;
     return source;
   }
   FERRY_ASSIGN_OR_RETURN(source.primaries,
                          InspectPrimaries(request, *conn, endpoint, /*source=*/true, warnings));
+  absl::StatusOr<ProbeKey> key = SampleKey(*conn, request.match);
+  if (!key.ok()) return Annotate(key.status(), "source");
+  if (key->sampled) source.probe_key = key->name;
   return source;
 }
 
-absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request) {
+absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request,
+                                         absl::string_view probe_key) {
   redis::Endpoint endpoint = request.target;
   endpoint.db.reset();
   absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);
@@ -259,10 +383,7 @@ absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request) {
     FERRY_ASSIGN_OR_RETURN(target.primaries,
                            InspectPrimaries(request, *conn, endpoint, /*source=*/false, nullptr));
   }
-  // An invalid payload: RESTORE answers "payload version or checksum are wrong" when it is
-  // allowed, and writes nothing.
-  FERRY_RETURN_IF_ERROR(
-      ProbeCommand(*conn, "target", {"RESTORE", "ferry:preflight", "0", "ferry-probe"}));
+  FERRY_RETURN_IF_ERROR(ProbeWrites(request, *conn, probe_key));
   return target;
 }
 

@@ -28,6 +28,8 @@ struct ServerFacts {
   redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
   int64_t used_memory_dataset = -1;
   int64_t maxmemory = -1;
+  std::string maxmemory_policy;  // "noeviction", "allkeys-lru"...; empty when unknown.
+  int64_t evicted_keys = -1;     // INFO stats; -1 when unknown.
   std::map<int, uint64_t> keyspace;  // db -> keys.
 };
 
@@ -43,6 +45,9 @@ struct ClusterPrimary {
 struct Deployment {
   ServerFacts seed;                       // The server the URI names.
   std::vector<ClusterPrimary> primaries;  // Cluster: each primary that serves slots.
+  // Source: a key the copy reads (SCAN with the job's MATCH), for the target's permission
+  // probes; empty when none was found.
+  std::string probe_key;
 
   bool cluster() const { return seed.cluster; }
   // run_id of every primary (of the server, standalone).
@@ -56,13 +61,26 @@ struct Deployment {
 
 // Connects to the source, reads its facts and, for a cluster, each primary's (and chooses the
 // node to read: a replica of each primary with request.read_from_replicas), then checks that
-// SCAN, PTTL and DUMP are permitted on every node that will be read. Findings that do not stop
+// SCAN, PTTL and DUMP (and MGET, standalone) are permitted on every node that will be read, on
+// a key the copy reads (the first SCAN with request.match finds) so that key patterns are
+// checked too. Findings that do not stop
 // the job go to `warnings`. Errors are prefixed "source".
 absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
                                          std::vector<std::string>* warnings);
 
-// Connects to the target, reads its facts (each primary's, for a cluster) and checks that
-// RESTORE is permitted. Errors are prefixed "target".
-absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request);
+// DBSIZE of each of `dbs` (empty: every database SELECT accepts, up to 16) on a standalone
+// source: key counts that do not depend on INFO, to cross-check a plan.
+absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request,
+                                                      std::vector<int> dbs);
+// DBSIZE on one node of a source cluster.
+absl::StatusOr<uint64_t> SourceNodeDbSize(const PlanRequest& request,
+                                          const redis::ClusterNode& node);
+
+// Connects to the target, reads its facts (each primary's, for a cluster) and checks, without
+// writing, that RESTORE, SET and DEL (GET and DUMP instead of DEL unless request.replace) are
+// permitted, on `probe_key`
+// (the source's probe_key; empty: a key of ferry's own). Errors are prefixed "target".
+absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request,
+                                         absl::string_view probe_key = {});
 
 }  // namespace ferry::server

@@ -190,7 +190,10 @@ absl::Status Scheduler::ApplyCheckpointLocked(
   FERRY_RETURN_IF_ERROR(store_->UpdateShard(updated, keys));
   JobEntry& job = jobs_.at(shard.record.job_id);
   AddCounters(job.totals, shard.record.checkpoint.counters(), updated.checkpoint.counters());
-  job.failed_keys += keys.size();
+  if (!keys.empty()) {
+    // The store keeps one row per key (a key SCAN returned twice is reported twice): count rows.
+    FERRY_ASSIGN_OR_RETURN(job.failed_keys, store_->CountFailedKeys(shard.record.job_id));
+  }
   const bool was_leased = shard.record.state == ferry::v1::SHARD_STATE_LEASED;
   if (was_leased && updated.state != ferry::v1::SHARD_STATE_LEASED) {
     ReleaseLocked(shard);

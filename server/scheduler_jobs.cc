@@ -29,6 +29,14 @@ std::string NewJobId() {
   return absl::StrFormat("%012x", absl::Uniform<uint64_t>(*gen) & 0xffffffffffffULL);
 }
 
+// Whether a job that reaches `state` no longer needs its passwords in the state file: it
+// cannot run again. FAILED keeps them, since ResumeJob (`ferry resume`) retries a failed job
+// from its checkpoints; PAUSED and the running states need them too.
+bool ForgetsPasswords(ferry::v1::JobState state) {
+  return state == ferry::v1::JOB_STATE_DONE || state == ferry::v1::JOB_STATE_DONE_WITH_ERRORS ||
+         state == ferry::v1::JOB_STATE_CANCELLED;
+}
+
 }  // namespace
 
 absl::StatusOr<Scheduler::JobEntry*> Scheduler::FindJobLocked(const std::string& job_id) {
@@ -44,13 +52,15 @@ absl::Status Scheduler::SetJobStateLocked(JobEntry& job, ferry::v1::JobState sta
   updated.error_code = error.empty() ? 0 : static_cast<int>(code);
   updated.error = std::move(error);
   updated.update_time = options_.clock();
-  if (absl::Status status = store_->UpdateJob(updated); !status.ok()) {
+  if (absl::Status status = store_->UpdateJob(updated, ForgetsPasswords(state)); !status.ok()) {
     FERRY_LOG(Error) << "job " << job.record.id << ": cannot store state "
                      << ferry::v1::JobState_Name(state) << ": " << status;
     return status;
   }
   FERRY_LOG(Info) << "job " << job.record.id << ": " << ferry::v1::JobState_Name(job.record.state)
                   << " -> " << ferry::v1::JobState_Name(state);
+  // The passwords stay in memory even when the store forgot them: reports that still arrive
+  // from a cancelled job's agents are scrubbed with them (ScrubSecrets) until this process ends.
   job.record = std::move(updated);
   return absl::OkStatus();
 }
@@ -142,6 +152,14 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
                             ? ferry::v1::SCAN_SCHEME_PER_SLOT
                             : ferry::v1::SCAN_SCHEME_SINGLE_DICT;
     shard.slots = planned.slots;
+    // The target processes as preflight saw them: the agents compare every connection with
+    // these (agent/target_guard.h), so a target that restarts or evicts fails the job.
+    for (const TargetNodeFacts& node : plan.target_nodes) {
+      ferry::v1::TargetNode& out = *shard.checkpoint.add_target_nodes();
+      out.set_address(node.address);
+      out.set_run_id(node.run_id);
+      out.set_evicted_keys(node.evicted_keys);
+    }
   }
   JobRecord updated = job->record;
   updated.planned = true;
@@ -188,6 +206,8 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
 
   ferry::v1::JobProgress& progress = *out.mutable_progress();
   *progress.mutable_counters() = job.totals;
+  // The agents count failed writes, and SCAN returns some keys twice: show distinct keys.
+  progress.mutable_counters()->set_failed(job.failed_keys);
   progress.set_shards_total(static_cast<int32_t>(job.shard_ids.size()));
   progress.set_shards_running(job.running);
   progress.set_estimated_keys(job.record.estimated_keys);

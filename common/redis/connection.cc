@@ -336,7 +336,9 @@ absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
     }
   }
   if (!options.client_name.empty()) {
-    (void)conn.Command({"CLIENT", "SETNAME", options.client_name});
+    // A refusal is fine (some servers forbid it); a transport failure is not.
+    absl::StatusOr<Reply> named = conn.Command({"CLIENT", "SETNAME", options.client_name});
+    if (!named.ok() && conn.broken()) return named.status();
   }
   if (endpoint.db.has_value() && *endpoint.db != 0) {
     FERRY_RETURN_IF_ERROR(Annotate(conn.Select(*endpoint.db), endpoint.Redacted()));
@@ -424,6 +426,7 @@ absl::StatusOr<Reply> Connection::ReadReply() {
 }
 
 absl::StatusOr<Reply> Connection::Command(absl::Span<const absl::string_view> argv) {
+  if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
   // Replies of earlier pipelined commands are not ours to take.
   if (pending_ != 0) {
     return absl::FailedPreconditionError("Command() with pipelined replies still pending");

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 
 namespace ferry::redis {
@@ -66,6 +67,7 @@ ErrorClass Classify(const absl::Status& status) {
     case absl::StatusCode::kUnauthenticated:
     case absl::StatusCode::kPermissionDenied:
     case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kDataLoss:  // Written data is gone (a target restarted or evicted).
       return ErrorClass::kFatal;
     default:
       // ALREADY_EXISTS, INVALID_ARGUMENT and anything unexpected: record the key, go on.
@@ -76,6 +78,20 @@ ErrorClass Classify(const absl::Status& status) {
 bool IsPayloadVersionError(absl::string_view error) {
   return absl::StrContains(error, "DUMP payload version or checksum are wrong") ||
          absl::StrContains(error, "Bad data format");
+}
+
+Refusal ClassifyRefusal(absl::string_view error) {
+  // 7.2 capitalised the texts ("No permissions to access a key").
+  const std::string text = absl::AsciiStrToLower(error);
+  if (absl::StrContains(text, "permissions to access one of the keys") ||
+      absl::StrContains(text, "permissions to access a key")) {
+    return Refusal::kKey;
+  }
+  if (absl::StrContains(text, "permissions to access one of the channels") ||
+      absl::StrContains(text, "permissions to access a channel")) {
+    return Refusal::kChannel;
+  }
+  return Refusal::kCommand;
 }
 
 }  // namespace ferry::redis

@@ -28,4 +28,14 @@ ErrorClass Classify(const absl::Status& status);
 // True for the error RESTORE gives when the payload comes from a newer Redis.
 bool IsPayloadVersionError(absl::string_view error);
 
+// What an ACL refusal (a PERMISSION_DENIED status or NOPERM reply) is about: the command itself
+// (also a renamed or disabled command), a key pattern (`~app:*`) or a channel pattern. The
+// remedies differ (grant the command vs widen the key patterns), so messages must say which.
+enum class Refusal { kCommand, kKey, kChannel };
+
+// Reads the refusal's text: Redis 6.x/7.0 ("this user has no permissions to access one of the
+// keys used as arguments") and 7.2+ ("No permissions to access a key") alike; anything that
+// names no key or channel counts as the command's.
+Refusal ClassifyRefusal(absl::string_view error);
+
 }  // namespace ferry::redis

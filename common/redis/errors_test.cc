@@ -102,6 +102,29 @@ TEST(PayloadVersionTest, RecognisesBothTexts) {
   EXPECT_FALSE(IsPayloadVersionError("BUSYKEY Target key name already exists."));
 }
 
+TEST(RefusalTest, TellsKeyAndChannelPatternsFromCommands) {
+  // Redis 6.2 / 7.0 texts.
+  EXPECT_EQ(ClassifyRefusal("NOPERM this user has no permissions to access one of the keys used "
+                            "as arguments"),
+            Refusal::kKey);
+  EXPECT_EQ(ClassifyRefusal("NOPERM this user has no permissions to access one of the channels "
+                            "used as arguments"),
+            Refusal::kChannel);
+  EXPECT_EQ(ClassifyRefusal("NOPERM this user has no permissions to run the 'pttl' command"),
+            Refusal::kCommand);
+  EXPECT_EQ(ClassifyRefusal("NOPERM this user has no permissions to run the 'config|get' command "
+                            "or its subcommand"),
+            Refusal::kCommand);
+  // Redis 7.2+ texts, as a status message prefixed with the command.
+  EXPECT_EQ(ClassifyRefusal("PTTL: NOPERM No permissions to access a key"), Refusal::kKey);
+  EXPECT_EQ(ClassifyRefusal("NOPERM No permissions to access a channel"), Refusal::kChannel);
+  EXPECT_EQ(ClassifyRefusal("NOPERM User reader has no permissions to run the 'set' command"),
+            Refusal::kCommand);
+  // A renamed command reads as unknown: the command is what is missing.
+  EXPECT_EQ(ClassifyRefusal("ERR unknown command 'SET', with args beginning with: "),
+            Refusal::kCommand);
+}
+
 TEST(ClassifyTest, MapsIoStatuses) {
   EXPECT_EQ(Classify(absl::UnavailableError("connection reset")), kTransient);
   EXPECT_EQ(Classify(absl::DeadlineExceededError("read timed out")), kTransient);

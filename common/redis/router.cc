@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "common/redis/errors.h"
 #include "common/redis/slot.h"
 
 namespace ferry::redis {
@@ -82,6 +83,7 @@ class Router::Run {
       backoff_ = refresh_ = false;
       refresh_hint_ = -1;
       todo = Round(todo);
+      if (!fatal_.ok()) return fatal_;
       if (todo.empty() || round >= retry.max_rounds || absl::Now() >= deadline) break;
       if (refresh_) router_.MaybeRefreshTopology(refresh_hint_);
       // Redirects alone are resent at once, but not in a tight loop.
@@ -130,6 +132,10 @@ class Router::Run {
 
   bool Send(int node, const std::vector<Attempt>& attempts) {
     absl::StatusOr<Connection*> connection = router_.ConnectionTo(node);
+    if (!connection.ok() && Classify(connection.status()) != ErrorClass::kTransient) {
+      fatal_ = connection.status();  // on_connect refused the node: no retry helps.
+      return false;
+    }
     if (!connection.ok()) {
       TransportError(node, connection.status());
       return false;
@@ -216,20 +222,24 @@ class Router::Run {
   // A node that just proved to know the new layout (a MOVED target): asked first on refresh.
   int refresh_hint_ = -1;
   absl::Status last_transport_error_;
+  absl::Status fatal_;  // Ends the run: on_connect's verdict on a node.
 };
 
-Router::Router(Endpoint seed, ConnectOptions options, RouterRetryPolicy retry, bool cluster)
+Router::Router(Endpoint seed, ConnectOptions options, RouterRetryPolicy retry, bool cluster,
+               OnConnect on_connect)
     : seed_(std::move(seed)),
       options_(std::move(options)),
       retry_(retry),
       cluster_(cluster),
+      on_connect_(std::move(on_connect)),
       slot_owner_(cluster ? kClusterSlots : 0, -1) {}
 
 Router::~Router() = default;
 
 absl::StatusOr<std::unique_ptr<Router>> Router::Open(const Endpoint& seed, int db,
                                                      const ConnectOptions& options,
-                                                     const RouterRetryPolicy& retry) {
+                                                     const RouterRetryPolicy& retry,
+                                                     OnConnect on_connect) {
   if (db < 0) return absl::InvalidArgumentError(absl::StrCat("bad db ", db));
   Endpoint endpoint = seed;
   endpoint.db.reset();
@@ -249,7 +259,9 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Open(const Endpoint& seed, int d
     FERRY_RETURN_IF_ERROR(Annotate(connection.Select(db), seed.Redacted()));
     endpoint.db = db;
   }
-  std::unique_ptr<Router> router(new Router(endpoint, options, retry, *cluster));
+  if (on_connect) FERRY_RETURN_IF_ERROR(on_connect(connection));
+  std::unique_ptr<Router> router(
+      new Router(endpoint, options, retry, *cluster, std::move(on_connect)));
   router->nodes_.push_back(std::make_unique<Node>(Node{endpoint, std::move(connection)}));
   if (*cluster) {
     absl::StatusOr<ClusterTopology> topology = DiscoverTopology(*router->nodes_[0]->connection);
@@ -364,6 +376,7 @@ absl::StatusOr<Connection*> Router::ConnectionTo(int node) {
   }
   connection.reset();
   FERRY_ASSIGN_OR_RETURN(Connection opened, Connection::Open(nodes_[node]->endpoint, options_));
+  if (on_connect_) FERRY_RETURN_IF_ERROR(on_connect_(opened));
   connection.emplace(std::move(opened));
   return &*connection;
 }

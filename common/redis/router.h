@@ -5,6 +5,7 @@
 // keyed read. DESIGN.md, "Copying a shard".
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <optional>
@@ -56,9 +57,15 @@ class Router {
   // Cluster: `db` must be 0 (INVALID_ARGUMENT otherwise); the slot map comes from DiscoverTopology
   // and connections to the other nodes are opened when first needed, with the seed's credentials
   // and TLS settings (NodeEndpoint).
+  // `on_connect`, when set, is called on every connection the router opens, the seed's
+  // included, before any command is sent on it; an error it returns that is not transient
+  // (errors.h Classify) ends Execute with that error at once (the agent checks there that a
+  // target node is still the server process it wrote to).
+  using OnConnect = std::function<absl::Status(Connection&)>;
   static absl::StatusOr<std::unique_ptr<Router>> Open(const Endpoint& seed, int db,
                                                       const ConnectOptions& options,
-                                                      const RouterRetryPolicy& retry = {});
+                                                      const RouterRetryPolicy& retry = {},
+                                                      OnConnect on_connect = nullptr);
 
   Router(const Router&) = delete;
   Router& operator=(const Router&) = delete;
@@ -95,7 +102,8 @@ class Router {
   };
   class Run;  // The state of one Execute call (router.cc).
 
-  Router(Endpoint seed, ConnectOptions options, RouterRetryPolicy retry, bool cluster);
+  Router(Endpoint seed, ConnectOptions options, RouterRetryPolicy retry, bool cluster,
+         OnConnect on_connect);
 
   absl::Status ApplyTopology(ClusterTopology topology);
   // Re-discovers the topology, asking `preferred_node` (an index in nodes_, or -1) first.
@@ -111,6 +119,7 @@ class Router {
   const ConnectOptions options_;
   const RouterRetryPolicy retry_;
   const bool cluster_;
+  const OnConnect on_connect_;
   std::vector<std::unique_ptr<Node>> nodes_;  // nodes_[0] is the seed.
   std::vector<int> slot_owner_;               // Cluster: slot -> index in nodes_, -1 unknown.
   size_t primaries_ = 0;

@@ -1,0 +1,563 @@
+#include "common/testing/resp_proxy.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <deque>
+#include <iterator>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/base/logging.h"
+
+namespace ferry::testing {
+namespace {
+
+constexpr size_t kReadChunk = 256 << 10;
+// Redis refuses inline commands longer than this (PROTO_INLINE_MAX_SIZE).
+constexpr size_t kMaxInlineBytes = 64 << 10;
+// Far above proto-max-bulk-len (512 MB); only guards the offset arithmetic.
+constexpr int64_t kMaxLength = int64_t{1} << 34;
+// RESP2 and RESP3 type bytes, by what follows the first line: nothing (simple strings, errors,
+// integers, null, booleans, doubles, big numbers), that many bytes (bulk strings, verbatim
+// strings, bulk errors), that many elements (arrays, sets, pushes, maps, attributes).
+constexpr absl::string_view kLineTypes = "+-:_#,(";
+constexpr absl::string_view kBulkTypes = "$=!";
+constexpr absl::string_view kAggregateTypes = "*~>%|";
+// What Valkey 7.2+ reports as redis_version, for clients that compare it.
+constexpr absl::string_view kValkeyRedisVersion = "7.2.4";
+constexpr int kUpstreamConnectTimeoutSeconds = 5;
+
+absl::Status ProtocolError(absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("RESP protocol error: ", what));
+}
+
+// Writes all of `bytes`; false once the peer is gone (or the socket was shut down).
+bool SendAll(int fd, absl::string_view bytes) {
+  while (!bytes.empty()) {
+    ssize_t n = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Replies to small commands must not wait for Nagle's delayed ACK.
+void SetNoDelay(int fd) {
+  const int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+// -1 (logged) when the upstream cannot be reached; the caller then closes the client.
+int ConnectUpstream(const RespProxyOptions& options) {
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(options.upstream_port));
+  inet_pton(AF_INET, options.upstream_host.c_str(), &addr.sin_addr);  // Checked by Start().
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  // SO_SNDTIMEO bounds connect() too: a stopped server with a full backlog must not hang the
+  // accept thread (and with it the destructor).
+  timeval timeout{kUpstreamConnectTimeoutSeconds, 0};
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0 ||
+      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    FERRY_LOG(Warning) << "resp proxy: cannot connect to " << options.upstream_host << ":"
+                       << options.upstream_port << ": " << std::strerror(errno);
+    if (fd >= 0) close(fd);
+    return -1;
+  }
+  timeval none{0, 0};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
+  SetNoDelay(fd);
+  return fd;
+}
+
+// `db0`, `db15`: the fields of INFO's keyspace section.
+bool IsKeyspaceField(absl::string_view key) {
+  return absl::ConsumePrefix(&key, "db") && !key.empty() &&
+         std::all_of(key.begin(), key.end(), [](char c) { return absl::ascii_isdigit(c); });
+}
+
+bool AsksForEverything(absl::Span<const std::string> sections) {
+  return std::any_of(sections.begin(), sections.end(), [](const std::string& section) {
+    return absl::EqualsIgnoreCase(section, "everything") || absl::EqualsIgnoreCase(section, "all");
+  });
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- framing
+
+void RespFramer::Append(absl::string_view bytes) {
+  if (start_ > 0) {
+    buf_.erase(0, start_);
+    pos_ -= start_;
+    start_ = 0;
+  }
+  buf_.append(bytes.data(), bytes.size());
+}
+
+absl::StatusOr<std::optional<absl::string_view>> RespFramer::Next() {
+  absl::StatusOr<bool> complete = Scan();
+  if (!complete.ok()) return complete.status();
+  if (!*complete) return std::nullopt;
+  absl::string_view message(buf_.data() + start_, pos_ - start_);
+  start_ = pos_;
+  return message;
+}
+
+absl::StatusOr<bool> RespFramer::ScanInline() {
+  size_t eol = buf_.find('\n', pos_);
+  if (eol == std::string::npos) {
+    if (buf_.size() - start_ > kMaxInlineBytes) return ProtocolError("too big inline request");
+    return false;
+  }
+  pos_ = eol + 1;
+  return true;
+}
+
+absl::StatusOr<bool> RespFramer::Scan() {
+  while (pos_ < buf_.size()) {
+    const char type = buf_[pos_];
+    if (inline_commands_ && pos_ == start_ && type != '*') return ScanInline();
+    const size_t eol = buf_.find("\r\n", pos_);
+    if (eol == std::string::npos) return false;
+    const absl::string_view header(buf_.data() + pos_ + 1, eol - pos_ - 1);
+    const bool bulk = absl::StrContains(kBulkTypes, type);
+    const bool aggregate = absl::StrContains(kAggregateTypes, type);
+    if (!bulk && !aggregate && !absl::StrContains(kLineTypes, type)) {
+      return ProtocolError(absl::StrCat("unexpected type byte ", static_cast<int>(type)));
+    }
+    int64_t n = 0;  // Bytes of a bulk, elements of an aggregate; -1 is nil.
+    if ((bulk || aggregate) && (!absl::SimpleAtoi(header, &n) || n < -1 || n > kMaxLength)) {
+      return ProtocolError(absl::StrCat("bad length '", header, "'"));
+    }
+    size_t next = eol + 2;
+    if (bulk && n >= 0) {
+      if (buf_.size() < next + static_cast<size_t>(n) + 2) return false;
+      next += static_cast<size_t>(n);
+      if (buf_.compare(next, 2, "\r\n") != 0) return ProtocolError("bulk without CRLF");
+      next += 2;
+    }
+    pos_ = next;
+    // A map holds a key and a value per entry; an attribute its entries, then the reply it
+    // annotates.
+    if (type == '%' && n > 0) n *= 2;
+    if (type == '|') n = n * 2 + 1;
+    if (aggregate && n > 0) {
+      open_.push_back(n);
+      continue;
+    }
+    // One element is complete; so is every aggregate it was the last element of.
+    while (!open_.empty() && --open_.back() == 0) open_.pop_back();
+    if (open_.empty()) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<std::vector<absl::string_view>> ParseCommand(absl::string_view message) {
+  std::vector<absl::string_view> argv;
+  if (message.empty()) return argv;
+  if (message[0] != '*') {
+    for (absl::string_view arg : absl::StrSplit(message, absl::ByAnyChar(" \t\r\n"))) {
+      if (!arg.empty()) argv.push_back(arg);
+    }
+    return argv;
+  }
+  size_t eol = message.find("\r\n");
+  int64_t argc = 0;
+  if (eol == absl::string_view::npos || !absl::SimpleAtoi(message.substr(1, eol - 1), &argc)) {
+    return ProtocolError("bad multibulk header");
+  }
+  size_t pos = eol + 2;
+  for (int64_t i = 0; i < argc; ++i) {
+    // RespFramer has checked the lengths and CRLFs; only the element types remain to check.
+    if (pos >= message.size() || message[pos] != '$') {
+      return ProtocolError("command array holds something other than bulk strings");
+    }
+    eol = message.find("\r\n", pos);
+    int64_t len = 0;
+    if (!absl::SimpleAtoi(message.substr(pos + 1, eol - pos - 1), &len) || len < 0) {
+      return ProtocolError("bad bulk length in a command");
+    }
+    argv.push_back(message.substr(eol + 2, static_cast<size_t>(len)));
+    pos = eol + 2 + static_cast<size_t>(len) + 2;
+  }
+  return argv;
+}
+
+// ---------------------------------------------------------------- rewriting
+
+std::string UnknownCommandReply(absl::Span<const absl::string_view> argv) {
+  // The exact text of Redis 7's processCommand: each argument quoted and cut at 128 bytes.
+  std::string args;
+  for (size_t i = 1; i < argv.size() && args.size() < 128; ++i) {
+    absl::StrAppend(&args, "'", argv[i].substr(0, 128 - args.size()), "' ");
+  }
+  const absl::string_view name = argv.empty() ? "" : argv[0].substr(0, 128);
+  // Error replies are one line: CR and LF in echoed arguments become spaces, as in Redis.
+  const std::string text =
+      absl::StrCat("ERR unknown command '", name, "', with args beginning with: ", args);
+  return absl::StrCat("-", absl::StrReplaceAll(text, {{"\r", " "}, {"\n", " "}}), "\r\n");
+}
+
+bool RewritesInfo(const RespProxyOptions& options) {
+  return !options.pretend_version.empty() || !options.pretend_valkey_version.empty() ||
+         options.empty_info_everything || options.strip_info_keyspace;
+}
+
+std::string RewriteInfoText(absl::string_view info, const RespProxyOptions& options) {
+  const bool valkey = !options.pretend_valkey_version.empty();
+  std::string version = options.pretend_version;
+  if (version.empty() && valkey) version = std::string(kValkeyRedisVersion);
+  std::string out;
+  out.reserve(info.size() + 64);
+  while (!info.empty()) {
+    const size_t end = info.find('\n');
+    const absl::string_view line = info.substr(0, end == absl::string_view::npos ? end : end + 1);
+    info.remove_prefix(line.size());
+    const absl::string_view key = line.substr(0, line.find(':'));
+    if (options.strip_info_keyspace && IsKeyspaceField(key)) continue;
+    // Written again below after redis_version, where Valkey has them.
+    if (valkey && (key == "server_name" || key == "valkey_version")) continue;
+    if (key == "redis_version" && !version.empty()) {
+      absl::StrAppend(&out, "redis_version:", version, "\r\n");
+      if (valkey) {
+        absl::StrAppend(
+            &out, "server_name:valkey\r\nvalkey_version:", options.pretend_valkey_version, "\r\n");
+      }
+      continue;
+    }
+    out.append(line.data(), line.size());
+  }
+  return out;
+}
+
+std::string RewriteInfoReply(absl::string_view reply, absl::Span<const std::string> sections,
+                             const RespProxyOptions& options) {
+  const size_t eol = reply.find("\r\n");
+  int64_t len = 0;
+  if (reply.empty() || (reply[0] != '$' && reply[0] != '=') || eol == absl::string_view::npos ||
+      !absl::SimpleAtoi(reply.substr(1, eol - 1), &len) || len < 0 ||
+      reply.size() < eol + 2 + static_cast<size_t>(len)) {
+    return std::string(reply);  // An error (NOAUTH, ...) or not INFO's reply at all.
+  }
+  if (options.empty_info_everything && AsksForEverything(sections)) return "$0\r\n\r\n";
+  absl::string_view body = reply.substr(eol + 2, static_cast<size_t>(len));
+  // A RESP3 verbatim string starts with its format, "txt:".
+  const absl::string_view format = reply[0] == '=' ? body.substr(0, 4) : "";
+  body.remove_prefix(format.size());
+  const std::string text = absl::StrCat(format, RewriteInfoText(body, options));
+  return absl::StrCat(reply.substr(0, 1), text.size(), "\r\n", text, "\r\n");
+}
+
+// ---------------------------------------------------------------- one client
+
+// One client socket and its upstream socket. The request thread reads commands, answers the
+// refused ones by queueing their reply, and forwards the rest; the response thread reads
+// upstream replies and writes every reply to the client in command order. Only the response
+// thread writes to the client, so a client that sends a long pipeline before reading never
+// blocks the forwarding of its commands.
+class RespProxy::ClientConnection {
+ public:
+  ClientConnection(RespProxy* proxy, int client_fd, int upstream_fd)
+      : proxy_(proxy),
+        client_fd_(client_fd),
+        upstream_fd_(upstream_fd),
+        wake_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    request_thread_ = std::thread([this] { RequestLoop(); });
+    response_thread_ = std::thread([this] { ResponseLoop(); });
+  }
+  ClientConnection(const ClientConnection&) = delete;
+  ClientConnection& operator=(const ClientConnection&) = delete;
+
+  // Closes both sockets only after both threads are gone, so no thread uses a reused fd.
+  ~ClientConnection() {
+    Shutdown();
+    request_thread_.join();
+    response_thread_.join();
+    close(client_fd_);
+    close(upstream_fd_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  // Makes both threads finish soon: blocked reads return EOF, blocked writes fail. Any thread.
+  void Shutdown() {
+    shutdown(client_fd_, SHUT_RDWR);
+    shutdown(upstream_fd_, SHUT_RDWR);
+    Wake();
+  }
+  bool finished() const { return threads_done_.load() == 2; }
+
+ private:
+  // What the client gets for one command, in command order.
+  struct PendingReply {
+    // When not empty, the whole reply, sent in place of an upstream one (a refused command).
+    std::string synthesized;
+    bool is_info = false;
+    std::vector<std::string> info_sections;
+  };
+
+  void Wake() {
+    const uint64_t one = 1;
+    if (wake_fd_ >= 0) (void)!write(wake_fd_, &one, sizeof(one));
+  }
+
+  // Queues the reply `argv` will get and appends the bytes to forward, if any, to `forward`.
+  void HandleCommand(absl::string_view message, absl::Span<const absl::string_view> argv,
+                     std::string* forward, bool* synthesized) {
+    const std::string name = absl::AsciiStrToUpper(argv[0]);
+    proxy_->CountCommand(name);
+    PendingReply reply;
+    if (proxy_->options_.unknown_commands.count(name) > 0) {
+      reply.synthesized = UnknownCommandReply(argv);
+      *synthesized = true;
+    } else {
+      forward->append(message.data(), message.size());
+      reply.is_info = name == "INFO" && RewritesInfo(proxy_->options_);
+      for (size_t i = 1; reply.is_info && i < argv.size(); ++i) {
+        reply.info_sections.emplace_back(argv[i]);
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    pending_.push_back(std::move(reply));
+  }
+
+  // Queues a reply for, and forwards, every complete command in `framer`. The bytes to send
+  // upstream go to `forward`; `synthesized` is set when a refused command queued its reply.
+  absl::Status TakeCommands(RespFramer& framer, std::string* forward, bool* synthesized) {
+    while (true) {
+      absl::StatusOr<std::optional<absl::string_view>> message = framer.Next();
+      if (!message.ok()) return message.status();
+      if (!message->has_value()) return absl::OkStatus();
+      absl::StatusOr<std::vector<absl::string_view>> argv = ParseCommand(**message);
+      if (!argv.ok()) return argv.status();
+      if (!argv->empty()) HandleCommand(**message, *argv, forward, synthesized);
+    }
+  }
+
+  void RequestLoop() {
+    RespFramer framer(/*inline_commands=*/true);
+    std::string chunk(kReadChunk, '\0');
+    std::string forward;
+    absl::Status status;
+    while (status.ok()) {
+      const ssize_t n = recv(client_fd_, chunk.data(), chunk.size(), 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) break;
+      framer.Append(absl::string_view(chunk.data(), static_cast<size_t>(n)));
+      forward.clear();
+      bool synthesized = false;
+      status = TakeCommands(framer, &forward, &synthesized);
+      if (!status.ok()) FERRY_LOG(Warning) << "resp proxy: closing a client: " << status;
+      if (synthesized) Wake();
+      // Queued before sent: no reply can arrive before its PendingReply exists.
+      if (!SendAll(upstream_fd_, forward)) break;
+    }
+    // The client is gone, spoke garbage, or the upstream is gone: so is the pair.
+    Shutdown();
+    ++threads_done_;
+  }
+
+  // Moves the synthesized replies at the front of the queue into `out`.
+  void TakeSynthesized(std::string* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    while (!pending_.empty() && !pending_.front().synthesized.empty()) {
+      out->append(pending_.front().synthesized);
+      pending_.pop_front();
+    }
+  }
+
+  // Appends one upstream reply to `out`, after the synthesized replies due before it.
+  void DeliverUpstreamReply(absl::string_view reply, std::string* out) {
+    std::optional<PendingReply> expected;
+    {
+      absl::MutexLock lock(&mu_);
+      TakeSynthesized(out);
+      // Empty only for replies no command asked for (pub/sub messages): passed through.
+      if (!pending_.empty()) {
+        expected = std::move(pending_.front());
+        pending_.pop_front();
+      }
+    }
+    if (expected.has_value() && expected->is_info) {
+      out->append(RewriteInfoReply(reply, expected->info_sections, proxy_->options_));
+    } else {
+      out->append(reply.data(), reply.size());
+    }
+  }
+
+  // Reads upstream bytes into `framer` and delivers every complete reply; false when the
+  // upstream is gone or spoke garbage.
+  bool ReadUpstream(RespFramer& framer, std::string& chunk, std::string* out) {
+    const ssize_t n = recv(upstream_fd_, chunk.data(), chunk.size(), 0);
+    if (n < 0 && errno == EINTR) return true;
+    if (n <= 0) return false;
+    framer.Append(absl::string_view(chunk.data(), static_cast<size_t>(n)));
+    while (true) {
+      absl::StatusOr<std::optional<absl::string_view>> reply = framer.Next();
+      if (!reply.ok()) {
+        FERRY_LOG(Warning) << "resp proxy: closing a client: upstream sent " << reply.status();
+        return false;
+      }
+      if (!reply->has_value()) return true;
+      DeliverUpstreamReply(**reply, out);
+    }
+  }
+
+  void ResponseLoop() {
+    RespFramer framer(/*inline_commands=*/false);
+    std::string chunk(kReadChunk, '\0');
+    std::string out;
+    while (true) {
+      {
+        absl::MutexLock lock(&mu_);
+        TakeSynthesized(&out);
+      }
+      if (!SendAll(client_fd_, out)) break;
+      out.clear();
+      pollfd fds[2] = {{upstream_fd_, POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+      if (poll(fds, 2, -1) < 0) {
+        if (errno == EINTR) continue;
+        break;
+      }
+      if (fds[1].revents != 0) {
+        uint64_t count;
+        (void)!read(wake_fd_, &count, sizeof(count));
+      }
+      if (fds[0].revents != 0 && !ReadUpstream(framer, chunk, &out)) {
+        SendAll(client_fd_, out);  // Replies that arrived before the upstream closed.
+        break;
+      }
+    }
+    Shutdown();
+    ++threads_done_;
+  }
+
+  RespProxy* const proxy_;
+  const int client_fd_;
+  const int upstream_fd_;
+  const int wake_fd_;  // eventfd: the request thread queued a synthesized reply.
+
+  absl::Mutex mu_;
+  std::deque<PendingReply> pending_ ABSL_GUARDED_BY(mu_);
+
+  std::atomic<int> threads_done_{0};
+  std::thread request_thread_;
+  std::thread response_thread_;
+};
+
+// ---------------------------------------------------------------- the proxy
+
+absl::StatusOr<std::unique_ptr<RespProxy>> RespProxy::Start(RespProxyOptions options) {
+  in_addr ignored;
+  if (options.upstream_port <= 0 || options.upstream_port > 65535 ||
+      inet_pton(AF_INET, options.upstream_host.c_str(), &ignored) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "resp proxy: bad upstream address ", options.upstream_host, ":", options.upstream_port));
+  }
+  std::set<std::string> unknown;
+  for (const std::string& name : options.unknown_commands) {
+    unknown.insert(absl::AsciiStrToUpper(name));
+  }
+  options.unknown_commands = std::move(unknown);
+
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;  // The kernel picks a free port: no race with other tests.
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(fd, SOMAXCONN) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int error = errno;
+    close(fd);
+    return absl::InternalError(absl::StrCat("resp proxy: cannot listen: ", std::strerror(error)));
+  }
+  return std::unique_ptr<RespProxy>(new RespProxy(std::move(options), fd, ntohs(addr.sin_port)));
+}
+
+RespProxy::RespProxy(RespProxyOptions options, int listen_fd, int port)
+    : options_(std::move(options)), listen_fd_(listen_fd), port_(port) {
+  accept_thread_ = std::thread([this] { AcceptLoop(); });
+}
+
+RespProxy::~RespProxy() {
+  {
+    absl::MutexLock lock(&connections_mu_);
+    stopping_ = true;
+  }
+  shutdown(listen_fd_, SHUT_RDWR);  // Linux: wakes the accept() below with EINVAL.
+  accept_thread_.join();
+  close(listen_fd_);
+  std::vector<std::unique_ptr<ClientConnection>> connections;
+  {
+    absl::MutexLock lock(&connections_mu_);
+    connections.swap(connections_);
+  }
+  for (auto& connection : connections) connection->Shutdown();
+  connections.clear();  // Joins their threads.
+}
+
+void RespProxy::AcceptLoop() {
+  while (true) {
+    const int client_fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    const int accept_errno = errno;
+    if (client_fd < 0) {
+      if (absl::MutexLock lock(&connections_mu_); stopping_) return;
+      if (accept_errno != EINTR && accept_errno != ECONNABORTED) {
+        FERRY_LOG(Warning) << "resp proxy: accept: " << std::strerror(accept_errno);
+        absl::SleepFor(absl::Milliseconds(10));  // EMFILE and the like: do not spin.
+      }
+      continue;
+    }
+    const int upstream_fd = ConnectUpstream(options_);
+    if (upstream_fd < 0) {
+      close(client_fd);  // What a client of a dead server sees.
+      continue;
+    }
+    SetNoDelay(client_fd);
+    std::vector<std::unique_ptr<ClientConnection>> finished;  // Joined after the unlock.
+    absl::MutexLock lock(&connections_mu_);
+    if (stopping_) {
+      close(client_fd);
+      close(upstream_fd);
+      return;
+    }
+    auto done =
+        std::stable_partition(connections_.begin(), connections_.end(),
+                              [](const auto& connection) { return !connection->finished(); });
+    std::move(done, connections_.end(), std::back_inserter(finished));
+    connections_.erase(done, connections_.end());
+    connections_.push_back(std::make_unique<ClientConnection>(this, client_fd, upstream_fd));
+  }
+}
+
+uint64_t RespProxy::commands_seen(absl::string_view upper_name) const {
+  absl::MutexLock lock(&counts_mu_);
+  auto it = counts_.find(upper_name);
+  return it == counts_.end() ? 0 : it->second;
+}
+
+void RespProxy::CountCommand(absl::string_view name) {
+  absl::MutexLock lock(&counts_mu_);
+  ++counts_[std::string(name)];
+}
+
+}  // namespace ferry::testing
