@@ -336,6 +336,31 @@ TEST_F(ClusterMigrateTest, TargetPrimaryFailsOverMidCopy) {
   EXPECT_TRUE(NoDiffs(CompareDeployments(source->endpoint(), 0, target->endpoint(), 0)));
 }
 
+// Issue 7, case 2 on a cluster: a target primary restarts empty (same node id and slots, its
+// data gone) mid-copy. The copy cannot be trusted: the job fails and says why.
+TEST_F(ClusterMigrateTest, TargetPrimaryThatRestartsEmptyFailsTheJob) {
+  auto source = StartServer();
+  auto target = StartCluster(3, 0);
+  ASSERT_TRUE(source && target);
+  ASSERT_OK_AND_ASSIGN(redis::Connection conn, source->Connect());
+  ASSERT_TRUE(LoadMixedData(conn, 0, 30000, 7, 0).ok());
+  const std::string log = MakeTempDir("ferry-dst-restart-") + "/ferry.log";
+  ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
+                                             source->uri(), target->uri(), 4000,
+                                             [&] { return ClusterKeys(*target); }, 3000, log));
+  target->node(1).Kill();
+  ASSERT_TRUE(target->node(1).Restart(/*keep_data=*/false).ok());
+  ASSERT_TRUE(target->WaitHealthy().ok());
+  ASSERT_OK_AND_ASSIGN(int code, ferry.Wait(absl::Minutes(3)));
+  const std::string output = ReadFile(log);
+  EXPECT_NE(code, 0) << output;
+  EXPECT_THAT(output, HasSubstr("restarted during the copy")) << output;
+  // Keys were lost with the restart: a "done" would have been false.
+  auto diffs = CompareDeployments(source->endpoint(), 0, target->endpoint(), 0);
+  ASSERT_TRUE(diffs.ok()) << diffs.status();
+  EXPECT_FALSE(diffs->empty());
+}
+
 TEST_F(ClusterMigrateTest, SeveralDatabasesIntoAClusterNeedDbOrMergeDbs) {
   auto source = StartServer();
   auto target = StartCluster(3, 0);

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/testing/compare.h"
 #include "common/testing/redis_server.h"
+#include "common/testing/resp_proxy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/ferry_cli.h"
@@ -214,6 +215,84 @@ TEST_F(MigrateFaultsTest, StalledSourceNeitherShortensNorExtendsTtls) {
   auto code = ferry->Wait(absl::Minutes(3));
   ASSERT_TRUE(code.ok()) << code.status();
   ASSERT_EQ(*code, 0) << ReadFile(log);
+  ExpectExpiriesKept(*source_, *target_, kKeys, /*slack_ms=*/1000);
+}
+
+// A proxy in front of the source that makes its Redis 7.0 answer as another server would.
+std::unique_ptr<RespProxy> ProxyFor(RedisServer& server, RespProxyOptions options) {
+  options.upstream_port = server.port();
+  auto proxy = RespProxy::Start(std::move(options));
+  EXPECT_TRUE(proxy.ok()) << proxy.status();
+  return proxy.ok() ? *std::move(proxy) : nullptr;
+}
+
+std::string ProxyUri(const RespProxy& proxy) {
+  return absl::StrCat("redis://", proxy.host(), ":", proxy.port());
+}
+
+// Case 1: a Redis 4.0 source answers `INFO everything` with an empty reply (seen on 4.0.14).
+// Before, the planner saw no databases and the job ended "done", exit 0, 0 keys copied.
+TEST_F(MigrateFaultsTest, RedisFourSourceIsCopiedWhole) {
+  for (int db : {0, 2}) {
+    auto conn = source_->Connect(db);
+    ASSERT_TRUE(conn.ok());
+    ASSERT_TRUE(LoadMixedData(*conn, db, 4000, db + 11, /*ttl_fraction=*/0.3).ok());
+  }
+  RespProxyOptions options;
+  options.pretend_version = "4.0.14";
+  options.empty_info_everything = true;
+  std::unique_ptr<RespProxy> proxy = ProxyFor(*source_, options);
+  ASSERT_NE(proxy, nullptr);
+  CliResult r = RunFerry({"migrate", "--from", ProxyUri(*proxy), "--to", target_->uri(),
+                          "--progress", "none", "--output", "json"});
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_GE(r.json_int("copied"), 8000) << r.output;
+  redis::Connection src = Connect(*source_), dst = Connect(*target_);
+  EXPECT_TRUE(SameData(src, dst));
+  // A 4.0 source has no PEXPIRETIME: ferry never sent it, and read TTLs with PTTL.
+  EXPECT_EQ(proxy->commands_seen("PEXPIRETIME"), 0u);
+  EXPECT_GT(proxy->commands_seen("PTTL"), 0u);
+}
+
+// Case 1, whatever INFO says: a source whose INFO lists no database at all, but whose DBSIZE
+// is not zero, must not be "copied" as empty.
+TEST_F(MigrateFaultsTest, PlanThatWouldCopyNothingFromKeysIsAnError) {
+  LoadStrings(*source_, 500, 10);
+  RespProxyOptions options;
+  options.strip_info_keyspace = true;
+  std::unique_ptr<RespProxy> proxy = ProxyFor(*source_, options);
+  ASSERT_NE(proxy, nullptr);
+  CliResult r = RunFerry(
+      {"migrate", "--from", ProxyUri(*proxy), "--to", target_->uri(), "--progress", "none"});
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("DBSIZE counts 500")) << r.output;
+  EXPECT_EQ(DbSize(*target_), 0);
+}
+
+// Case 4 where PEXPIRETIME cannot be used (refused, as a renamed command or an older server):
+// PTTL answers that took too long are read again, so the stall does not shorten TTLs either.
+TEST_F(MigrateFaultsTest, StalledSourceWithoutPexpiretimeReadsSlowTtlsAgain) {
+  constexpr int kKeys = 60000;
+  LoadStrings(*source_, kKeys, 20, /*ttl_ms=*/120000);
+  RespProxyOptions options;
+  options.unknown_commands = {"PEXPIRETIME"};
+  std::unique_ptr<RespProxy> proxy = ProxyFor(*source_, options);
+  ASSERT_NE(proxy, nullptr);
+  const std::string log = dir_ + "/migrate.log";
+  auto ferry = StartFerry({"migrate", "--from", ProxyUri(*proxy), "--to", target_->uri(),
+                           "--rate-limit", "10000", "--progress", "none", "--output", "json"},
+                          log);
+  ASSERT_TRUE(ferry.ok()) << ferry.status();
+  ASSERT_TRUE(WaitFor([&] { return DbSize(*target_) > 10000; }, absl::Seconds(60)).ok());
+  ASSERT_EQ(kill(source_->pid(), SIGSTOP), 0);
+  absl::SleepFor(absl::Seconds(6));  // The stall itself is what is tested.
+  ASSERT_EQ(kill(source_->pid(), SIGCONT), 0);
+  auto code = ferry->Wait(absl::Minutes(3));
+  ASSERT_TRUE(code.ok()) << code.status();
+  ASSERT_EQ(*code, 0) << ReadFile(log);
+  // Asked once per connection and refused: every TTL came from PTTL.
+  EXPECT_GT(proxy->commands_seen("PEXPIRETIME"), 0u);
+  EXPECT_GE(proxy->commands_seen("PTTL"), static_cast<uint64_t>(kKeys));
   ExpectExpiriesKept(*source_, *target_, kKeys, /*slack_ms=*/1000);
 }
 
