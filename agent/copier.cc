@@ -224,7 +224,11 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
   absl::StatusOr<std::unique_ptr<redis::Router>> router =
       redis::Router::Open(spec.target, spec.target_db, options.connect, retry,
                           [&guard](Connection& c) { return guard.Check(c); });
-  if (!router.ok()) return Annotate(router.status(), "target");
+  if (!router.ok()) {
+    // TargetGuard's verdicts name the target node themselves.
+    if (router.status().code() == absl::StatusCode::kDataLoss) return router.status();
+    return Annotate(router.status(), "target");
+  }
   target.router = *std::move(router);
   // Every primary's clock counts: a key must not outlive the source on any of them.
   const std::vector<redis::Endpoint> nodes = TargetNodes(spec, *target.router);
@@ -242,8 +246,9 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
 absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
                                    const redis::Router& router, TargetGuard& guard) {
   for (const redis::Endpoint& node : TargetNodes(spec, router)) {
-    FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(node, options.connect));
-    FERRY_RETURN_IF_ERROR(guard.Check(connection));
+    absl::StatusOr<Connection> connection = Connection::Open(node, options.connect);
+    if (!connection.ok()) return Annotate(connection.status(), "target");
+    FERRY_RETURN_IF_ERROR(guard.Check(*connection));
   }
   return absl::OkStatus();
 }
@@ -259,8 +264,7 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
   FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
   if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
   if (target.router != nullptr) {
-    FERRY_RETURN_IF_ERROR(
-        Annotate(CheckTargetKeptWrites(spec, options, *target.router, guard), "target"));
+    FERRY_RETURN_IF_ERROR(CheckTargetKeptWrites(spec, options, *target.router, guard));
   }
   checkpoint.done = true;
   if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);

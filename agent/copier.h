@@ -26,7 +26,8 @@ enum class ReadFrom { kPrimary, kReplica };
 // Counters of one shard. "copied" counts writes, not unique keys: SCAN may return a key twice.
 struct ShardCounters {
   uint64_t scanned = 0;   // Keys SCAN returned (after filters).
-  uint64_t copied = 0;    // RESTOREs the target accepted.
+  uint64_t copied = 0;    // Writes the target accepted, and keys found already holding the
+                          // source's value (--on-conflict skip/fail).
   uint64_t skipped = 0;   // Existing target keys left alone (--on-conflict skip).
   uint64_t vanished = 0;  // Deleted between SCAN and DUMP.
   uint64_t expired = 0;   // TTL ran out before the write; not written (deleted on the target).

@@ -80,9 +80,8 @@ absl::Status BatchQueue::status() {
 }
 
 ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
-                         redis::Connection& source, bool replica,
-                         std::optional<SourceClock> clock, RateLimiter* limiter,
-                         const std::atomic<bool>* cancel, BatchQueue& queue)
+                         redis::Connection& source, bool replica, std::optional<SourceClock> clock,
+                         RateLimiter* limiter, const std::atomic<bool>* cancel, BatchQueue& queue)
     : spec_(spec),
       options_(options),
       source_(source),
@@ -408,8 +407,7 @@ absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_
       continue;
     }
     kept.push_back(key);
-    batch.expiry.push_back(pttl.is_error() ? kVanished
-                                           : LocalExpiry(pttl.integer(), clock_, sent));
+    batch.expiry.push_back(pttl.is_error() ? kVanished : LocalExpiry(pttl.integer(), clock_, sent));
     batch.bytes += dump.str().size() + key.size();
     batch.dump.push_back(std::move(dump));
   }

@@ -189,6 +189,12 @@ absl::Status ShardWriter::Write(const Batch& batch) {
         checkpoint_.counters.copied += delta.copied;
         if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
       }
+      if (status.code() == absl::StatusCode::kResourceExhausted) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat(status.message(),
+                         " (the target is full: raise its maxmemory or make room, then copy "
+                         "again)"));
+      }
       return status;
     }
     write_latency_ = std::max(absl::Now() - start, write_latency_ / 2);

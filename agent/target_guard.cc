@@ -36,6 +36,10 @@ TargetNode* TargetGuard::Find(const std::string& address) {
 
 absl::Status TargetGuard::Check(redis::Connection& connection) {
   FERRY_ASSIGN_OR_RETURN(TargetNode seen, Inspect(connection));
+  return Observe(seen);
+}
+
+absl::Status TargetGuard::Observe(const TargetNode& seen) {
   if (seen.run_id.empty()) return absl::OkStatus();  // No INFO: nothing to compare.
   TargetNode* known = Find(seen.address);
   if (known == nullptr || known->run_id.empty()) {
@@ -48,17 +52,17 @@ absl::Status TargetGuard::Check(redis::Connection& connection) {
   }
   if (known->run_id != seen.run_id) {
     return absl::DataLossError(absl::StrCat(
-        seen.address,
+        "target ", seen.address,
         " restarted during the copy (it is another server process than the one written to): "
         "keys written to it before the restart may be lost; copy again from the start (a new "
         "job, or ferry migrate without the old --state file)"));
   }
   if (known->evicted_keys >= 0 && seen.evicted_keys > known->evicted_keys) {
-    return absl::DataLossError(absl::StrCat(
-        seen.address, " evicted ", seen.evicted_keys - known->evicted_keys,
-        " keys during the copy (its maxmemory is too small for the data, and its "
-        "maxmemory-policy evicts): copied keys were dropped; raise maxmemory or set "
-        "maxmemory-policy noeviction, then copy again"));
+    return absl::DataLossError(
+        absl::StrCat("target ", seen.address, " evicted ", seen.evicted_keys - known->evicted_keys,
+                     " keys during the copy (its maxmemory is too small for the data, and its "
+                     "maxmemory-policy evicts): copied keys were dropped; raise maxmemory or set "
+                     "maxmemory-policy noeviction, then copy again"));
   }
   return absl::OkStatus();
 }

@@ -28,6 +28,9 @@ class TargetGuard {
   // may not run INFO is not checked.
   absl::Status Check(redis::Connection& connection);
 
+  // Check() on what Inspect() read: the comparison alone.
+  absl::Status Observe(const TargetNode& seen);
+
   // What INFO says of the node behind `connection`; run_id empty when INFO is not permitted.
   static absl::StatusOr<TargetNode> Inspect(redis::Connection& connection);
 

@@ -120,11 +120,11 @@ absl::Status ProbeCommand(Connection& conn, absl::string_view side, const ProbeK
       if (key != nullptr && redis::ClassifyRefusal(s.message()) == redis::Refusal::kKey) {
         if (!key->sampled) return absl::OkStatus();  // Not a key the copy touches.
         return absl::PermissionDeniedError(absl::StrCat(
-            "the ", side, " user may not access key '", absl::CHexEscape(key->name), "' (",
-            command, ": ", s.message(), "): its ACL key patterns must cover every key copied"));
+            "the ", side, " user may not access key '", absl::CHexEscape(key->name), "' (", command,
+            ": ", s.message(), "): its ACL key patterns must cover every key copied"));
       }
-      return absl::PermissionDeniedError(
-          absl::StrCat("the ", side, " does not allow ", command, " (", s.message(), "); ", kNeeded));
+      return absl::PermissionDeniedError(absl::StrCat("the ", side, " does not allow ", command,
+                                                      " (", s.message(), "); ", kNeeded));
     case absl::StatusCode::kUnavailable:
     case absl::StatusCode::kDeadlineExceeded:
     case absl::StatusCode::kUnauthenticated:
@@ -299,9 +299,11 @@ absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request
 
 absl::StatusOr<uint64_t> SourceNodeDbSize(const PlanRequest& request,
                                           const redis::ClusterNode& node) {
-  FERRY_ASSIGN_OR_RETURN(Connection conn, OpenNode(request.source, node, request.connect, "source"));
+  FERRY_ASSIGN_OR_RETURN(Connection conn,
+                         OpenNode(request.source, node, request.connect, "source"));
   absl::StatusOr<Reply> size = conn.Command({"DBSIZE"});
-  if (!size.ok()) return Annotate(size.status(), absl::StrCat("source node ", conn.endpoint().Address()));
+  if (!size.ok())
+    return Annotate(size.status(), absl::StrCat("source node ", conn.endpoint().Address()));
   return size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
 }
 
@@ -369,8 +371,7 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
   return source;
 }
 
-absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request,
-                                         absl::string_view probe_key) {
+absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request, absl::string_view probe_key) {
   redis::Endpoint endpoint = request.target;
   endpoint.db.reset();
   absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);

@@ -28,8 +28,8 @@ struct ServerFacts {
   redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
   int64_t used_memory_dataset = -1;
   int64_t maxmemory = -1;
-  std::string maxmemory_policy;  // "noeviction", "allkeys-lru"...; empty when unknown.
-  int64_t evicted_keys = -1;     // INFO stats; -1 when unknown.
+  std::string maxmemory_policy;      // "noeviction", "allkeys-lru"...; empty when unknown.
+  int64_t evicted_keys = -1;         // INFO stats; -1 when unknown.
   std::map<int, uint64_t> keyspace;  // db -> keys.
 };
 

@@ -31,8 +31,8 @@ constexpr int kIdentical = 300;
 // LoadMixedData's name of key `i`; its kind is i % 13, so a stride of 119 (2 mod 13) visits
 // every kind (strings, hashes, sets, streams...).
 std::string KeyName(int i) {
-  static constexpr const char* kKinds[] = {"ascii", "binary", "utf8", "empty", "int",
-                                           "hash",  "list",   "set",  "zset",  "stream",
+  static constexpr const char* kKinds[] = {"ascii", "binary", "utf8",  "empty", "int",
+                                           "hash",  "list",   "set",   "zset",  "stream",
                                            "hll",   "geo",    "bitmap"};
   return absl::StrCat("mixed:", kSeed, ":", i, ":", kKinds[i % 13]);
 }
@@ -92,7 +92,8 @@ class MigrateConflictTest : public ::testing::Test {
   void ExpectPlantedKept() {
     for (int k = 0; k < kPlanted; ++k) {
       const std::string key = PlantedKey(k);
-      auto value = k % 2 == 0 ? dst_->Command({"GET", key}) : dst_->Command({"HGET", key, "planted"});
+      auto value =
+          k % 2 == 0 ? dst_->Command({"GET", key}) : dst_->Command({"HGET", key, "planted"});
       ASSERT_TRUE(value.ok()) << key << ": " << value.status();
       EXPECT_EQ(value->str(), k % 2 == 0 ? absl::StrCat("planted-", k) : absl::StrCat(k)) << key;
     }
@@ -118,8 +119,7 @@ class MigrateConflictTest : public ::testing::Test {
 
 TEST_F(MigrateConflictTest, FailIntoAnEmptyTargetFailsNothing) {
   CliResult r = RunFerry({"migrate", "--from", source_->uri(), "--to", target_->uri(), "--shards",
-                          "16", "--on-conflict", "fail", "--progress", "none", "--output",
-                          "json"});
+                          "16", "--on-conflict", "fail", "--progress", "none", "--output", "json"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.json_int("failed"), 0) << r.json_line();
   // SCAN returned keys twice (what made their second write meet the first), and each of them
@@ -137,8 +137,8 @@ TEST_F(MigrateConflictTest, FailReportsEachRealConflictOnce) {
   Fleet fleet;
   ASSERT_TRUE(fleet.StartController().ok());
   ASSERT_TRUE(fleet.StartAgents(2, 4).ok()) << fleet.AllLogs();
-  SubmitResult submit = fleet.Submit({"--from", source_->uri(), "--to", target_->uri(),
-                                      "--shards", "16", "--on-conflict", "fail"});
+  SubmitResult submit = fleet.Submit({"--from", source_->uri(), "--to", target_->uri(), "--shards",
+                                      "16", "--on-conflict", "fail"});
   ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
   CliResult watch = fleet.Watch(submit.job_id);
   EXPECT_EQ(watch.exit_code, 1) << watch.output << "\n" << fleet.AllLogs();
@@ -168,8 +168,7 @@ TEST_F(MigrateConflictTest, FailReportsEachRealConflictOnce) {
 TEST_F(MigrateConflictTest, SkipLeavesRealConflictsAndCopiesTheRest) {
   const std::set<std::string> planted = PlantConflicts();
   CliResult r = RunFerry({"migrate", "--from", source_->uri(), "--to", target_->uri(), "--shards",
-                          "16", "--on-conflict", "skip", "--progress", "none", "--output",
-                          "json"});
+                          "16", "--on-conflict", "skip", "--progress", "none", "--output", "json"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.json_int("failed"), 0) << r.json_line();
   const int64_t scanned = r.json_int("scanned");
@@ -207,7 +206,8 @@ TEST(MigrateConflictEncodingTest, RestoredHashTablesAreComparedByContent) {
     hash.push_back(j % 3 == 0   ? std::string(40, 'v')
                    : j % 3 == 1 ? absl::StrCat(j * 7)
                                 : absl::StrCat("val", j));
-    set.push_back(j % 2 == 0 ? absl::StrCat(j * 13) : absl::StrCat("member-", j, std::string(30, 'x')));
+    set.push_back(j % 2 == 0 ? absl::StrCat(j * 13)
+                             : absl::StrCat("member-", j, std::string(30, 'x')));
     zset.push_back(absl::StrCat(j % 17));
     zset.push_back(absl::StrCat("m", j));
     list.push_back(absl::StrCat("e", j));

@@ -42,7 +42,8 @@ void LoadStrings(RedisServer& server, int keys, int value_bytes, int64_t ttl_ms 
   for (int i = 0; i < keys; ++i) {
     const std::string key = absl::StrCat("k:", i);
     if (ttl_ms > 0) {
-      cmds.push_back({"SET", key, value, "PX", std::to_string(ttl_ms * 9 / 10 + (i % 1000) * ttl_ms / 5000)});
+      cmds.push_back(
+          {"SET", key, value, "PX", std::to_string(ttl_ms * 9 / 10 + (i % 1000) * ttl_ms / 5000)});
     } else {
       cmds.push_back({"SET", key, value});
     }
@@ -83,8 +84,8 @@ class MigrateFaultsTest : public ::testing::Test {
   void TearDown() override { (void)RemoveTree(dir_); }
 
   std::vector<std::string> MigrateArgs(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {"migrate", "--from", source_->uri(), "--to", target_->uri(),
-                                     "--progress", "none"};
+    std::vector<std::string> args = {"migrate",      "--from",     source_->uri(), "--to",
+                                     target_->uri(), "--progress", "none"};
     args.insert(args.end(), extra.begin(), extra.end());
     return args;
   }
@@ -151,6 +152,21 @@ TEST_F(MigrateFaultsTest, TargetThatEvictsDuringTheCopyFailsTheJob) {
   EXPECT_THAT(output, HasSubstr("evicted")) << output;
   EXPECT_THAT(output, Not(HasSubstr("\"state\":\"done\""))) << output;
   EXPECT_GT(MissingOnTarget(*source_, *target_), 0);
+}
+
+// A target without room that refuses writes (noeviction): the job fails with the target's OOM,
+// and what it says it copied is what the target holds.
+TEST_F(MigrateFaultsTest, FullTargetStopsTheJobAndCountsWhatItHolds) {
+  redis::Connection dst = Connect(*target_);
+  ASSERT_TRUE(dst.Command({"CONFIG", "SET", "maxmemory", "10mb"}).ok());
+  LoadStrings(*source_, 30000, 1000);
+  CliResult r = RunFerry(MigrateArgs({"--output", "json"}));
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("OOM")) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("warning: the source's dataset")) << r.output;
+  const int64_t held = DbSize(*target_);
+  EXPECT_GT(held, 0);
+  EXPECT_EQ(r.json_int("copied"), held) << r.output;
 }
 
 // Warnings were printed only with --output json.

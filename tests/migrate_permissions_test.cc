@@ -108,9 +108,9 @@ TEST_F(MigratePermissionsTest, TargetUserWithoutDelIsRefusedOnlyWhenReplacing) {
   redis::Connection src = Connect(*source);
   ASSERT_TRUE(LoadMixedData(src, 0, 500, 6, 0.2).ok());
   const std::string to = WithUser(target->uri(), "nodel");
-  CliResult replace = RunFerry(
-      {"migrate", "--from", source->uri(), "--to", to, "--progress", "none"},
-      {{"FERRY_TO_PASSWORD", "pw"}});
+  CliResult replace =
+      RunFerry({"migrate", "--from", source->uri(), "--to", to, "--progress", "none"},
+               {{"FERRY_TO_PASSWORD", "pw"}});
   EXPECT_EQ(replace.exit_code, 3) << replace.output;
   EXPECT_THAT(replace.output, HasSubstr("the target does not allow DEL"));
   redis::Connection dst = Connect(*target);
@@ -133,10 +133,10 @@ TEST_F(MigratePermissionsTest, KeyPatternUserCopiesTheKeysItMayRead) {
   ASSERT_TRUE(source && target);
   redis::Connection src = Connect(*source);
   LoadAppKeys(src, 300);
-  CliResult r = RunFerry({"migrate", "--from", WithUser(source->uri(), "app"), "--to",
-                          WithUser(target->uri(), "app"), "--match", "app:*", "--progress",
-                          "none", "--output", "json"},
-                         {{"FERRY_FROM_PASSWORD", "pw"}, {"FERRY_TO_PASSWORD", "pw"}});
+  CliResult r = RunFerry(
+      {"migrate", "--from", WithUser(source->uri(), "app"), "--to", WithUser(target->uri(), "app"),
+       "--match", "app:*", "--progress", "none", "--output", "json"},
+      {{"FERRY_FROM_PASSWORD", "pw"}, {"FERRY_TO_PASSWORD", "pw"}});
   ASSERT_EQ(r.exit_code, 0) << r.output;
   redis::Connection dst = Connect(*target);
   CompareOptions app_keys;
