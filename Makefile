@@ -1,6 +1,8 @@
 # ferry: the two commands of the README's quick start are `make demo` and `make test`.
 
 BUILD_DIR ?= build
+# The clang build that checks the thread-safety annotations (`make tsa`).
+TSA_DIR ?= build-tsa
 JOBS ?= 2
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
@@ -8,12 +10,12 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libhiredis-dev libabsl-dev libssl-dev openssl libsqlite3-dev libjemalloc-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-  libgtest-dev libgmock-dev \
+  libgtest-dev libgmock-dev clang \
   redis-server redis-tools \
   python3 python3-grpcio python3-protobuf python3-grpc-tools \
   time procps iproute2
 
-.PHONY: deps build test unit integration demo bench clean
+.PHONY: deps build tsa test unit integration demo bench clean
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -29,7 +31,15 @@ build:
 	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(BUILD_DIR) -j$(JOBS)
 
-test: deps build
+# GCC ignores ABSL_GUARDED_BY and friends; clang -Wthread-safety -Werror checks them. Only the
+# libraries that carry annotations are compiled, at -O0 and without debug info: a few minutes.
+TSA_TARGETS := ferry_copier ferry_agent ferry_server ferry_testing
+tsa: deps
+	cmake -S . -B $(TSA_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG=-O0 \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DFERRY_THREAD_SAFETY=ON
+	cmake --build $(TSA_DIR) -j$(JOBS) --target $(TSA_TARGETS)
+
+test: deps build tsa
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
 
 unit: build
@@ -45,4 +55,4 @@ bench: deps build
 	bench/run.sh
 
 clean:
-	rm -rf $(BUILD_DIR)
+	rm -rf $(BUILD_DIR) $(TSA_DIR)

@@ -53,13 +53,8 @@ std::optional<redis::Endpoint> EndpointOfAddress(const redis::Endpoint& seed,
 ClusterNode ReadNodeOf(const ClusterTopology& topology, const ClusterNode& owner,
                        ReadFrom read_from, uint64_t spread) {
   if (read_from != ReadFrom::kReplica) return owner;
-  std::vector<const ClusterNode*> replicas;
-  for (const ClusterNode* replica : topology.ReplicasOf(owner.id)) {
-    if (!replica->failed) replicas.push_back(replica);
-  }
+  const std::vector<const ClusterNode*> replicas = topology.HealthyReplicasOf(owner.id);
   if (replicas.empty()) return owner;
-  std::sort(replicas.begin(), replicas.end(),
-            [](const ClusterNode* a, const ClusterNode* b) { return a->id < b->id; });
   return *replicas[spread % replicas.size()];
 }
 

@@ -17,6 +17,7 @@
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
+#include "common/redis/info.h"
 #include "common/redis/router.h"
 
 namespace ferry::agent {
@@ -25,17 +26,6 @@ using redis::ClusterNode;
 using redis::ClusterTopology;
 using redis::Connection;
 using redis::SlotSet;
-
-ShardCounters& ShardCounters::operator+=(const ShardCounters& o) {
-  scanned += o.scanned;
-  copied += o.copied;
-  skipped += o.skipped;
-  vanished += o.vanished;
-  expired += o.expired;
-  failed += o.failed;
-  bytes += o.bytes;
-  return *this;
-}
 
 namespace {
 
@@ -107,13 +97,9 @@ struct NodeFacts {
 // INFO: resume checks then rely on the cursor alone, and the plan's scheme is trusted.
 absl::StatusOr<NodeFacts> ReadNodeFacts(Connection& source, bool cluster,
                                         redis::ScanScheme planned) {
-  absl::StatusOr<redis::Reply> info = source.Command({"INFO", "server"});
-  if (!info.ok() && info.status().code() == absl::StatusCode::kPermissionDenied) {
-    return NodeFacts{"unknown", planned};
-  }
-  if (!info.ok()) return info.status();
-  return NodeFacts{redis::InfoField(info->str(), "run_id"),
-                   redis::ScanSchemeOf(info->str(), cluster)};
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, redis::ReadInfo(source, "server"));
+  if (!info.has_value()) return NodeFacts{"unknown", planned};
+  return NodeFacts{redis::InfoField(*info, "run_id"), redis::ScanSchemeOf(*info, cluster)};
 }
 
 absl::Status CopyStandalone(const Attempt& a) {

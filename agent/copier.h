@@ -12,6 +12,7 @@
 #include "common/redis/endpoint.h"
 #include "common/redis/scan_math.h"
 #include "common/redis/slot.h"
+#include "ferry/v1/ferry.pb.h"
 
 namespace ferry::agent {
 
@@ -22,20 +23,6 @@ enum class OnConflict { kReplace, kSkip, kFail };
 // Which node of a source cluster a shard reads: the primary serving its slots or a replica of
 // that primary (READONLY).
 enum class ReadFrom { kPrimary, kReplica };
-
-// Counters of one shard. "copied" counts writes, not unique keys: SCAN may return a key twice.
-struct ShardCounters {
-  uint64_t scanned = 0;   // Keys SCAN returned (after filters).
-  uint64_t copied = 0;    // Writes the target accepted, and keys found already holding the
-                          // source's value (--on-conflict skip/fail).
-  uint64_t skipped = 0;   // Existing target keys left alone (--on-conflict skip).
-  uint64_t vanished = 0;  // Deleted between SCAN and DUMP.
-  uint64_t expired = 0;   // TTL ran out before the write; not written (deleted on the target).
-  uint64_t failed = 0;    // Per-key failures (reported through OnFailedKey).
-  uint64_t bytes = 0;     // DUMP payload bytes written.
-
-  ShardCounters& operator+=(const ShardCounters& other);
-};
 
 // A target server process as a shard first saw it (ferry.v1.TargetNode): what TargetGuard
 // compares every later look at the node with.
@@ -50,7 +37,8 @@ struct Checkpoint {
   uint64_t cursor = 0;
   bool done = false;
   std::string run_id;  // The source server process the cursor belongs to.
-  ShardCounters counters;
+  // Counters so far (ferry.v1.Counters documents each); summed with wire::AddCounters.
+  ferry::v1::Counters counters;
   // Cluster source: the SCAN walk is over; `rescan` remains to be read from the slots' owners.
   bool scanned = false;
   // Cluster source: shard slots another node served at some point of the walk.
@@ -112,8 +100,9 @@ struct CopyCallbacks {
 // restarts the walk on the new primary); after the walk, slots that moved away meanwhile are
 // read again from their new owners. A cluster target gets each RESTORE on the primary of its
 // key's slot, through MOVED, ASK, TRYAGAIN and failovers (redis::Router).
-// `limiter` (may be null) is shared by all shards of a job. Blocking; uses one extra thread to
-// read the next batch while this one is written.
+// `limiter` (may be null) paces this shard's reads; each lease owns one, set to its share of the
+// job's rate by the controller. Blocking; uses one extra thread to read the next batch while this
+// one is written.
 absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const Checkpoint& resume,
                        RateLimiter* limiter, const std::atomic<bool>* cancel,
                        const CopyCallbacks& callbacks);

@@ -7,6 +7,7 @@
 #include "absl/strings/numbers.h"
 #include "common/base/status_macros.h"
 #include "common/redis/capabilities.h"
+#include "common/redis/info.h"
 
 namespace ferry::agent {
 namespace {
@@ -44,12 +45,8 @@ absl::StatusOr<SourceClock> SourceClock::Measure(redis::Connection& source) {
 }
 
 absl::StatusOr<std::optional<SourceClock>> AbsoluteExpiryClock(redis::Connection& source) {
-  absl::StatusOr<redis::Reply> info = source.Command({"INFO", "server"});
-  if (!info.ok() && info.status().code() != absl::StatusCode::kPermissionDenied) {
-    return info.status();
-  }
-  const redis::Capabilities caps =
-      redis::Capabilities::FromInfo(info.ok() ? info->str() : absl::string_view());
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, redis::ReadInfo(source, "server"));
+  const redis::Capabilities caps = redis::Capabilities::FromInfo(info.value_or(""));
   if (!caps.pexpiretime()) return std::nullopt;
   absl::StatusOr<redis::Reply> probe = source.Command({"PEXPIRETIME", "ferry:probe"});
   if (!probe.ok()) {
@@ -75,12 +72,9 @@ int64_t LocalExpiry(int64_t value, const std::optional<SourceClock>& clock, absl
 absl::StatusOr<ExpiryMapper> ExpiryMapper::Measure(redis::Connection* target) {
   ExpiryMapper mapper;
   if (target == nullptr) return mapper;
-  absl::StatusOr<redis::Reply> info = target->Command({"INFO", "server"});
-  if (!info.ok()) {
-    if (info.status().code() == absl::StatusCode::kPermissionDenied) return mapper;
-    return info.status();
-  }
-  const redis::Capabilities caps = redis::Capabilities::FromInfo(info->str());
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, redis::ReadInfo(*target, "server"));
+  if (!info.has_value()) return mapper;
+  const redis::Capabilities caps = redis::Capabilities::FromInfo(*info);
   if (!caps.restore_absttl()) return mapper;
   absl::StatusOr<redis::Reply> time = target->Command({"TIME"});
   const absl::Time after = absl::Now();

@@ -5,21 +5,13 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/endpoint.h"
+#include "proto/wire/shard.h"
 
 namespace ferry::agent {
 namespace {
 
 namespace pb = ::ferry::v1;
-
-void CountersToProto(const ShardCounters& c, pb::Counters* out) {
-  out->set_scanned(c.scanned);
-  out->set_copied(c.copied);
-  out->set_skipped(c.skipped);
-  out->set_vanished(c.vanished);
-  out->set_expired(c.expired);
-  out->set_failed(c.failed);
-  out->set_bytes(c.bytes);
-}
 
 void SlotsToProto(const redis::SlotSet& slots,
                   google::protobuf::RepeatedPtrField<pb::SlotRange>* out) {
@@ -36,12 +28,9 @@ redis::SlotSet SlotsFromProto(const google::protobuf::RepeatedPtrField<pb::SlotR
   return slots;
 }
 
-absl::StatusOr<redis::Endpoint> EndpointFromProto(const pb::EndpointSpec& spec,
-                                                  absl::string_view side) {
-  absl::StatusOr<redis::Endpoint> endpoint = redis::ParseEndpointUri(spec.uri(), spec.password());
+absl::StatusOr<redis::Endpoint> EndpointOf(const pb::EndpointSpec& spec, absl::string_view side) {
+  absl::StatusOr<redis::Endpoint> endpoint = wire::EndpointFromSpec(spec);
   if (!endpoint.ok()) return Annotate(endpoint.status(), side);
-  if (!spec.ca_file().empty()) endpoint->ca_file = spec.ca_file();
-  if (spec.insecure()) endpoint->verify_peer = false;
   return endpoint;
 }
 
@@ -68,7 +57,7 @@ void CheckpointToProto(const Checkpoint& c, pb::Checkpoint* out) {
   out->set_cursor(c.cursor);
   out->set_done(c.done);
   out->set_run_id(c.run_id);
-  CountersToProto(c.counters, out->mutable_counters());
+  *out->mutable_counters() = c.counters;
   out->set_scanned(c.scanned);
   SlotsToProto(c.rescan, out->mutable_rescan());
   out->set_node(c.node);
@@ -85,13 +74,7 @@ Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
   out.cursor = c.cursor();
   out.done = c.done();
   out.run_id = c.run_id();
-  out.counters.scanned = c.counters().scanned();
-  out.counters.copied = c.counters().copied();
-  out.counters.skipped = c.counters().skipped();
-  out.counters.vanished = c.counters().vanished();
-  out.counters.expired = c.counters().expired();
-  out.counters.failed = c.counters().failed();
-  out.counters.bytes = c.counters().bytes();
+  out.counters = c.counters();
   out.scanned = c.scanned();
   out.rescan = SlotsFromProto(c.rescan());
   out.node = c.node();
@@ -102,32 +85,32 @@ Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
 }
 
 absl::StatusOr<ShardSpec> SpecFromLease(const pb::ControllerMessage::Lease& lease) {
+  const pb::ShardRef& shard = lease.shard();
   ShardSpec spec;
-  FERRY_ASSIGN_OR_RETURN(spec.source, EndpointFromProto(lease.source(), "source"));
-  FERRY_ASSIGN_OR_RETURN(spec.target, EndpointFromProto(lease.target(), "target"));
-  spec.slots = SlotsFromProto(lease.slots());
+  FERRY_ASSIGN_OR_RETURN(spec.source, EndpointOf(lease.source(), "source"));
+  FERRY_ASSIGN_OR_RETURN(spec.target, EndpointOf(lease.target(), "target"));
+  spec.slots = SlotsFromProto(shard.slots());
   if (spec.cluster()) {
     // The source URI stays the way into the cluster; the copier finds the slots' node.
-    spec.source_node = lease.source_node();
-    spec.scheme = lease.scan_scheme() == pb::SCAN_SCHEME_PER_SLOT ? redis::ScanScheme::kPerSlot
-                                                                  : redis::ScanScheme::kSingleDict;
+    spec.source_node = shard.source_node();
+    spec.scheme = wire::ScanSchemeFromProto(shard.scan_scheme());
     spec.read_from =
         lease.read_from() == pb::READ_FROM_REPLICA ? ReadFrom::kReplica : ReadFrom::kPrimary;
     if (spec.scheme == redis::ScanScheme::kPerSlot && spec.slots.Ranges().size() != 1) {
       return absl::InvalidArgumentError("a per-slot shard must be one slot range");
     }
-  } else if (!lease.source_node().empty()) {
-    FERRY_RETURN_IF_ERROR(SetNode(lease.source_node(), spec.source));
+  } else if (!shard.source_node().empty()) {
+    FERRY_RETURN_IF_ERROR(SetNode(shard.source_node(), spec.source));
   }
-  if (lease.shard_bits() < 0 || lease.shard_bits() > 32 ||
-      lease.shard_index() >= (uint64_t{1} << lease.shard_bits())) {
-    return absl::InvalidArgumentError(absl::StrCat("shard ", lease.shard_index(), " of 2^",
-                                                   lease.shard_bits(), " does not exist"));
+  if (shard.shard_bits() < 0 || shard.shard_bits() > 32 ||
+      shard.shard_index() >= (uint64_t{1} << shard.shard_bits())) {
+    return absl::InvalidArgumentError(absl::StrCat("shard ", shard.shard_index(), " of 2^",
+                                                   shard.shard_bits(), " does not exist"));
   }
-  spec.source_db = lease.source_db();
-  spec.target_db = lease.target_db();
-  spec.shard_bits = lease.shard_bits();
-  spec.shard_index = lease.shard_index();
+  spec.source_db = shard.source_db();
+  spec.target_db = shard.target_db();
+  spec.shard_bits = shard.shard_bits();
+  spec.shard_index = shard.shard_index();
   spec.match = lease.match();
   spec.type = lease.type();
   return spec;

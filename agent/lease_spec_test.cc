@@ -13,20 +13,20 @@ pb::ControllerMessage::Lease BaseLease() {
   lease.mutable_source()->set_uri("redis://seed.example:7000");
   lease.mutable_source()->set_password("secret");
   lease.mutable_target()->set_uri("redis://target.example:6379");
-  lease.set_shard_bits(2);
-  lease.set_shard_index(3);
+  lease.mutable_shard()->set_shard_bits(2);
+  lease.mutable_shard()->set_shard_index(3);
   return lease;
 }
 
 void AddSlots(pb::ControllerMessage::Lease& lease, int first, int last) {
-  pb::SlotRange* range = lease.add_slots();
+  pb::SlotRange* range = lease.mutable_shard()->add_slots();
   range->set_first(first);
   range->set_last(last);
 }
 
 TEST(SpecFromLeaseTest, StandaloneSourceNodeReplacesTheUriHost) {
   pb::ControllerMessage::Lease lease = BaseLease();
-  lease.set_source_node("10.0.0.5:6380");
+  lease.mutable_shard()->set_source_node("10.0.0.5:6380");
   auto spec = SpecFromLease(lease);
   ASSERT_TRUE(spec.ok()) << spec.status();
   EXPECT_FALSE(spec->cluster());
@@ -37,7 +37,7 @@ TEST(SpecFromLeaseTest, StandaloneSourceNodeReplacesTheUriHost) {
 
 TEST(SpecFromLeaseTest, ClusterShardKeepsTheSeedAndCarriesSlotsSchemeAndReadFrom) {
   pb::ControllerMessage::Lease lease = BaseLease();
-  lease.set_source_node("10.0.0.5:7001");
+  lease.mutable_shard()->set_source_node("10.0.0.5:7001");
   AddSlots(lease, 0, 100);
   AddSlots(lease, 200, 300);
   lease.set_read_from(pb::READ_FROM_REPLICA);
@@ -53,7 +53,7 @@ TEST(SpecFromLeaseTest, ClusterShardKeepsTheSeedAndCarriesSlotsSchemeAndReadFrom
 
 TEST(SpecFromLeaseTest, PerSlotShardIsOneRange) {
   pb::ControllerMessage::Lease lease = BaseLease();
-  lease.set_scan_scheme(pb::SCAN_SCHEME_PER_SLOT);
+  lease.mutable_shard()->set_scan_scheme(pb::SCAN_SCHEME_PER_SLOT);
   AddSlots(lease, 0, 100);
   auto spec = SpecFromLease(lease);
   ASSERT_TRUE(spec.ok()) << spec.status();
@@ -64,7 +64,7 @@ TEST(SpecFromLeaseTest, PerSlotShardIsOneRange) {
 
 TEST(SpecFromLeaseTest, AShardOutsideItsDatabaseIsRefused) {
   pb::ControllerMessage::Lease lease = BaseLease();
-  lease.set_shard_index(4);
+  lease.mutable_shard()->set_shard_index(4);
   EXPECT_EQ(SpecFromLease(lease).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
@@ -75,7 +75,7 @@ TEST(CheckpointProtoTest, RoundTripsTheClusterFields) {
   checkpoint.scanned = true;
   checkpoint.rescan = redis::SlotSet::FromRanges({{5, 9}, {100, 100}});
   checkpoint.node = "127.0.0.1:7003";
-  checkpoint.counters.copied = 7;
+  checkpoint.counters.set_copied(7);
   pb::Checkpoint proto;
   CheckpointToProto(checkpoint, &proto);
   ASSERT_EQ(proto.rescan_size(), 2);
@@ -86,7 +86,7 @@ TEST(CheckpointProtoTest, RoundTripsTheClusterFields) {
   EXPECT_FALSE(back.done);
   EXPECT_EQ(back.rescan, checkpoint.rescan);
   EXPECT_EQ(back.node, "127.0.0.1:7003");
-  EXPECT_EQ(back.counters.copied, 7u);
+  EXPECT_EQ(back.counters.copied(), 7u);
 }
 
 }  // namespace

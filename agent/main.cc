@@ -34,7 +34,6 @@ Flags:
   --token-file FILE   bearer token for the controller (default: $FERRY_TOKEN)
   --tls-ca FILE       use TLS to the controller, trusting the CAs in FILE
   --tls               use TLS to the controller, trusting the system's CAs
-  --batch N           keys per batch when the job does not say (default 1000)
   --help              show this text
 )";
 
@@ -57,7 +56,7 @@ absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& optio
       continue;
     }
     if (flag != "--controller" && flag != "--slots" && flag != "--name" && flag != "--token-file" &&
-        flag != "--tls-ca" && flag != "--batch") {
+        flag != "--tls-ca") {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag or argument '", flag, "'"));
     }
     if (!value) {
@@ -77,10 +76,6 @@ absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& optio
     } else if (flag == "--tls-ca") {
       options.tls_ca_file = *value;
       options.tls = true;
-    } else if (flag == "--batch") {
-      if (!absl::SimpleAtoi(*value, &options.copy.batch_keys) || options.copy.batch_keys < 1) {
-        return absl::InvalidArgumentError("--batch needs a positive number");
-      }
     }
   }
   if (token_file) {

@@ -8,7 +8,9 @@
 
 namespace ferry::agent {
 
-// A token bucket of keys per second shared by the shards of a job. Thread-safe.
+// A token bucket of keys per second. Each lease owns one (LeaseRunner): the controller splits a
+// job's rate limit into per-lease shares and changes them with SetRate as leases come and go.
+// Thread-safe: the lease's reading thread acquires while the session thread sets the rate.
 class RateLimiter {
  public:
   // `per_second` <= 0 means no limit. The bucket holds at most one second of tokens.

@@ -2,7 +2,9 @@
 
 // ferry-agent's side of the AgentHub stream: registers with the controller, runs the shards it
 // leases (CopyShard, one thread each), reports progress and results, and reconnects when the
-// controller is away. DESIGN.md, sections Lease and Agent.
+// controller is away. DESIGN.md, sections Lease and Agent. Agent (session.cc) is the
+// reconnect loop; one stream's protocol is HubStream (hub_stream.h); one lease's thread and
+// reports are LeaseRunner (lease_runner.h).
 
 #include <memory>
 #include <string>

@@ -23,10 +23,6 @@ constexpr absl::Duration kMaxTtlUncertainty = absl::Milliseconds(500);
 // Rounds of reading slow TTLs again before the last one is kept (it is still never extended).
 constexpr int kMaxTtlRereads = 3;
 
-absl::string_view ErrorPrefix(absl::string_view error) {
-  return error.substr(0, std::min(error.find(' '), error.size()));
-}
-
 }  // namespace
 
 absl::Status ReplyStatus(absl::string_view side, absl::string_view command, ReplyView reply) {
@@ -389,12 +385,12 @@ absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_
     bool migrating = false;
     for (const Reply* r : {&pttl, &dump}) {
       if (!r->is_error()) continue;
-      const absl::string_view prefix = ErrorPrefix(r->str());
+      const redis::ReplyErrorKind kind = redis::Kind(r->str());
       // ASK: the key already went to the slot's importing node; MOVED: the slot did, or the
       // node is no longer a primary (checked below). Read there later.
-      if (prefix == "ASK" || prefix == "MOVED") {
+      if (kind == redis::ReplyErrorKind::kAsk || kind == redis::ReplyErrorKind::kMoved) {
         migrating = true;
-        moved = moved || prefix == "MOVED";
+        moved = moved || kind == redis::ReplyErrorKind::kMoved;
         continue;
       }
       absl::Status status = ReplyStatus("source", r == &pttl ? "PTTL" : "DUMP", *r);

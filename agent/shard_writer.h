@@ -34,18 +34,19 @@ class ShardWriter {
   enum class Sent { kRestore, kSet, kDelete };
 
   // Queues the command for key `i`, if any; updates `delta`.
-  void Queue(const Batch& batch, size_t i, ShardCounters& delta);
+  void Queue(const Batch& batch, size_t i, ferry::v1::Counters& delta);
   // A string read by MGET: SET, with PXAT/PX for a TTL and NX unless replacing.
-  void QueueString(const Batch& batch, size_t i, absl::string_view value, ShardCounters& delta);
-  absl::Status ReadReplies(const Batch& batch, ShardCounters& delta);
+  void QueueString(const Batch& batch, size_t i, absl::string_view value,
+                   ferry::v1::Counters& delta);
+  absl::Status ReadReplies(const Batch& batch, ferry::v1::Counters& delta);
   // The keys SET NX or RESTORE found on the target (conflicts_): one more round reads them
   // (GET, DUMP) and only those whose value differs from the source's are conflicts. SCAN
   // returns some keys twice, so the second write of a key often meets the first; a key that
   // already holds the source's value counts as copied (DESIGN.md, "Honesty rules").
-  absl::Status CheckConflicts(const Batch& batch, ShardCounters& delta);
+  absl::Status CheckConflicts(const Batch& batch, ferry::v1::Counters& delta);
   // Key `i` holds another value on the target: skipped or failed, by --on-conflict.
-  void Conflict(const Batch& batch, size_t i, ShardCounters& delta);
-  void Fail(absl::string_view key, std::string reason, ShardCounters& delta);
+  void Conflict(const Batch& batch, size_t i, ferry::v1::Counters& delta);
+  void Fail(absl::string_view key, std::string reason, ferry::v1::Counters& delta);
 
   const CopyOptions& options_;
   redis::Router* target_;

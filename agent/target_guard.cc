@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/redis/info.h"
 
 namespace ferry::agent {
 
@@ -12,16 +13,12 @@ absl::StatusOr<TargetNode> TargetGuard::Inspect(redis::Connection& connection) {
   TargetNode node;
   node.address = connection.endpoint().Address();
   // `INFO server` and `INFO stats` exist in every version.
-  absl::StatusOr<redis::Reply> server = connection.Command({"INFO", "server"});
-  if (!server.ok() && server.status().code() == absl::StatusCode::kPermissionDenied) return node;
-  if (!server.ok()) return server.status();
-  node.run_id = redis::InfoField(server->str(), "run_id");
-  absl::StatusOr<redis::Reply> stats = connection.Command({"INFO", "stats"});
-  if (!stats.ok() && stats.status().code() != absl::StatusCode::kPermissionDenied) {
-    return stats.status();
-  }
-  if (stats.ok() &&
-      !absl::SimpleAtoi(redis::InfoField(stats->str(), "evicted_keys"), &node.evicted_keys)) {
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> server, redis::ReadInfo(connection, "server"));
+  if (!server.has_value()) return node;
+  node.run_id = redis::InfoField(*server, "run_id");
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> stats, redis::ReadInfo(connection, "stats"));
+  if (!stats.has_value() ||
+      !absl::SimpleAtoi(redis::InfoField(*stats, "evicted_keys"), &node.evicted_keys)) {
     node.evicted_keys = -1;
   }
   return node;

@@ -8,6 +8,7 @@
 #include "common/rpc/status.h"
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
+#include "proto/wire/endpoint.h"
 
 namespace ferry::cli {
 
@@ -198,16 +199,8 @@ absl::StatusOr<Job> ControllerClient::Watch(const std::string& job_id,
 
 ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   ferry::v1::JobSpec spec;
-  auto fill = [](const redis::Endpoint& e, ferry::v1::EndpointSpec* out) {
-    redis::Endpoint no_password = e;
-    no_password.password.clear();
-    out->set_uri(no_password.Redacted());
-    out->set_password(e.password);
-    out->set_ca_file(e.ca_file);
-    out->set_insecure(!e.verify_peer);
-  };
-  fill(r.source, spec.mutable_source());
-  fill(r.target, spec.mutable_target());
+  *spec.mutable_source() = wire::SpecFromEndpoint(r.source);
+  *spec.mutable_target() = wire::SpecFromEndpoint(r.target);
   for (int db : r.dbs) spec.add_dbs(db);
   if (r.target_db.has_value()) spec.set_target_db(*r.target_db);
   spec.set_match(r.match);
@@ -256,14 +249,7 @@ std::string StateName(JobState state) {
 ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
   using google::protobuf::util::TimeUtil;
   ProgressSnapshot s;
-  const ferry::v1::Counters& c = job.progress().counters();
-  s.scanned = c.scanned();
-  s.copied = c.copied();
-  s.skipped = c.skipped();
-  s.vanished = c.vanished();
-  s.expired = c.expired();
-  s.failed = c.failed();
-  s.bytes = c.bytes();
+  s.counters = job.progress().counters();
   s.estimated_keys = job.progress().estimated_keys();
   s.shards_total = job.progress().shards_total();
   s.shards_done = job.progress().shards_done();

@@ -65,7 +65,9 @@ std::vector<FlagSpec> JobFlags() {
       {"rate-limit", "N", "at most N keys per second for the whole job (default: no limit)"},
       {"on-conflict", "POLICY", "replace (default), skip, or fail when a key exists on the target"},
       {"shards", "N", "shards per database (default: from its key count)"},
-      {"parallel", "N", "shards copied at once (default 4)"},
+      {"parallel", "N",
+       "shards copied at once from each source node (default 4; a cluster source with 3"
+       " primaries copies up to 3N at once)"},
       {"dry-run", "", "read and count, write nothing"},
   };
 }

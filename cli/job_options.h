@@ -24,7 +24,7 @@ struct JobRequest {
   double rate_limit = 0;  // Keys per second for the whole job; 0: unlimited.
   agent::OnConflict on_conflict = agent::OnConflict::kReplace;
   int shards = 0;    // Per database; 0: planned from the key count.
-  int parallel = 4;  // Shards copied at once.
+  int parallel = 4;  // Shards copied at once from each source node (JobSpec.parallel).
   bool dry_run = false;
   bool merge_dbs = false;           // Several source databases into one (a cluster's db 0).
   bool read_from_replicas = false;  // Cluster source: read replicas (READONLY).

@@ -64,7 +64,8 @@ int Migrate(const std::vector<std::string>& argv) {
            "auto (default: a bar on a terminal, else log lines), bar, log, none"},
           {"output", "FORMAT", "text (default) or json: the final summary on stdout"},
           {"agents", "N",
-           "agents in this process (default 2); --parallel shards are shared by them"},
+           "agents in this process (default 2); together they run --parallel shards per"
+           " source node"},
           {"state", "FILE", "keep the job's state here; an interrupted migration resumes from it"},
           {"help", "", "show this help"},
       });

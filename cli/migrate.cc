@@ -53,11 +53,18 @@ class StateFile {
   bool keep_ = false;
 };
 
+// --parallel is per source node and the scheduler enforces it (server/scheduler.cc), so the
+// local agents must never be the tighter limit: together they have room for `parallel` shards on
+// each of as many primaries as a Redis Cluster can have. The real node count is known only once
+// the job is planned, after the agents start; a slot costs nothing until a shard runs in it.
+constexpr int kMaxSourceNodes = 1000;
+
 // The in-process agents, each on its own thread.
 class LocalAgents {
  public:
-  LocalAgents(int count, int parallel, std::shared_ptr<grpc::Channel> channel) {
-    const int slots = std::max(1, (parallel + count - 1) / count);
+  LocalAgents(int count, int parallel_per_node, std::shared_ptr<grpc::Channel> channel) {
+    const int64_t total = int64_t{parallel_per_node} * kMaxSourceNodes;
+    const int slots = static_cast<int>(std::max<int64_t>(1, (total + count - 1) / count));
     for (int i = 0; i < count; ++i) {
       agent::AgentOptions options;
       options.controller_address = "in-process";

@@ -15,7 +15,7 @@ struct MigrateOptions {
   ProgressMode progress = ProgressMode::kNone;
   bool json = false;
   std::vector<std::string> warnings;  // From flag parsing; printed with the plan's.
-  int agents = 2;                     // In-process agents; job.parallel slots shared among them.
+  int agents = 2;  // In-process agents; together they run job.parallel shards per source node.
   // SQLite state of the embedded controller. Empty: a temporary file, removed when the job
   // ends (kept, and named, when interrupted, so the copy can be resumed with --state).
   std::string state_path;

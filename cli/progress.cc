@@ -29,6 +29,24 @@ double Seconds(const ProgressSnapshot& s) {
   return std::max(absl::ToDoubleSeconds(s.elapsed), 1e-3);
 }
 
+// Keys that reached an end: every counter but `scanned` and `bytes`.
+uint64_t KeysDone(const ferry::v1::Counters& c) {
+  return c.copied() + c.skipped() + c.vanished() + c.expired() + c.failed();
+}
+
+// `,"scanned":1,"copied":1,...`: every field of Counters under its proto name, in field order,
+// so that a counter added to the proto reaches the JSON summary without an edit here.
+std::string CountersJson(const ferry::v1::Counters& c) {
+  const google::protobuf::Descriptor* descriptor = ferry::v1::Counters::descriptor();
+  const google::protobuf::Reflection* reflection = ferry::v1::Counters::GetReflection();
+  std::string out;
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    absl::StrAppend(&out, ",\"", field->name(), "\":", reflection->GetUInt64(c, field));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode) {
@@ -48,21 +66,22 @@ absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode) {
 }
 
 std::string ProgressLine(const ProgressSnapshot& s) {
+  const ferry::v1::Counters& c = s.counters;
   const double secs = Seconds(s);
-  const uint64_t done = s.copied + s.skipped + s.vanished + s.expired + s.failed;
-  const double rate = static_cast<double>(s.scanned) / secs;
+  const uint64_t done = KeysDone(c);
+  const double rate = static_cast<double>(c.scanned()) / secs;
   std::string line =
-      absl::StrCat("copied ", Count(s.copied), "/", Count(s.estimated_keys), " keys");
+      absl::StrCat("copied ", Count(c.copied()), "/", Count(s.estimated_keys), " keys");
   if (s.estimated_keys > 0) {
     absl::StrAppend(&line,
                     absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done / s.estimated_keys)));
   }
   absl::StrAppend(&line, ", ", Rate(rate), " keys/s, ",
-                  absl::StrFormat("%.1f MB/s", static_cast<double>(s.bytes) / secs / 1e6));
+                  absl::StrFormat("%.1f MB/s", static_cast<double>(c.bytes()) / secs / 1e6));
   if (s.shards_total > 0) absl::StrAppend(&line, ", shards ", s.shards_done, "/", s.shards_total);
-  if (s.failed > 0) absl::StrAppend(&line, ", ", Count(s.failed), " failed");
-  if (rate > 0 && s.estimated_keys > s.scanned) {
-    absl::StrAppend(&line, absl::StrFormat(", ETA %.0fs", (s.estimated_keys - s.scanned) / rate));
+  if (c.failed() > 0) absl::StrAppend(&line, ", ", Count(c.failed()), " failed");
+  if (rate > 0 && s.estimated_keys > c.scanned()) {
+    absl::StrAppend(&line, absl::StrFormat(", ETA %.0fs", (s.estimated_keys - c.scanned()) / rate));
   }
   return line;
 }
@@ -100,7 +119,7 @@ void ProgressDisplay::Draw(const ProgressSnapshot& s, bool final_line) {
     return;
   }
   constexpr int kWidth = 30;
-  const uint64_t done = s.copied + s.skipped + s.vanished + s.expired + s.failed;
+  const uint64_t done = KeysDone(s.counters);
   double fraction = s.estimated_keys > 0 ? static_cast<double>(done) / s.estimated_keys : 0;
   if (final_line) fraction = 1;
   const int filled = static_cast<int>(std::min(1.0, fraction) * kWidth);
@@ -136,15 +155,14 @@ std::string JsonString(const std::string& bytes) {
 
 std::string FormatReport(const JobReport& r, bool json) {
   const ProgressSnapshot& t = r.totals;
+  const ferry::v1::Counters& c = t.counters;
   const double secs = Seconds(t);
   if (json) {
     std::string out = absl::StrCat(
         "{\"state\":", JsonString(r.state), ",\"dry_run\":", r.dry_run ? "true" : "false",
-        ",\"scanned\":", t.scanned, ",\"copied\":", t.copied, ",\"skipped\":", t.skipped,
-        ",\"vanished\":", t.vanished, ",\"expired\":", t.expired, ",\"failed\":", t.failed,
-        ",\"bytes\":", t.bytes, ",\"estimated_keys\":", t.estimated_keys,
+        CountersJson(c), ",\"estimated_keys\":", t.estimated_keys,
         ",\"shards_total\":", t.shards_total, ",\"shards_done\":", t.shards_done,
-        absl::StrFormat(",\"seconds\":%.3f,\"keys_per_second\":%.0f", secs, t.scanned / secs));
+        absl::StrFormat(",\"seconds\":%.3f,\"keys_per_second\":%.0f", secs, c.scanned() / secs));
     absl::StrAppend(
         &out, ",\"error\":", r.status.ok() ? "null" : JsonString(std::string(r.status.message())),
         ",\"warnings\":[");
@@ -160,16 +178,16 @@ std::string FormatReport(const JobReport& r, bool json) {
   }
   std::string out = absl::StrCat(
       r.dry_run ? "dry run (nothing written): " : "", r.state, " in ",
-      absl::StrFormat("%.1fs", secs), ": ", Count(t.copied), " keys copied",
-      r.dry_run ? absl::StrCat(" (", Count(t.scanned), " would be)") : "", ", ", Count(t.skipped),
-      " skipped, ", Count(t.vanished), " vanished, ", Count(t.expired), " expired, ",
-      Count(t.failed), " failed; ", absl::StrFormat("%.1f MB", t.bytes / 1e6), ", ",
-      Rate(t.scanned / secs), " keys/s\n");
+      absl::StrFormat("%.1fs", secs), ": ", Count(c.copied()), " keys copied",
+      r.dry_run ? absl::StrCat(" (", Count(c.scanned()), " would be)") : "", ", ",
+      Count(c.skipped()), " skipped, ", Count(c.vanished()), " vanished, ", Count(c.expired()),
+      " expired, ", Count(c.failed()), " failed; ", absl::StrFormat("%.1f MB", c.bytes() / 1e6),
+      ", ", Rate(c.scanned() / secs), " keys/s\n");
   for (const auto& [key, reason] : r.failed_keys) {
     absl::StrAppend(&out, "  failed: ", JsonString(key), ": ", reason, "\n");
   }
-  if (t.failed > r.failed_keys.size()) {
-    absl::StrAppend(&out, "  ... and ", Count(t.failed - r.failed_keys.size()), " more\n");
+  if (c.failed() > r.failed_keys.size()) {
+    absl::StrAppend(&out, "  ... and ", Count(c.failed() - r.failed_keys.size()), " more\n");
   }
   for (const std::string& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
   if (!r.status.ok()) absl::StrAppend(&out, "error: ", r.status.message(), "\n");

@@ -10,13 +10,13 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "ferry/v1/ferry.pb.h"
 
 namespace ferry::cli {
 
 // Totals of a job at one moment.
 struct ProgressSnapshot {
-  uint64_t scanned = 0, copied = 0, skipped = 0, vanished = 0, expired = 0, failed = 0;
-  uint64_t bytes = 0;
+  ferry::v1::Counters counters;  // The job's, as the controller sums them.
   uint64_t estimated_keys = 0;
   int shards_total = 0;
   int shards_done = 0;

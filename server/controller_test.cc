@@ -15,6 +15,7 @@
 
 #include "absl/synchronization/notification.h"
 #include "common/rpc/credentials.h"
+#include "common/testing/process.h"
 #include "ferry/v1/ferry.grpc.pb.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -27,6 +28,17 @@ using ferry::v1::ControllerMessage;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
+// A shard of db `db` (into the same db) of the source node `node`.
+ferry::v1::ShardRef Shard(const std::string& node, int bits, uint64_t index, int db = 0) {
+  ferry::v1::ShardRef shard;
+  shard.set_source_node(node);
+  shard.set_source_db(db);
+  shard.set_target_db(db);
+  shard.set_shard_bits(bits);
+  shard.set_shard_index(index);
+  return shard;
+}
+
 class FakePlanner : public Planner {
  public:
   absl::StatusOr<PlanResult> Plan(const ferry::v1::JobSpec& spec) override {
@@ -34,8 +46,7 @@ class FakePlanner : public Planner {
       return absl::UnauthenticatedError("wrong password");
     }
     PlanResult plan;
-    for (int i = 0; i < 2; ++i)
-      plan.shards.push_back({"", 0, 0, 1, static_cast<uint64_t>(i), {}, {}});
+    for (int i = 0; i < 2; ++i) plan.shards.push_back(Shard("", 1, static_cast<uint64_t>(i)));
     plan.estimated_keys = 20;
     return plan;
   }
@@ -106,9 +117,9 @@ class ControllerTest : public ::testing::Test {
   void Start(const std::string& token = "") {
     ControllerOptions options;
     options.listen = "127.0.0.1:0";
-    options.state_path = ::testing::TempDir() + "/controller_test-" + std::to_string(getpid()) +
-                         "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() +
-                         ".db";
+    options.state_path = ::ferry::testing::ProcessTempDir() + "/controller_test-" +
+                         std::to_string(getpid()) + "-" +
+                         ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db";
     unlink(options.state_path.c_str());
     options.token = token;
     auto controller = Controller::Start(options, &planner_);
@@ -194,8 +205,9 @@ TEST_F(ControllerTest, KilledAgentStreamReturnsItsShards) {
   FakeAgent b(TcpChannel(), 2);
   ControllerMessage::Lease x = b.ReadUntil(ControllerMessage::kLease).lease();
   ControllerMessage::Lease y = b.ReadUntil(ControllerMessage::kLease).lease();
-  const ControllerMessage::Lease& again = x.shard_index() == lease.shard_index() ? x : y;
-  EXPECT_EQ(again.shard_index(), lease.shard_index());
+  const ControllerMessage::Lease& again =
+      x.shard().shard_index() == lease.shard().shard_index() ? x : y;
+  EXPECT_EQ(again.shard().shard_index(), lease.shard().shard_index());
   EXPECT_EQ(again.epoch(), lease.epoch() + 1);
 }
 
@@ -312,7 +324,8 @@ TEST(ControllerStartTest, NonLoopbackNeedsTlsAndTokenOrInsecure) {
   FakePlanner planner;
   ControllerOptions options;
   options.listen = "0.0.0.0:0";
-  options.state_path = ::testing::TempDir() + "/controller_start-" + std::to_string(getpid());
+  options.state_path =
+      ::ferry::testing::ProcessTempDir() + "/controller_start-" + std::to_string(getpid());
   EXPECT_EQ(Controller::Start(options, &planner).status().code(),
             absl::StatusCode::kFailedPrecondition);
   options.insecure = true;

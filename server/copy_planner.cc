@@ -1,16 +1,18 @@
 #include "server/copy_planner.h"
 
+#include <utility>
+
 #include "common/base/status_macros.h"
 #include "ferry/v1/ferry.pb.h"
-#include "server/job_spec.h"
+#include "proto/wire/endpoint.h"
 #include "server/planner.h"
 
 namespace ferry::server {
 
 absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   PlanRequest request;
-  FERRY_ASSIGN_OR_RETURN(request.source, EndpointFromSpec(spec.source()));
-  FERRY_ASSIGN_OR_RETURN(request.target, EndpointFromSpec(spec.target()));
+  FERRY_ASSIGN_OR_RETURN(request.source, wire::EndpointFromSpec(spec.source()));
+  FERRY_ASSIGN_OR_RETURN(request.target, wire::EndpointFromSpec(spec.target()));
   request.dbs.assign(spec.dbs().begin(), spec.dbs().end());
   if (spec.has_target_db()) request.target_db = spec.target_db();
   request.merge_dbs = spec.merge_dbs();
@@ -21,16 +23,7 @@ absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   request.replace = spec.on_conflict() == ferry::v1::ON_CONFLICT_REPLACE;
   FERRY_ASSIGN_OR_RETURN(server::Plan plan, PlanCopy(request));
   PlanResult result;
-  for (PlannedShard& shard : plan.shards) {
-    PlanResult::Shard& out = result.shards.emplace_back();
-    out.source_node = shard.source_node;
-    out.source_db = shard.source_db;
-    out.target_db = shard.target_db;
-    out.shard_bits = shard.shard_bits;
-    out.shard_index = shard.shard_index;
-    out.scheme = shard.scheme;
-    out.slots = std::move(shard.slots);
-  }
+  result.shards = std::move(plan.shards);
   result.target_nodes = std::move(plan.target_nodes);
   result.estimated_keys = plan.estimated_keys;
   result.warnings = std::move(plan.warnings);

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/endpoint.h"
 
 namespace ferry::server {
 namespace {
@@ -38,7 +39,8 @@ absl::Status NormalizeEndpoint(absl::string_view side, ferry::v1::EndpointSpec* 
   std::string password = TakePasswordFromUri(&uri);
   if (!password.empty() && endpoint->password().empty()) endpoint->set_password(password);
   endpoint->set_uri(uri);
-  absl::StatusOr<redis::Endpoint> parsed = EndpointFromSpec(*endpoint);
+  // The one parse of a submitted URI in the controller: a spec it accepts parses everywhere.
+  absl::StatusOr<redis::Endpoint> parsed = wire::EndpointFromSpec(*endpoint);
   if (!parsed.ok()) return Annotate(parsed.status(), side);
   return absl::OkStatus();
 }
@@ -72,15 +74,6 @@ ferry::v1::JobSpec RedactedSpec(const ferry::v1::JobSpec& spec) {
   out.mutable_source()->clear_password();
   out.mutable_target()->clear_password();
   return out;
-}
-
-absl::StatusOr<redis::Endpoint> EndpointFromSpec(const ferry::v1::EndpointSpec& spec) {
-  FERRY_ASSIGN_OR_RETURN(redis::Endpoint endpoint,
-                         redis::ParseEndpointUri(spec.uri(), spec.password()));
-  if (!spec.password().empty()) endpoint.password = spec.password();
-  if (!spec.ca_file().empty()) endpoint.ca_file = spec.ca_file();
-  if (spec.insecure()) endpoint.verify_peer = false;
-  return endpoint;
 }
 
 std::string ScrubSecrets(absl::string_view message, const ferry::v1::JobSpec& spec) {

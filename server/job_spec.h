@@ -8,7 +8,6 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/redis/endpoint.h"
 #include "ferry/v1/ferry.pb.h"
 
 namespace ferry::server {
@@ -19,9 +18,6 @@ absl::Status NormalizeJobSpec(ferry::v1::JobSpec* spec);
 
 // `spec` with both passwords cleared: what answers may show.
 ferry::v1::JobSpec RedactedSpec(const ferry::v1::JobSpec& spec);
-
-// The endpoint an EndpointSpec describes, with its password.
-absl::StatusOr<redis::Endpoint> EndpointFromSpec(const ferry::v1::EndpointSpec& spec);
 
 // `message` with every occurrence of the spec's passwords replaced by `***` (a last line of
 // defence for messages that come from elsewhere, such as agents and the planner).

@@ -15,6 +15,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/shard.h"
 
 namespace ferry::server {
 namespace {
@@ -136,24 +137,52 @@ absl::Status CreatePrivateFile(const std::string& path) {
   return absl::OkStatus();
 }
 
+// The shard columns, in the order ReadShard reads them (from column 2) and BindShardRef binds
+// them. Each field of ferry.v1.ShardRef has a column of its own, so that the UNIQUE key of the
+// table covers them and state files of every earlier version read the same.
+constexpr const char* kShardRefColumns =
+    "source_node, source_db, shard_bits, shard_index, target_db, scan_scheme, slots";
+constexpr int kShardRefColumnCount = 7;
+
+// Binds `shard` to parameters first .. first + kShardRefColumnCount - 1.
+void BindShardRef(Statement& statement, int first, const ferry::v1::ShardRef& shard) {
+  statement.BindText(first, shard.source_node())
+      .Bind(first + 1, shard.source_db())
+      .Bind(first + 2, shard.shard_bits())
+      .Bind(first + 3, static_cast<int64_t>(shard.shard_index()))
+      .Bind(first + 4, shard.target_db())
+      .Bind(first + 5, shard.scan_scheme())
+      .BindText(first + 6, redis::FormatSlotRanges(wire::SlotRangesFromProto(shard.slots())));
+}
+
+ferry::v1::ShardRef ReadShardRef(Statement& row, int first) {
+  ferry::v1::ShardRef shard;
+  shard.set_source_node(row.Bytes(first));
+  shard.set_source_db(static_cast<int>(row.Int(first + 1)));
+  shard.set_shard_bits(static_cast<int>(row.Int(first + 2)));
+  shard.set_shard_index(static_cast<uint64_t>(row.Int(first + 3)));
+  shard.set_target_db(static_cast<int>(row.Int(first + 4)));
+  shard.set_scan_scheme(static_cast<ferry::v1::ScanScheme>(row.Int(first + 5)));
+  // Written by FormatSlotRanges; a damaged value reads as "no slots".
+  wire::AddSlotRanges(redis::ParseSlotRanges(row.Bytes(first + 6)).value_or(redis::SlotRanges()),
+                      shard.mutable_slots());
+  return shard;
+}
+
+// A row of `SELECT id, job_id, <kShardRefColumns>, state, checkpoint, lease_id, epoch, agent_id,
+// error`.
 ShardRecord ReadShard(Statement& row) {
   ShardRecord shard;
   shard.id = row.Int(0);
   shard.job_id = row.Bytes(1);
-  shard.source_node = row.Bytes(2);
-  shard.source_db = static_cast<int>(row.Int(3));
-  shard.shard_bits = static_cast<int>(row.Int(4));
-  shard.shard_index = static_cast<uint64_t>(row.Int(5));
-  shard.target_db = static_cast<int>(row.Int(6));
-  shard.state = static_cast<ferry::v1::ShardState>(row.Int(7));
-  shard.checkpoint.ParseFromString(row.Bytes(8));
-  shard.lease_id = row.Bytes(9);
-  shard.epoch = static_cast<uint64_t>(row.Int(10));
-  shard.agent_id = row.Bytes(11);
-  shard.error = row.Bytes(12);
-  shard.scan_scheme = static_cast<ferry::v1::ScanScheme>(row.Int(13));
-  // Written by FormatSlotRanges; a damaged value reads as "no slots".
-  shard.slots = redis::ParseSlotRanges(row.Bytes(14)).value_or(redis::SlotRanges());
+  shard.shard = ReadShardRef(row, 2);
+  constexpr int c = 2 + kShardRefColumnCount;
+  shard.state = static_cast<ferry::v1::ShardState>(row.Int(c));
+  shard.checkpoint.ParseFromString(row.Bytes(c + 1));
+  shard.lease_id = row.Bytes(c + 2);
+  shard.epoch = static_cast<uint64_t>(row.Int(c + 3));
+  shard.agent_id = row.Bytes(c + 4);
+  shard.error = row.Bytes(c + 5);
   return shard;
 }
 
@@ -162,42 +191,49 @@ ShardRecord ReadShard(Statement& row) {
 // Holds an exclusive lock on `<path>.lock` so that two processes (two controllers, or a
 // controller and `ferry migrate --state`) never run the same jobs. The kernel drops it when the
 // process dies, so a restart after SIGKILL finds it free.
-absl::StatusOr<int> LockStateFile(const std::string& path) {
+absl::StatusOr<UniqueFd> LockStateFile(const std::string& path) {
   const std::string lock_path = path + ".lock";
-  int fd = open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) {
+  UniqueFd fd(open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (fd.get() < 0) {
     return absl::FailedPreconditionError(
         absl::StrCat("cannot open ", lock_path, ": ", std::strerror(errno)));
   }
-  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    close(fd);
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "state file ", path, " is in use by another ferry process (", lock_path, " is locked)"));
   }
-  return fd;
+  return absl::StatusOr<UniqueFd>(std::move(fd));
+}
+
+void SqliteCloser::operator()(sqlite3* db) const { sqlite3_close(db); }
+
+UniqueFd::~UniqueFd() {
+  if (fd_ >= 0) close(fd_);  // For the lock file: releases the lock.
+}
+
+UniqueFd& UniqueFd::operator=(UniqueFd&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
 }
 
 absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path) {
-  FERRY_ASSIGN_OR_RETURN(int lock_fd, LockStateFile(path));
-  absl::Status created = CreatePrivateFile(path);
-  if (!created.ok()) {
-    close(lock_fd);
-    return created;
-  }
-  sqlite3* db = nullptr;
-  int rc =
-      sqlite3_open_v2(path.c_str(), &db,
+  FERRY_ASSIGN_OR_RETURN(UniqueFd lock_fd, LockStateFile(path));
+  FERRY_RETURN_IF_ERROR(CreatePrivateFile(path));
+  sqlite3* raw = nullptr;
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &raw,
                       SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, nullptr);
+  SqliteHandle db(raw);  // Closed on every path, even when opening failed (SQLite's rule).
   if (rc != SQLITE_OK) {
-    absl::Status status = absl::FailedPreconditionError(
+    return absl::FailedPreconditionError(
         absl::StrCat("cannot open state file ", path, ": ", sqlite3_errstr(rc)));
-    sqlite3_close(db);
-    close(lock_fd);
-    return status;
   }
-  std::unique_ptr<JobStore> store(new JobStore(db, lock_fd));
+  sqlite3_busy_timeout(raw, kBusyTimeoutMs);
+  std::unique_ptr<JobStore> store(new JobStore(std::move(db), std::move(lock_fd)));
   absl::MutexLock lock(&store->mu_);
-  sqlite3_busy_timeout(db, kBusyTimeoutMs);
   // FULL: a commit is on disk before the controller acknowledges the checkpoint it holds.
   // secure_delete: the file holds passwords until their job ends; the bytes SQLite frees when
   // they are removed (UpdateJob with forget_passwords) are zeroed rather than left in free space.
@@ -208,10 +244,8 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   return store;
 }
 
-JobStore::~JobStore() {
-  sqlite3_close(db_);
-  close(lock_fd_);  // Releases the lock.
-}
+// The connection closes before the lock is released (member order).
+JobStore::~JobStore() = default;
 
 absl::Status JobStore::AddClusterColumnsLocked() {
   Statement columns(db_, "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = 'slots'");
@@ -309,9 +343,10 @@ absl::Status JobStore::InsertFailedKeysLocked(const std::string& job_id,
 
 namespace {
 
-// Runs `body` between BEGIN IMMEDIATE and COMMIT, rolling back when it fails.
+// Runs `body` between BEGIN IMMEDIATE and COMMIT, rolling back when it fails. Callers hold mu_,
+// which `body` requires; clang's analysis cannot carry that through the template parameter.
 template <typename Body>
-absl::Status InTransaction(sqlite3* db, Body body) {
+absl::Status InTransaction(sqlite3* db, Body body) ABSL_NO_THREAD_SAFETY_ANALYSIS {
   if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
     return SqliteError(db, "begin");
   }
@@ -348,24 +383,19 @@ absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* 
   absl::MutexLock lock(&mu_);
   return InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     for (ShardRecord& shard : *shards) {
-      Statement insert(db_,
-                       "INSERT INTO shards (job_id, source_node, source_db, shard_bits, "
-                       "shard_index, target_db, state, checkpoint, lease_id, epoch, agent_id, "
-                       "error, scan_scheme, slots) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
-      insert.BindText(1, job.id)
-          .BindText(2, shard.source_node)
-          .Bind(3, shard.source_db)
-          .Bind(4, shard.shard_bits)
-          .Bind(5, static_cast<int64_t>(shard.shard_index))
-          .Bind(6, shard.target_db)
-          .Bind(7, shard.state)
-          .BindBlob(8, shard.checkpoint.SerializeAsString())
-          .BindText(9, shard.lease_id)
-          .Bind(10, static_cast<int64_t>(shard.epoch))
-          .BindText(11, shard.agent_id)
-          .BindText(12, shard.error)
-          .Bind(13, shard.scan_scheme)
-          .BindText(14, redis::FormatSlotRanges(shard.slots));
+      const std::string sql = absl::StrCat("INSERT INTO shards (job_id, ", kShardRefColumns,
+                                           ", state, checkpoint, lease_id, epoch, agent_id, error) "
+                                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+      Statement insert(db_, sql.c_str());
+      insert.BindText(1, job.id);
+      BindShardRef(insert, 2, shard.shard);
+      constexpr int c = 2 + kShardRefColumnCount;
+      insert.Bind(c, shard.state)
+          .BindBlob(c + 1, shard.checkpoint.SerializeAsString())
+          .BindText(c + 2, shard.lease_id)
+          .Bind(c + 3, static_cast<int64_t>(shard.epoch))
+          .BindText(c + 4, shard.agent_id)
+          .BindText(c + 5, shard.error);
       FERRY_RETURN_IF_ERROR(insert.Run());
       shard.id = sqlite3_last_insert_rowid(db_);
       shard.job_id = job.id;
@@ -419,10 +449,10 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadJobs() {
 
 absl::StatusOr<std::vector<ShardRecord>> JobStore::LoadShards() {
   absl::MutexLock lock(&mu_);
-  Statement select(db_,
-                   "SELECT id, job_id, source_node, source_db, shard_bits, shard_index, "
-                   "target_db, state, checkpoint, lease_id, epoch, agent_id, error, "
-                   "scan_scheme, slots FROM shards ORDER BY id");
+  const std::string sql =
+      absl::StrCat("SELECT id, job_id, ", kShardRefColumns,
+                   ", state, checkpoint, lease_id, epoch, agent_id, error FROM shards ORDER BY id");
+  Statement select(db_, sql.c_str());
   std::vector<ShardRecord> shards;
   while (true) {
     FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -14,7 +15,6 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/redis/slot.h"
 #include "ferry/v1/ferry.pb.h"
 
 struct sqlite3;
@@ -38,19 +38,34 @@ struct JobRecord {
 struct ShardRecord {
   int64_t id = 0;  // Set by SavePlan.
   std::string job_id;
-  std::string source_node;
-  int source_db = 0;
-  int target_db = 0;
-  int shard_bits = 0;
-  uint64_t shard_index = 0;
+  ferry::v1::ShardRef shard;  // As the planner made it; never changes.
   ferry::v1::ShardState state = ferry::v1::SHARD_STATE_PENDING;
   ferry::v1::Checkpoint checkpoint;
   std::string lease_id;  // Empty unless leased.
   uint64_t epoch = 0;    // Of the last grant.
   std::string agent_id;  // Empty unless leased.
   std::string error;     // Why the shard failed.
-  ferry::v1::ScanScheme scan_scheme = ferry::v1::SCAN_SCHEME_SINGLE_DICT;
-  redis::SlotRanges slots;  // Cluster source: the shard's slots; empty otherwise.
+};
+
+// Closes a SQLite connection (for std::unique_ptr).
+struct SqliteCloser {
+  void operator()(sqlite3* db) const;
+};
+using SqliteHandle = std::unique_ptr<sqlite3, SqliteCloser>;
+
+// Owns a file descriptor and closes it on destruction; -1 holds nothing.
+class UniqueFd {
+ public:
+  explicit UniqueFd(int fd = -1) : fd_(fd) {}
+  ~UniqueFd();
+  UniqueFd(UniqueFd&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  UniqueFd& operator=(UniqueFd&& other) noexcept;
+  UniqueFd(const UniqueFd&) = delete;
+  UniqueFd& operator=(const UniqueFd&) = delete;
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
 };
 
 struct StoredFailedKey {
@@ -100,7 +115,8 @@ class JobStore {
   absl::StatusOr<uint64_t> CountFailedKeys(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  JobStore(sqlite3* db, int lock_fd) : db_(db), lock_fd_(lock_fd) {}
+  JobStore(SqliteHandle db, UniqueFd lock_fd)
+      : lock_fd_(std::move(lock_fd)), db_handle_(std::move(db)), db_(db_handle_.get()) {}
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // State files written before cluster support lack the shards' scheme and slots.
@@ -114,8 +130,10 @@ class JobStore {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
-  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);
-  const int lock_fd_;  // Holds the exclusive lock on the state file (LockStateFile).
+  // Declared before the lock, so that the connection closes before the lock is released.
+  const UniqueFd lock_fd_;  // Holds the exclusive lock on the state file (LockStateFile).
+  const SqliteHandle db_handle_;
+  sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);  // db_handle_.get(), the connection behind mu_.
 };
 
 }  // namespace ferry::server

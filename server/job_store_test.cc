@@ -6,8 +6,10 @@
 
 #include <string>
 
+#include "common/testing/process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/wire/shard.h"
 
 namespace ferry::server {
 namespace {
@@ -15,7 +17,8 @@ namespace {
 using ::testing::ElementsAre;
 
 std::string TempPath(const std::string& name) {
-  std::string path = ::testing::TempDir() + "/" + name + "-" + std::to_string(getpid()) + ".db";
+  std::string path =
+      ::ferry::testing::ProcessTempDir() + "/" + name + "-" + std::to_string(getpid()) + ".db";
   unlink(path.c_str());
   unlink((path + "-wal").c_str());
   unlink((path + "-shm").c_str());
@@ -34,12 +37,12 @@ JobRecord MakeJob(const std::string& id) {
 
 std::vector<ShardRecord> TwoShards() {
   std::vector<ShardRecord> shards(2);
-  shards[0].source_db = 0;
-  shards[0].shard_bits = 1;
-  shards[0].shard_index = 0;
-  shards[1].source_db = 0;
-  shards[1].shard_bits = 1;
-  shards[1].shard_index = 1;
+  shards[0].shard.set_source_db(0);
+  shards[0].shard.set_shard_bits(1);
+  shards[0].shard.set_shard_index(0);
+  shards[1].shard.set_source_db(0);
+  shards[1].shard.set_shard_bits(1);
+  shards[1].shard.set_shard_index(1);
   return shards;
 }
 
@@ -132,7 +135,7 @@ TEST(JobStoreTest, CheckpointsAndFailedKeysSurviveReopen) {
   ASSERT_EQ(shards->size(), 2u);
   const ShardRecord& s = (*shards)[1];
   EXPECT_EQ(s.job_id, "j");
-  EXPECT_EQ(s.shard_index, 1u);
+  EXPECT_EQ(s.shard.shard_index(), 1u);
   EXPECT_EQ(s.state, ferry::v1::SHARD_STATE_LEASED);
   EXPECT_EQ(s.epoch, 3u);
   EXPECT_EQ(s.lease_id, "j-2-3");
@@ -167,7 +170,7 @@ TEST(JobStoreTest, FailedTransactionLeavesNothingBehind) {
   JobRecord job = MakeJob("j");
   ASSERT_TRUE((*store)->CreateJob(&job).ok());
   std::vector<ShardRecord> shards = TwoShards();
-  shards[1].shard_index = 0;  // Duplicate shard key: the insert fails.
+  shards[1].shard.set_shard_index(0);  // Duplicate shard key: the insert fails.
   EXPECT_FALSE((*store)->SavePlan(job, &shards).ok());
   EXPECT_TRUE((*store)->LoadShards()->empty());
 }
@@ -179,11 +182,11 @@ TEST(JobStoreTest, ClusterShardsKeepTheirSchemeAndSlots) {
   JobRecord job = MakeJob("job-c");
   ASSERT_TRUE((*store)->CreateJob(&job).ok());
   std::vector<ShardRecord> shards = TwoShards();
-  shards[0].source_node = "10.0.0.1:7000";
-  shards[0].scan_scheme = ferry::v1::SCAN_SCHEME_PER_SLOT;
-  shards[0].slots = {{0, 100}};
-  shards[1].source_node = "10.0.0.1:7000";
-  shards[1].slots = {{0, 5460}, {6000, 6000}};
+  shards[0].shard.set_source_node("10.0.0.1:7000");
+  shards[0].shard.set_scan_scheme(ferry::v1::SCAN_SCHEME_PER_SLOT);
+  wire::AddSlotRanges({{0, 100}}, shards[0].shard.mutable_slots());
+  shards[1].shard.set_source_node("10.0.0.1:7000");
+  wire::AddSlotRanges({{0, 5460}, {6000, 6000}}, shards[1].shard.mutable_slots());
   ASSERT_TRUE((*store)->SavePlan(job, &shards).ok());
   store->reset();
   store = JobStore::Open(path);
@@ -191,10 +194,11 @@ TEST(JobStoreTest, ClusterShardsKeepTheirSchemeAndSlots) {
   auto loaded = (*store)->LoadShards();
   ASSERT_TRUE(loaded.ok());
   ASSERT_EQ(loaded->size(), 2u);
-  EXPECT_EQ((*loaded)[0].scan_scheme, ferry::v1::SCAN_SCHEME_PER_SLOT);
-  EXPECT_EQ((*loaded)[0].slots, (redis::SlotRanges{{0, 100}}));
-  EXPECT_EQ((*loaded)[1].scan_scheme, ferry::v1::SCAN_SCHEME_SINGLE_DICT);
-  EXPECT_EQ((*loaded)[1].slots, (redis::SlotRanges{{0, 5460}, {6000, 6000}}));
+  EXPECT_EQ((*loaded)[0].shard.scan_scheme(), ferry::v1::SCAN_SCHEME_PER_SLOT);
+  EXPECT_EQ(wire::SlotRangesFromProto((*loaded)[0].shard.slots()), (redis::SlotRanges{{0, 100}}));
+  EXPECT_EQ((*loaded)[1].shard.scan_scheme(), ferry::v1::SCAN_SCHEME_SINGLE_DICT);
+  EXPECT_EQ(wire::SlotRangesFromProto((*loaded)[1].shard.slots()),
+            (redis::SlotRanges{{0, 5460}, {6000, 6000}}));
 }
 
 TEST(JobStoreTest, StateFilesFromBeforeClustersGainTheColumns) {
@@ -220,8 +224,8 @@ TEST(JobStoreTest, StateFilesFromBeforeClustersGainTheColumns) {
   auto loaded = (*store)->LoadShards();
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   ASSERT_EQ(loaded->size(), 1u);
-  EXPECT_TRUE((*loaded)[0].slots.empty());
-  EXPECT_EQ((*loaded)[0].scan_scheme, ferry::v1::SCAN_SCHEME_SINGLE_DICT);
+  EXPECT_TRUE((*loaded)[0].shard.slots().empty());
+  EXPECT_EQ((*loaded)[0].shard.scan_scheme(), ferry::v1::SCAN_SCHEME_SINGLE_DICT);
   // One process at a time: a second store on the same file is refused while the first lives.
   auto second = JobStore::Open(path);
   ASSERT_FALSE(second.ok());
@@ -229,6 +233,49 @@ TEST(JobStoreTest, StateFilesFromBeforeClustersGainTheColumns) {
   EXPECT_THAT(std::string(second.status().message()), ::testing::HasSubstr("in use"));
   store->reset();
   ASSERT_TRUE(JobStore::Open(path).ok());  // Idempotent.
+}
+
+// A state file of the version before ShardRef (the same columns, written by that version's
+// SQL): its cluster shard reads back whole, and new shards go into the same table.
+TEST(JobStoreTest, StateFilesOfThePreviousVersionLoadIntoShardRefs) {
+  const std::string path = TempPath("previous-version");
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "CREATE TABLE shards (id INTEGER PRIMARY KEY AUTOINCREMENT, job_id TEXT "
+                         "NOT NULL, source_node TEXT NOT NULL, source_db INTEGER NOT NULL, "
+                         "shard_bits INTEGER NOT NULL, shard_index INTEGER NOT NULL, target_db "
+                         "INTEGER NOT NULL, state INTEGER NOT NULL, checkpoint BLOB NOT NULL, "
+                         "lease_id TEXT NOT NULL DEFAULT '', epoch INTEGER NOT NULL DEFAULT 0, "
+                         "agent_id TEXT NOT NULL DEFAULT '', error TEXT NOT NULL DEFAULT '', "
+                         "scan_scheme INTEGER NOT NULL DEFAULT 0, slots TEXT NOT NULL DEFAULT '', "
+                         "UNIQUE (job_id, source_node, source_db, shard_bits, shard_index)); "
+                         "INSERT INTO shards (job_id, source_node, source_db, shard_bits, "
+                         "shard_index, target_db, state, checkpoint, lease_id, epoch, agent_id, "
+                         "error, scan_scheme, slots) VALUES ('old', '10.0.0.2:7001', 0, 2, 3, 5, "
+                         "4, x'', 'l', 7, 'a', 'boom', 1, '100-200');",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  auto store = JobStore::Open(path);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto loaded = (*store)->LoadShards();
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  ASSERT_EQ(loaded->size(), 1u);
+  const ShardRecord& r = (*loaded)[0];
+  EXPECT_EQ(r.job_id, "old");
+  EXPECT_EQ(r.shard.source_node(), "10.0.0.2:7001");
+  EXPECT_EQ(r.shard.source_db(), 0);
+  EXPECT_EQ(r.shard.shard_bits(), 2);
+  EXPECT_EQ(r.shard.shard_index(), 3u);
+  EXPECT_EQ(r.shard.target_db(), 5);
+  EXPECT_EQ(r.shard.scan_scheme(), ferry::v1::SCAN_SCHEME_PER_SLOT);
+  EXPECT_EQ(wire::SlotRangesFromProto(r.shard.slots()), (redis::SlotRanges{{100, 200}}));
+  EXPECT_EQ(r.state, ferry::v1::SHARD_STATE_FAILED);
+  EXPECT_EQ(r.lease_id, "l");
+  EXPECT_EQ(r.epoch, 7u);
+  EXPECT_EQ(r.agent_id, "a");
+  EXPECT_EQ(r.error, "boom");
 }
 
 }  // namespace

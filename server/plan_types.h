@@ -9,12 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/redis/scan_math.h"
-#include "common/redis/slot.h"
-
-namespace ferry::v1 {
-class JobSpec;
-}  // namespace ferry::v1
+#include "ferry/v1/ferry.pb.h"
 
 namespace ferry::server {
 
@@ -27,19 +22,8 @@ struct TargetNodeFacts {
 
 // The shards of a job, as stored before the first lease.
 struct PlanResult {
-  struct Shard {
-    std::string source_node;  // `host:port` of the source node; empty: the host of the source URI.
-    int source_db = 0;
-    int target_db = 0;
-    int shard_bits = 0;        // The database (cluster: the node) is cut into 2^shard_bits shards.
-    uint64_t shard_index = 0;  // In [0, 2^shard_bits).
-    // The cursor scheme of the source node.
-    redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
-    // Cluster source: the slots whose keys the shard copies (per-slot scheme: one range);
-    // empty for a standalone source.
-    redis::SlotRanges slots;
-  };
-  std::vector<Shard> shards;
+  // Made by the planner and stored unchanged (ferry.v1.ShardRef).
+  std::vector<ferry::v1::ShardRef> shards;
   // Each target primary as preflight saw it; every shard's first checkpoint remembers them, so
   // an agent can tell a target that restarted or evicted keys (agent/target_guard.h).
   std::vector<TargetNodeFacts> target_nodes;

@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/shard.h"
 #include "server/preflight.h"
 
 namespace ferry::server {
@@ -156,11 +157,11 @@ absl::Status PlanStandalone(const PlanRequest& request, const Deployment& source
   for (int db : non_empty) {
     const int bits = ShardBits(request, plan.keys_per_db[db]);
     for (uint64_t s = 0; s < (uint64_t{1} << bits); ++s) {
-      PlannedShard& shard = plan.shards.emplace_back();
-      shard.source_db = db;
-      shard.target_db = target_db.value_or(db);
-      shard.shard_bits = bits;
-      shard.shard_index = s;
+      ferry::v1::ShardRef& shard = plan.shards.emplace_back();
+      shard.set_source_db(db);
+      shard.set_target_db(target_db.value_or(db));
+      shard.set_shard_bits(bits);
+      shard.set_shard_index(s);
     }
   }
   return absl::OkStatus();
@@ -193,13 +194,13 @@ absl::Status PlanCluster(const PlanRequest& request, const Deployment& source,
     }
     const int piece_bits = BitsFor(pieces.size());
     for (size_t i = 0; i < pieces.size(); ++i) {
-      PlannedShard& shard = plan.shards.emplace_back();
-      shard.source_node = redis::NodeEndpoint(request.source, p.node).Address();
-      shard.target_db = target_db.value_or(0);
-      shard.shard_bits = piece_bits;
-      shard.shard_index = i;
-      shard.scheme = p.scheme;
-      shard.slots = std::move(pieces[i]);
+      ferry::v1::ShardRef& shard = plan.shards.emplace_back();
+      shard.set_source_node(redis::NodeEndpoint(request.source, p.node).Address());
+      shard.set_target_db(target_db.value_or(0));
+      shard.set_shard_bits(piece_bits);
+      shard.set_shard_index(i);
+      shard.set_scan_scheme(wire::ScanSchemeToProto(p.scheme));
+      wire::AddSlotRanges(pieces[i], shard.mutable_slots());
     }
   }
   return absl::OkStatus();

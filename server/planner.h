@@ -11,6 +11,7 @@
 #include "common/redis/endpoint.h"
 #include "common/redis/scan_math.h"
 #include "common/redis/slot.h"
+#include "ferry/v1/ferry.pb.h"
 #include "server/plan_types.h"
 
 namespace ferry::server {
@@ -37,22 +38,10 @@ struct PlanRequest {
   redis::ConnectOptions connect;
 };
 
-struct PlannedShard {
-  // Cluster source: `host:port` of the primary that serves `slots`; empty for a standalone one.
-  std::string source_node;
-  int source_db = 0;
-  int target_db = 0;
-  int shard_bits = 0;
-  uint64_t shard_index = 0;
-  redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;  // Of the node read.
-  // Cluster source: the slots the shard copies (per-slot scheme: one range); empty otherwise.
-  redis::SlotRanges slots;
-};
-
 // The result of preflight and planning. Errors stop the job before any write; warnings are shown
 // and stored on the job.
 struct Plan {
-  std::vector<PlannedShard> shards;
+  std::vector<ferry::v1::ShardRef> shards;
   std::map<int, uint64_t> keys_per_db;  // Selected databases only (cluster: db 0, all nodes).
   uint64_t estimated_keys = 0;
   std::string source_run_id;

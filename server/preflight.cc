@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
+#include "common/redis/info.h"
 
 namespace ferry::server {
 namespace {
@@ -39,11 +40,8 @@ absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
   // Plain INFO (the default sections: server, memory, stats, cluster, keyspace...) is answered
   // alike by every version; `INFO everything` is empty on Redis < 6 and made a 4.0 source look
   // empty (PlanCopy also cross-checks the plan with DBSIZE).
-  absl::StatusOr<Reply> info = conn.Command({"INFO"});
-  if (!info.ok() && info.status().code() != absl::StatusCode::kPermissionDenied) {
-    return info.status();
-  }
-  if (!info.ok()) {
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, redis::ReadInfo(conn));
+  if (!info.has_value()) {
     // ElastiCache-style read-only users may lack INFO: ask CLUSTER MYID whether this is a
     // cluster node (a user allowed neither is taken for a standalone server's), count keys the
     // slow way.
@@ -60,7 +58,7 @@ absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
     }
     return facts;
   }
-  const absl::string_view text = info->str();
+  const absl::string_view text = *info;
   facts.run_id = redis::InfoField(text, "run_id");
   facts.version = redis::InfoField(text, "redis_version");
   facts.cluster = redis::InfoField(text, "cluster_enabled") == "1";
@@ -198,17 +196,6 @@ absl::StatusOr<Connection> OpenNode(const redis::Endpoint& seed, const redis::Cl
   return conn;
 }
 
-// The healthy replicas of `primary`, by id (the agents spread shards over them in this order).
-std::vector<const redis::ClusterNode*> HealthyReplicas(const redis::ClusterTopology& topology,
-                                                       const redis::ClusterNode& primary) {
-  std::vector<const redis::ClusterNode*> replicas;
-  for (const redis::ClusterNode* replica : topology.ReplicasOf(primary.id)) {
-    if (!replica->failed) replicas.push_back(replica);
-  }
-  std::sort(replicas.begin(), replicas.end(),
-            [](const auto* a, const auto* b) { return a->id < b->id; });
-  return replicas;
-}
 
 // Probes the replicas of `p` that will be read and records their scheme; the primary itself
 // when it has none.
@@ -216,7 +203,7 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
                               Connection& primary_conn, ClusterPrimary& p,
                               std::vector<std::string>* warnings) {
   const std::vector<const redis::ClusterNode*> replicas =
-      request.read_from_replicas ? HealthyReplicas(topology, p.node)
+      request.read_from_replicas ? topology.HealthyReplicasOf(p.node.id)
                                  : std::vector<const redis::ClusterNode*>();
   p.read_address = redis::NodeEndpoint(request.source, p.node).Address();
   p.scheme = p.facts.scheme;

@@ -8,6 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "common/redis/errors.h"
+#include "proto/wire/counters.h"
+#include "proto/wire/shard.h"
 #include "server/job_spec.h"
 #include "server/scheduler_internal.h"
 
@@ -17,13 +20,6 @@ namespace {
 // A shard that ends with a retryable error this many times in a row without progress fails the
 // job.
 constexpr int kMaxShardRetries = 5;
-
-// Codes with which a copy may succeed later (the server restarting, a failover): the shard goes
-// back to the queue. CANCELLED means the agent stopped it, as with Returned.
-bool IsRetryable(absl::StatusCode code) {
-  return code == absl::StatusCode::kUnavailable || code == absl::StatusCode::kDeadlineExceeded ||
-         code == absl::StatusCode::kAborted;
-}
 
 }  // namespace
 
@@ -68,7 +64,7 @@ absl::Status Scheduler::LoadLocked() {
     }
     job->second.shard_ids.push_back(record.id);
     if (record.state == ferry::v1::SHARD_STATE_PENDING) job->second.pending.insert(record.id);
-    AddCounters(job->second.totals, {}, record.checkpoint.counters());
+    wire::AddCounters(job->second.totals, record.checkpoint.counters());
     shards_[record.id].record = std::move(record);
   }
   FERRY_LOG(Info) << "loaded " << jobs_.size() << " jobs, " << shards_.size() << " shards ("
@@ -113,7 +109,7 @@ Scheduler::ShardEntry* Scheduler::PickShardLocked() {
     const int limit = ParallelLimit(job);
     for (int64_t id : job.pending) {
       ShardEntry& shard = shards_.at(id);
-      if (job.running_per_node[shard.record.source_node] < limit) {
+      if (job.running_per_node[shard.record.shard.source_node()] < limit) {
         next_job_ = (index + 1) % n;  // Round robin: the next grant starts at the next job.
         return &shard;
       }
@@ -139,7 +135,7 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
   shard.revoking = false;
   job.pending.erase(shard.record.id);
   job.running += 1;
-  job.running_per_node[shard.record.source_node] += 1;
+  job.running_per_node[shard.record.shard.source_node()] += 1;
   agent.shards.insert(shard.record.id);
   leases_[shard.record.lease_id] = shard.record.id;
   if (job.record.state == ferry::v1::JOB_STATE_PENDING) {
@@ -152,8 +148,8 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
   *message.mutable_lease() =
       MakeLease(job.record.spec, shard.record, shard.rate_share, options_.default_batch_keys);
   agent.sender->Send(message);
-  FERRY_LOG(Debug) << "lease " << shard.record.lease_id << " (" << ShardName(shard.record)
-                   << ") to " << agent.id;
+  FERRY_LOG(Debug) << "lease " << shard.record.lease_id << " ("
+                   << wire::ShardName(shard.record.shard) << ") to " << agent.id;
   return true;
 }
 
@@ -178,7 +174,7 @@ void Scheduler::ReleaseLocked(ShardEntry& shard) {
   if (agent != agents_.end()) agent->second.shards.erase(shard.record.id);
   leases_.erase(shard.record.lease_id);
   job.running -= 1;
-  job.running_per_node[shard.record.source_node] -= 1;
+  job.running_per_node[shard.record.shard.source_node()] -= 1;
   shard.revoking = false;
   shard.rate_share = 0;
 }
@@ -189,7 +185,9 @@ absl::Status Scheduler::ApplyCheckpointLocked(
   std::vector<ferry::v1::FailedKey> keys(failed_keys.begin(), failed_keys.end());
   FERRY_RETURN_IF_ERROR(store_->UpdateShard(updated, keys));
   JobEntry& job = jobs_.at(shard.record.job_id);
-  AddCounters(job.totals, shard.record.checkpoint.counters(), updated.checkpoint.counters());
+  // The shard's counters are totals: swap its old ones for the new ones in the job's sum.
+  wire::SubtractCounters(job.totals, shard.record.checkpoint.counters());
+  wire::AddCounters(job.totals, updated.checkpoint.counters());
   if (!keys.empty()) {
     // The store keeps one row per key (a key SCAN returned twice is reported twice): count rows.
     FERRY_ASSIGN_OR_RETURN(job.failed_keys, store_->CountFailedKeys(shard.record.job_id));
@@ -257,8 +255,10 @@ absl::Status Scheduler::FinishLocked(AgentEntry& agent,
   updated.agent_id.clear();
   const auto code = static_cast<absl::StatusCode>(finished.status_code());
   const std::string message = ScrubSecrets(finished.status_message(), job.record.spec);
+  // A transient error or a redirect (the server restarting, a failover) may pass: the shard goes
+  // back to the queue (errors.h). CANCELLED means the agent stopped it, as with Returned.
   const bool retry = code == absl::StatusCode::kCancelled ||
-                     (IsRetryable(code) && shard->retries < kMaxShardRetries);
+                     (redis::MayRetryLater(code) && shard->retries < kMaxShardRetries);
   if (code == absl::StatusCode::kOk) {
     updated.state = ferry::v1::SHARD_STATE_DONE;
     updated.checkpoint.set_done(true);
@@ -272,14 +272,14 @@ absl::Status Scheduler::FinishLocked(AgentEntry& agent,
   SendLocked(agent.id, MakeAck(finished.lease_id(), finished.epoch()));
   if (retry && code != absl::StatusCode::kCancelled) {
     shard->retries += 1;
-    FERRY_LOG(Warning) << "job " << job.record.id << ": " << ShardName(updated)
+    FERRY_LOG(Warning) << "job " << job.record.id << ": " << wire::ShardName(updated.shard)
                        << " goes back to the queue after: " << message;
   }
   if (updated.state == ferry::v1::SHARD_STATE_FAILED && !IsEnded(job.record.state)) {
-    FERRY_LOG(Error) << "job " << job.record.id << ": " << ShardName(updated)
+    FERRY_LOG(Error) << "job " << job.record.id << ": " << wire::ShardName(updated.shard)
                      << " failed: " << message;
     (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_FAILED,
-                            absl::StrCat(ShardName(updated), ": ", message), code);
+                            absl::StrCat(wire::ShardName(updated.shard), ": ", message), code);
     RevokeJobLeasesLocked(job, "job failed");
   }
   MaybeCompleteJobLocked(job);
@@ -392,7 +392,8 @@ int Scheduler::ExpireLeases(absl::Time now) {
   for (auto& [id, shard] : shards_) {
     if (shard.record.state != ferry::v1::SHARD_STATE_LEASED || now < shard.expiry) continue;
     FERRY_LOG(Warning) << "lease " << shard.record.lease_id << " of " << shard.record.agent_id
-                       << " expired; " << ShardName(shard.record) << " goes back to the queue";
+                       << " expired; " << wire::ShardName(shard.record.shard)
+                       << " goes back to the queue";
     ControllerMessage revoke;
     revoke.mutable_revoke()->set_lease_id(shard.record.lease_id);
     revoke.mutable_revoke()->set_reason("lease expired");

@@ -11,11 +11,6 @@
 
 namespace ferry::server {
 
-// totals += after - before, field by field (modulo 2^64, so a shard whose counters restart
-// still sums correctly).
-void AddCounters(ferry::v1::Counters& totals, const ferry::v1::Counters& before,
-                 const ferry::v1::Counters& after);
-
 // PENDING or RUNNING: shards may be leased.
 bool IsRunnable(ferry::v1::JobState state);
 // DONE, DONE_WITH_ERRORS, FAILED or CANCELLED.
@@ -23,9 +18,6 @@ bool IsEnded(ferry::v1::JobState state);
 
 // Each running shard's share of the job's rate limit; 0 means no limit.
 double RateShare(const ferry::v1::JobSpec& spec, int running_shards);
-
-// `db 3 shard 5/8` (and the node when there is one), for logs and errors.
-std::string ShardName(const ShardRecord& shard);
 
 // The lease for `shard`, with the spec's passwords.
 ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
@@ -35,8 +27,5 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
 ferry::v1::ControllerMessage MakeAck(const std::string& lease_id, uint64_t epoch);
 
 google::protobuf::Timestamp ToTimestamp(absl::Time time);
-// Appends `slots` to a repeated SlotRange field (leases and shard statuses).
-void AddSlotRanges(const redis::SlotRanges& slots,
-                   google::protobuf::RepeatedPtrField<ferry::v1::SlotRange>* out);
 
 }  // namespace ferry::server

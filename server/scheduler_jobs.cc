@@ -98,8 +98,6 @@ void Scheduler::AddSampleLocked(JobEntry& job, absl::Time now) {
 }
 
 absl::StatusOr<std::string> Scheduler::SubmitJob(const ferry::v1::JobSpec& spec) {
-  FERRY_ASSIGN_OR_RETURN(redis::Endpoint source, EndpointFromSpec(spec.source()));
-  FERRY_ASSIGN_OR_RETURN(redis::Endpoint target, EndpointFromSpec(spec.target()));
   absl::MutexLock lock(&mu_);
   JobRecord record;
   do {
@@ -109,8 +107,9 @@ absl::StatusOr<std::string> Scheduler::SubmitJob(const ferry::v1::JobSpec& spec)
   record.state = ferry::v1::JOB_STATE_PENDING;
   record.create_time = record.update_time = options_.clock();
   FERRY_RETURN_IF_ERROR(store_->CreateJob(&record));
-  FERRY_LOG(Info) << "job " << record.id << " submitted: " << source.Redacted() << " -> "
-                  << target.Redacted();
+  // NormalizeJobSpec took any password out of the URIs and checked that they parse.
+  FERRY_LOG(Info) << "job " << record.id << " submitted: " << spec.source().uri() << " -> "
+                  << spec.target().uri();
   std::string id = record.id;
   jobs_[id].record = std::move(record);
   job_order_.push_back(id);
@@ -140,18 +139,10 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
     return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " is already planned"));
   }
   std::vector<ShardRecord> shards;
-  for (const PlanResult::Shard& planned : plan.shards) {
+  for (const ferry::v1::ShardRef& planned : plan.shards) {
     ShardRecord& shard = shards.emplace_back();
     shard.job_id = job_id;
-    shard.source_node = planned.source_node;
-    shard.source_db = planned.source_db;
-    shard.target_db = planned.target_db;
-    shard.shard_bits = planned.shard_bits;
-    shard.shard_index = planned.shard_index;
-    shard.scan_scheme = planned.scheme == redis::ScanScheme::kPerSlot
-                            ? ferry::v1::SCAN_SCHEME_PER_SLOT
-                            : ferry::v1::SCAN_SCHEME_SINGLE_DICT;
-    shard.slots = planned.slots;
+    shard.shard = planned;
     // The target processes as preflight saw them: the agents compare every connection with
     // these (agent/target_guard.h), so a target that restarts or evicts fails the job.
     for (const TargetNodeFacts& node : plan.target_nodes) {
@@ -221,13 +212,7 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
     }
     if (!include_shards) continue;
     ferry::v1::ShardStatus& status = *out.add_shards();
-    status.set_source_node(r.source_node);
-    status.set_source_db(r.source_db);
-    status.set_target_db(r.target_db);
-    status.set_shard_bits(r.shard_bits);
-    status.set_shard_index(r.shard_index);
-    status.set_scan_scheme(r.scan_scheme);
-    AddSlotRanges(r.slots, status.mutable_slots());
+    *status.mutable_shard() = r.shard;
     status.set_state(r.state);
     *status.mutable_counters() = r.checkpoint.counters();
     status.set_cursor(r.checkpoint.cursor());

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "common/testing/process.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -17,6 +18,17 @@ using ferry::v1::ControllerMessage;
 using Lease = ferry::v1::ControllerMessage::Lease;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+// A shard of db `db` (into the same db) of the source node `node`.
+ferry::v1::ShardRef Shard(const std::string& node, int bits, uint64_t index, int db = 0) {
+  ferry::v1::ShardRef shard;
+  shard.set_source_node(node);
+  shard.set_source_db(db);
+  shard.set_target_db(db);
+  shard.set_shard_bits(bits);
+  shard.set_shard_index(index);
+  return shard;
+}
 
 constexpr absl::Duration kLeaseTimeout = absl::Seconds(15);
 
@@ -54,8 +66,8 @@ struct FakeAgent {
 class SchedulerTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = ::testing::TempDir() + "/scheduler_test-" + std::to_string(getpid()) + "-" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db";
+    path_ = ::ferry::testing::ProcessTempDir() + "/scheduler_test-" + std::to_string(getpid()) +
+            "-" + ::testing::UnitTest::GetInstance()->current_test_info()->name() + ".db";
     unlink(path_.c_str());
     unlink((path_ + "-wal").c_str());
     unlink((path_ + "-shm").c_str());
@@ -96,7 +108,7 @@ class SchedulerTest : public ::testing::Test {
     int bits = 0;
     while ((1 << bits) < count) ++bits;
     for (int i = 0; i < count; ++i) {
-      plan.shards.push_back({node, 0, 0, bits, static_cast<uint64_t>(i), {}, {}});
+      plan.shards.push_back(Shard(node, bits, static_cast<uint64_t>(i)));
     }
     plan.estimated_keys = 1000;
     ASSERT_TRUE(scheduler_->SetPlan(job_id, plan).ok());
@@ -271,24 +283,24 @@ TEST_F(SchedulerTest, DisconnectReturnsShardsToTheQueue) {
 TEST_F(SchedulerTest, RunsAtMostParallelShardsPerSourceNode) {
   std::string job = Submit(/*rate_limit=*/0, /*parallel=*/2);
   PlanResult plan;
-  for (int i = 0; i < 4; ++i) plan.shards.push_back({"node-a:6379", 0, 0, 2, uint64_t(i), {}, {}});
-  for (int i = 0; i < 4; ++i) plan.shards.push_back({"node-b:6379", 0, 0, 2, uint64_t(i), {}, {}});
+  for (int i = 0; i < 4; ++i) plan.shards.push_back(Shard("node-a:6379", 2, uint64_t(i)));
+  for (int i = 0; i < 4; ++i) plan.shards.push_back(Shard("node-b:6379", 2, uint64_t(i)));
   ASSERT_TRUE(scheduler_->SetPlan(job, plan).ok());
   FakeAgent agent = Connect(10);
   std::vector<Lease> leases = agent.sender->Leases();
   ASSERT_EQ(leases.size(), 4u);
   int on_a = 0;
-  for (const Lease& lease : leases) on_a += lease.source_node() == "node-a:6379";
+  for (const Lease& lease : leases) on_a += lease.shard().source_node() == "node-a:6379";
   EXPECT_EQ(on_a, 2);
   // Finishing a shard of node a frees a place on node a only.
   const Lease* a_lease = nullptr;
   for (const Lease& lease : leases) {
-    if (lease.source_node() == "node-a:6379") a_lease = &lease;
+    if (lease.shard().source_node() == "node-a:6379") a_lease = &lease;
   }
   ASSERT_TRUE(Finish(agent, *a_lease).ok());
   std::vector<Lease> next = agent.sender->Leases();
   ASSERT_EQ(next.size(), 1u);
-  EXPECT_EQ(next[0].source_node(), "node-a:6379");
+  EXPECT_EQ(next[0].shard().source_node(), "node-a:6379");
 }
 
 TEST_F(SchedulerTest, SharesAgentsFairlyBetweenJobs) {

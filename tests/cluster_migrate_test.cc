@@ -17,6 +17,7 @@
 #include "common/testing/compare.h"
 #include "common/testing/redis_cluster.h"
 #include "common/testing/redis_server.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/ferry_cli.h"
@@ -25,15 +26,6 @@ namespace ferry::testing {
 namespace {
 
 using ::testing::HasSubstr;
-
-#define CONCAT_INNER_(a, b) a##b
-#define CONCAT_(a, b) CONCAT_INNER_(a, b)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(CONCAT_(statusor_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                               \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 // Success when a comparison ran and found nothing; else the first diffs.
 ::testing::AssertionResult NoDiffs(const absl::StatusOr<std::vector<KeyDiff>>& diffs) {
@@ -256,7 +248,8 @@ TEST_F(ClusterMigrateTest, CopyWhileTheTargetIsResharded) {
   ASSERT_TRUE(source && target);
   ASSERT_OK_AND_ASSIGN(redis::Connection conn, source->Connect());
   ASSERT_TRUE(LoadMixedData(conn, 0, 40000, 4, 0.2).ok());
-  const std::string log = MakeTempDir("ferry-reshard-") + "/ferry.log";
+  const ScopedTempDir scratch("ferry-reshard-");
+  const std::string log = scratch.path() + "/ferry.log";
   ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
                                              source->uri(), target->uri(), 8000,
                                              [&] { return ClusterKeys(*target); }, 2000, log));
@@ -278,7 +271,8 @@ TEST_F(ClusterMigrateTest, CopyWhileTheSourceIsResharded) {
   auto target = StartServer();
   ASSERT_TRUE(source && target);
   ASSERT_TRUE(LoadCluster(*source, 40000, 8, 0.2).ok());
-  const std::string log = MakeTempDir("ferry-src-reshard-") + "/ferry.log";
+  const ScopedTempDir scratch("ferry-src-reshard-");
+  const std::string log = scratch.path() + "/ferry.log";
   absl::StatusOr<Subprocess> ferry =
       StartFerry({"migrate", "--from", source->uri(), "--to", target->uri(), "--rate-limit", "8000",
                   "--batch", "200", "--progress", "none"},
@@ -304,7 +298,8 @@ TEST_F(ClusterMigrateTest, SourcePrimaryFailsOverMidCopy) {
   ASSERT_TRUE(source && target);
   ASSERT_TRUE(LoadCluster(*source, 30000, 5, 0.2).ok());
   ASSERT_TRUE(WaitReplicated(*source).ok());
-  const std::string log = MakeTempDir("ferry-src-failover-") + "/ferry.log";
+  const ScopedTempDir scratch("ferry-src-failover-");
+  const std::string log = scratch.path() + "/ferry.log";
   ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
                                              source->uri(), target->uri(), 4000,
                                              [&] { return DbSize(*target); }, 3000, log));
@@ -323,7 +318,8 @@ TEST_F(ClusterMigrateTest, TargetPrimaryFailsOverMidCopy) {
   ASSERT_TRUE(source && target);
   ASSERT_OK_AND_ASSIGN(redis::Connection conn, source->Connect());
   ASSERT_TRUE(LoadMixedData(conn, 0, 30000, 6, 0.2).ok());
-  const std::string log = MakeTempDir("ferry-dst-failover-") + "/ferry.log";
+  const ScopedTempDir scratch("ferry-dst-failover-");
+  const std::string log = scratch.path() + "/ferry.log";
   ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
                                              source->uri(), target->uri(), 4000,
                                              [&] { return ClusterKeys(*target); }, 3000, log));
@@ -344,7 +340,8 @@ TEST_F(ClusterMigrateTest, TargetPrimaryThatRestartsEmptyFailsTheJob) {
   ASSERT_TRUE(source && target);
   ASSERT_OK_AND_ASSIGN(redis::Connection conn, source->Connect());
   ASSERT_TRUE(LoadMixedData(conn, 0, 30000, 7, 0).ok());
-  const std::string log = MakeTempDir("ferry-dst-restart-") + "/ferry.log";
+  const ScopedTempDir scratch("ferry-dst-restart-");
+  const std::string log = scratch.path() + "/ferry.log";
   ASSERT_OK_AND_ASSIGN(Subprocess ferry, StartSlowMigrate(
                                              source->uri(), target->uri(), 4000,
                                              [&] { return ClusterKeys(*target); }, 3000, log));
@@ -396,12 +393,11 @@ TEST_F(ClusterMigrateTest, SeveralDatabasesIntoAClusterNeedDbOrMergeDbs) {
 class ControllerProcesses {
  public:
   absl::Status Start() {
-    dir_ = MakeTempDir("ferry-submit-");
     address_ = absl::StrCat("127.0.0.1:", FreeTcpPort());
     SubprocessOptions options;
-    options.log_file = dir_ + "/controller.log";
+    options.log_file = dir_.path() + "/controller.log";
     absl::StatusOr<Subprocess> controller = Subprocess::Start(
-        {FerryBinary("ferry-controller"), "--listen", address_, "--state", dir_ + "/state.db"},
+        {FerryBinary("ferry-controller"), "--listen", address_, "--state", dir_.path() + "/state.db"},
         options);
     if (!controller.ok()) return controller.status();
     controller_.emplace(*std::move(controller));
@@ -411,7 +407,7 @@ class ControllerProcesses {
         },
         absl::Seconds(30), absl::Milliseconds(100));
     if (!up.ok()) return Annotate(up, FileTail(options.log_file));
-    options.log_file = dir_ + "/agent.log";
+    options.log_file = dir_.path() + "/agent.log";
     absl::StatusOr<Subprocess> agent = Subprocess::Start(
         {FerryBinary("ferry-agent"), "--controller", address_, "--slots", "4"}, options);
     if (!agent.ok()) return agent.status();
@@ -425,7 +421,8 @@ class ControllerProcesses {
   }
 
  private:
-  std::string dir_;
+  // First, so it is removed after the processes that write into it are gone.
+  const ScopedTempDir dir_{"ferry-submit-"};
   std::string address_;
   std::optional<Subprocess> controller_;
   std::optional<Subprocess> agent_;

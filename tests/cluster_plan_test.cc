@@ -15,6 +15,7 @@
 #include "common/testing/redis_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/wire/shard.h"
 #include "server/planner.h"
 
 namespace ferry::server {
@@ -95,14 +96,14 @@ TEST_F(ClusterPlanTest, ShardsPerPrimaryFromItsOwnKeyCountInTheNodesScheme) {
     const redis::ClusterNode* owner = topology->OwnerOf(node * 5461);
     ASSERT_NE(owner, nullptr);
     int shards = 0;
-    for (const PlannedShard& shard : plan->shards) {
-      if (shard.source_node != address) continue;
+    for (const ferry::v1::ShardRef& shard : plan->shards) {
+      if (shard.source_node() != address) continue;
       ++shards;
-      EXPECT_EQ(shard.scheme, scheme) << address;
-      EXPECT_EQ(shard.source_db, 0);
-      EXPECT_EQ(shard.target_db, 0);
+      EXPECT_EQ(wire::ScanSchemeFromProto(shard.scan_scheme()), scheme) << address;
+      EXPECT_EQ(shard.source_db(), 0);
+      EXPECT_EQ(shard.target_db(), 0);
       if (scheme == redis::ScanScheme::kSingleDict) {
-        EXPECT_EQ(shard.slots, owner->slots);
+        EXPECT_EQ(wire::SlotRangesFromProto(shard.slots()), owner->slots);
       }
     }
     EXPECT_EQ(shards, node == 0 ? 4 : 1) << address;
@@ -147,15 +148,15 @@ TEST_F(ClusterPlanTest, DatabasesIntoACluster) {
   auto one = PlanCopy(request);
   ASSERT_TRUE(one.ok()) << one.status();
   ASSERT_THAT(one->shards, SizeIs(1));
-  EXPECT_EQ(one->shards[0].source_db, 4);
-  EXPECT_EQ(one->shards[0].target_db, 0);
+  EXPECT_EQ(one->shards[0].source_db(), 4);
+  EXPECT_EQ(one->shards[0].target_db(), 0);
 
   request.dbs.clear();
   request.merge_dbs = true;
   auto merged = PlanCopy(request);
   ASSERT_TRUE(merged.ok()) << merged.status();
   ASSERT_THAT(merged->shards, SizeIs(3));
-  for (const PlannedShard& shard : merged->shards) EXPECT_EQ(shard.target_db, 0);
+  for (const ferry::v1::ShardRef& shard : merged->shards) EXPECT_EQ(shard.target_db(), 0);
 
   request.target_db = 2;
   EXPECT_EQ(PlanCopy(request).status().code(), absl::StatusCode::kInvalidArgument);

@@ -19,6 +19,7 @@
 #include "common/testing/compare.h"
 #include "common/testing/redis_cluster.h"
 #include "common/testing/redis_server.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -27,20 +28,6 @@ namespace {
 
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-#define CLUSTER_CONCAT_INNER_(a, b) a##b
-#define CLUSTER_CONCAT_(a, b) CLUSTER_CONCAT_INNER_(a, b)
-#define ASSERT_OK(expr)                                   \
-  do {                                                    \
-    const absl::Status cluster_status_ = (expr);          \
-    ASSERT_TRUE(cluster_status_.ok()) << cluster_status_; \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(CLUSTER_CONCAT_(cluster_statusor_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                               \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 std::unique_ptr<RedisCluster> StartCluster(int primaries, int replicas) {
   EXPECT_TRUE(RequireRedisServerBinary().ok()) << RequireRedisServerBinary();

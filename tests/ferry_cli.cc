@@ -57,8 +57,8 @@ CliResult RunFerry(const std::vector<std::string>& args,
                    const std::vector<std::pair<std::string, std::string>>& env,
                    absl::Duration timeout) {
   CliResult result;
-  const std::string dir = MakeTempDir("ferry-cli-");
-  const std::string log = dir + "/out.log";
+  const ScopedTempDir dir("ferry-cli-");
+  const std::string log = dir.path() + "/out.log";
   absl::StatusOr<Subprocess> process = StartFerry(args, log, env);
   if (!process.ok()) {
     result.output = std::string(process.status().message());
@@ -67,7 +67,6 @@ CliResult RunFerry(const std::vector<std::string>& args,
   absl::StatusOr<int> code = process->Wait(timeout);
   result.exit_code = code.ok() ? *code : -1000;
   result.output = ReadFile(log);
-  (void)RemoveTree(dir);
   return result;
 }
 

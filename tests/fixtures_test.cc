@@ -21,24 +21,11 @@
 #include "common/testing/compare.h"
 #include "common/testing/process.h"
 #include "common/testing/redis_server.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace ferry::testing {
 namespace {
-
-#define FIXTURES_CONCAT_INNER_(a, b) a##b
-#define FIXTURES_CONCAT_(a, b) FIXTURES_CONCAT_INNER_(a, b)
-#define ASSERT_OK(expr)                                     \
-  do {                                                      \
-    const absl::Status fixtures_status_ = (expr);           \
-    ASSERT_TRUE(fixtures_status_.ok()) << fixtures_status_; \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(FIXTURES_CONCAT_(fixtures_statusor_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                               \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 // Sends one command and returns its reply as text: "(error) ..." for a failed status, the
 // elements joined by ',' for an array.

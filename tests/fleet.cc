@@ -19,11 +19,6 @@ namespace {
 constexpr absl::Duration kPoll = absl::Milliseconds(100);
 constexpr absl::Duration kStartTimeout = absl::Seconds(60);
 
-bool KeepDirs() {
-  const char* keep = std::getenv("FERRY_KEEP_TEST_DIRS");
-  return keep != nullptr && std::string(keep) == "1";
-}
-
 // Runs a short tool to completion; its output goes to `log`.
 absl::Status RunTool(std::vector<std::string> argv, const std::string& log) {
   const std::string name = argv.front();
@@ -47,7 +42,7 @@ Fleet::Fleet(FleetOptions options)
 Fleet::~Fleet() {
   for (Subprocess& agent : agents_) agent.Kill();
   if (controller_.has_value()) controller_->Kill();
-  if (!KeepDirs() && !dir_.empty()) (void)RemoveTree(dir_);
+  if (!KeepTestDirs() && !dir_.empty()) (void)RemoveTree(dir_);
 }
 
 std::string Fleet::address() const { return absl::StrCat("127.0.0.1:", port_); }
@@ -315,12 +310,6 @@ int64_t TotalKeys(const RedisServer& server) {
     if (absl::SimpleAtoi(value.substr(0, value.find(',')), &n)) total += n;
   }
   return total;
-}
-
-ScopedTempDir::ScopedTempDir(absl::string_view prefix) : path_(MakeTempDir(prefix)) {}
-
-ScopedTempDir::~ScopedTempDir() {
-  if (!KeepDirs() && !path_.empty()) (void)RemoveTree(path_);
 }
 
 absl::StatusOr<std::string> GenerateSelfSignedCert(const std::string& dir) {

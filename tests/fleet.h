@@ -127,20 +127,6 @@ int64_t JsonInt(absl::string_view json, absl::string_view field);
 // Keys in every database of `server` (INFO keyspace); -1 on error.
 int64_t TotalKeys(const RedisServer& server);
 
-// A new temp dir, removed with everything in it when the object dies (kept when the
-// environment has FERRY_KEEP_TEST_DIRS=1). path() is empty when it could not be made.
-class ScopedTempDir {
- public:
-  explicit ScopedTempDir(absl::string_view prefix);
-  ~ScopedTempDir();
-  ScopedTempDir(const ScopedTempDir&) = delete;
-  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
 // Writes a self-signed certificate and key for CN localhost, SAN DNS:localhost and
 // IP:127.0.0.1 into `dir` (cert.pem, key.pem); returns the certificate's path.
 absl::StatusOr<std::string> GenerateSelfSignedCert(const std::string& dir);

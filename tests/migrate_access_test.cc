@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/compare.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -15,23 +16,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::unique_ptr<RedisServer> StartServer(RedisServerOptions options = {}) {
-  auto server = RedisServer::Start(std::move(options));
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
-}
-
-redis::Connection Connect(RedisServer& server) {
-  auto conn = server.Connect();
-  EXPECT_TRUE(conn.ok()) << conn.status();
-  return *std::move(conn);
-}
-
-std::string WithUser(const std::string& uri, const std::string& user) {
-  const size_t scheme_end = uri.find("://") + 3;
-  return uri.substr(0, scheme_end) + user + "@" + uri.substr(scheme_end);
-}
 
 class MigrateAccessTest : public ::testing::Test {
  protected:
@@ -152,7 +136,8 @@ TEST_F(MigrateAccessTest, SourceKilledDuringTheCopy) {
   ASSERT_TRUE(source && target);
   redis::Connection src = Connect(*source);
   ASSERT_TRUE(LoadMixedData(src, 0, 30000, 6, 0).ok());
-  const std::string log = MakeTempDir("ferry-kill-") + "/out.log";
+  const ScopedTempDir scratch("ferry-kill-");
+  const std::string log = scratch.path() + "/out.log";
   auto ferry = StartFerry({"migrate", "--from", source->uri(), "--to", target->uri(),
                            "--rate-limit", "3000", "--progress", "log"},
                           log);

@@ -13,6 +13,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/testing/compare.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -38,18 +39,6 @@ std::string KeyName(int i) {
 }
 std::string PlantedKey(int k) { return KeyName(k * 119); }
 std::string IdenticalKey(int k) { return KeyName(k * 119 + 57); }
-
-std::unique_ptr<RedisServer> StartServer() {
-  auto server = RedisServer::Start();
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
-}
-
-redis::Connection Connect(RedisServer& server) {
-  auto conn = server.Connect();
-  EXPECT_TRUE(conn.ok()) << conn.status();
-  return *std::move(conn);
-}
 
 class MigrateConflictTest : public ::testing::Test {
  protected:

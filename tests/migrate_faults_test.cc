@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/compare.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/resp_proxy.h"
 #include "gmock/gmock.h"
@@ -20,12 +21,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-redis::Connection Connect(RedisServer& server) {
-  auto conn = server.Connect();
-  EXPECT_TRUE(conn.ok()) << conn.status();
-  return *std::move(conn);
-}
 
 int64_t DbSize(RedisServer& server) {
   redis::Connection conn = Connect(server);

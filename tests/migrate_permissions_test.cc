@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/compare.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,23 +20,6 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-std::unique_ptr<RedisServer> StartServer(RedisServerOptions options = {}) {
-  auto server = RedisServer::Start(std::move(options));
-  EXPECT_TRUE(server.ok()) << server.status();
-  return server.ok() ? *std::move(server) : nullptr;
-}
-
-redis::Connection Connect(RedisServer& server) {
-  auto conn = server.Connect();
-  EXPECT_TRUE(conn.ok()) << conn.status();
-  return *std::move(conn);
-}
-
-std::string WithUser(const std::string& uri, const std::string& user) {
-  const size_t scheme_end = uri.find("://") + 3;
-  return uri.substr(0, scheme_end) + user + "@" + uri.substr(scheme_end);
-}
 
 // `app:1`..`app:n` (strings, hashes and lists, a third with TTLs) and `other:1`..`other:n`.
 void LoadAppKeys(redis::Connection& conn, int n) {

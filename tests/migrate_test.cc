@@ -267,10 +267,12 @@ TEST_F(MigrateTest, RefusesToCopyAServerOntoItself) {
 TEST_F(MigrateTest, InterruptStopsCleanlyAndSaysWhatWasDone) {
   redis::Connection conn = Connect(*source_);
   ASSERT_TRUE(LoadMixedData(conn, 0, 20000, 2, 0).ok());
-  const std::string log = MakeTempDir("ferry-int-") + "/out.log";
+  const ScopedTempDir scratch("ferry-int-");
+  const std::string log = scratch.path() + "/out.log";
+  // An interrupted migrate keeps its state file for a resume: in the scratch dir, not /tmp.
   auto ferry = StartFerry({"migrate", "--from", source_->uri(), "--to", target_->uri(),
                            "--rate-limit", "2000", "--progress", "log"},
-                          log);
+                          log, {{"TMPDIR", scratch.path()}});
   ASSERT_TRUE(ferry.ok()) << ferry.status();
   ASSERT_TRUE(WaitFor([&] { return DbSize(*target_, 0) > 0; }, absl::Seconds(20)).ok());
   ASSERT_TRUE(ferry->Signal(SIGINT).ok());

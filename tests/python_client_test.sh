@@ -330,8 +330,8 @@ check(job.progress.shards_total == 4 and job.progress.shards_done == 4,
       "shards %d/%d" % (job.progress.shards_done, job.progress.shards_total))
 check(len(job.shards) == 4, "%d shards returned" % len(job.shards))
 check(all(s.state == ferry_pb2.SHARD_STATE_DONE for s in job.shards), "a shard is not done")
-check(sorted({s.source_db for s in job.shards}) == [0, 3], "shards of dbs %s" %
-      sorted({s.source_db for s in job.shards}))
+check(sorted({s.shard.source_db for s in job.shards}) == [0, 3], "shards of dbs %s" %
+      sorted({s.shard.source_db for s in job.shards}))
 check(job.HasField("create_time") and job.HasField("update_time"), "no timestamps")
 
 jobs = controller.ListJobs(ferry_pb2.ListJobsRequest(), metadata=auth,

@@ -20,24 +20,11 @@
 #include "common/redis/connection.h"
 #include "common/testing/process.h"
 #include "common/testing/redis_server.h"
+#include "common/testing/status_matchers.h"
 #include "gtest/gtest.h"
 
 namespace ferry::testing {
 namespace {
-
-#define PROXY_CONCAT_INNER_(a, b) a##b
-#define PROXY_CONCAT_(a, b) PROXY_CONCAT_INNER_(a, b)
-#define ASSERT_OK(expr)                               \
-  do {                                                \
-    const absl::Status proxy_status_ = (expr);        \
-    ASSERT_TRUE(proxy_status_.ok()) << proxy_status_; \
-  } while (0)
-#define ASSERT_OK_AND_ASSIGN(lhs, expr) \
-  ASSERT_OK_AND_ASSIGN_IMPL_(PROXY_CONCAT_(proxy_statusor_, __LINE__), lhs, expr)
-#define ASSERT_OK_AND_ASSIGN_IMPL_(statusor, lhs, expr) \
-  auto statusor = (expr);                               \
-  ASSERT_TRUE(statusor.ok()) << statusor.status();      \
-  lhs = std::move(statusor).value()
 
 // Every complete message `framer` holds, as strings.
 std::vector<std::string> Frames(RespFramer& framer) {

@@ -4,9 +4,9 @@
 #include <climits>
 #include <tuple>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/redis/errors.h"
 #include "common/redis/slot.h"
 
 namespace ferry::redis {
@@ -97,6 +97,17 @@ std::vector<const ClusterNode*> ClusterTopology::ReplicasOf(const std::string& p
   for (const ClusterNode& node : nodes) {
     if (!node.primary && node.primary_id == primary_id) out.push_back(&node);
   }
+  return out;
+}
+
+std::vector<const ClusterNode*> ClusterTopology::HealthyReplicasOf(
+    const std::string& primary_id) const {
+  std::vector<const ClusterNode*> out;
+  for (const ClusterNode* replica : ReplicasOf(primary_id)) {
+    if (!replica->failed) out.push_back(replica);
+  }
+  std::sort(out.begin(), out.end(),
+            [](const ClusterNode* a, const ClusterNode* b) { return a->id < b->id; });
   return out;
 }
 
@@ -211,8 +222,7 @@ absl::StatusOr<bool> DetectClusterMode(Connection& connection) {
   // INFO renamed or forbidden by ACL: a cluster node answers CLUSTER MYID.
   absl::StatusOr<Reply> myid = connection.Command({"CLUSTER", "MYID"});
   if (myid.ok()) return true;
-  if (!connection.broken() &&
-      absl::StrContains(myid.status().message(), "cluster support disabled")) {
+  if (!connection.broken() && Kind(myid.status().message()) == ReplyErrorKind::kNoCluster) {
     return false;
   }
   return Annotate(myid.status(), "cannot tell whether the server runs in cluster mode");

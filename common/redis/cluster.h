@@ -37,6 +37,9 @@ struct ClusterTopology {
   const ClusterNode* OwnerOf(int slot) const;
   std::vector<const ClusterNode*> Primaries() const;
   std::vector<const ClusterNode*> ReplicasOf(const std::string& primary_id) const;
+  // The replicas of `primary_id` not reported failed, by node id: the order in which shards are
+  // spread over replicas (agents) and in which they are probed (preflight), so both agree.
+  std::vector<const ClusterNode*> HealthyReplicasOf(const std::string& primary_id) const;
   // Number of slots covered by some primary (16384 when the cluster is fully covered).
   int CoveredSlots() const;
 };

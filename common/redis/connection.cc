@@ -170,7 +170,7 @@ struct Connection::Transport {
         return absl::UnavailableError(absl::StrCat(
             "TLS handshake with ", address,
             " failed: certificate verification: ", X509_verify_cert_error_string(verify),
-            " (use --from-cacert/--to-cacert, or --*-insecure to skip)"));
+            " (give the CA that signed the server's certificate, or turn verification off)"));
       }
       return absl::UnavailableError(
           absl::StrCat("TLS handshake with ", address, " failed: ", OpenSslErrors()));
@@ -263,19 +263,7 @@ ReplyView ReplyView::element(size_t i) const {
   return ReplyView(i < size() ? reply_->element[i] : nullptr);
 }
 
-Reply::Reply(Reply&& other) noexcept : ReplyView(std::exchange(other.reply_, nullptr)) {}
-
-Reply& Reply::operator=(Reply&& other) noexcept {
-  if (this != &other) {
-    if (reply_) freeReplyObject(const_cast<redisReply*>(reply_));
-    reply_ = std::exchange(other.reply_, nullptr);
-  }
-  return *this;
-}
-
-Reply::~Reply() {
-  if (reply_) freeReplyObject(const_cast<redisReply*>(reply_));
-}
+void ReplyDeleter::operator()(redisReply* reply) const { freeReplyObject(reply); }
 
 // ---- Connection ----
 
@@ -284,38 +272,12 @@ Connection::Connection(Endpoint endpoint, std::unique_ptr<Transport> transport)
       transport_(std::move(transport)),
       reader_(redisReaderCreate()) {}
 
-Connection::Connection(Connection&& other) noexcept
-    : endpoint_(std::move(other.endpoint_)),
-      transport_(std::move(other.transport_)),
-      reader_(std::exchange(other.reader_, nullptr)),
-      out_(std::move(other.out_)),
-      in_(std::move(other.in_)),
-      in_len_(std::exchange(other.in_len_, 0)),
-      in_pos_(std::exchange(other.in_pos_, 0)),
-      pending_(std::exchange(other.pending_, 0)),
-      db_(other.db_),
-      broken_(other.broken_) {}
+// Defined here, where Transport is complete.
+Connection::Connection(Connection&& other) noexcept = default;
+Connection& Connection::operator=(Connection&& other) noexcept = default;
+Connection::~Connection() = default;
 
-Connection& Connection::operator=(Connection&& other) noexcept {
-  if (this != &other) {
-    if (reader_) redisReaderFree(reader_);
-    endpoint_ = std::move(other.endpoint_);
-    transport_ = std::move(other.transport_);
-    reader_ = std::exchange(other.reader_, nullptr);
-    out_ = std::move(other.out_);
-    in_ = std::move(other.in_);
-    in_len_ = std::exchange(other.in_len_, 0);
-    in_pos_ = std::exchange(other.in_pos_, 0);
-    pending_ = std::exchange(other.pending_, 0);
-    db_ = other.db_;
-    broken_ = other.broken_;
-  }
-  return *this;
-}
-
-Connection::~Connection() {
-  if (reader_) redisReaderFree(reader_);
-}
+void Connection::ReaderDeleter::operator()(redisReader* reader) const { redisReaderFree(reader); }
 
 absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
                                             const ConnectOptions& options) {
@@ -400,7 +362,7 @@ absl::Status Connection::FillReader() {
     FERRY_ASSIGN_OR_RETURN(in_len_, transport_->ReadSome(in_.get(), kReadSize));
   }
   const size_t piece = std::min(kFeedSize, in_len_ - in_pos_);
-  if (redisReaderFeed(reader_, in_.get() + in_pos_, piece) != REDIS_OK) {
+  if (redisReaderFeed(reader_.get(), in_.get() + in_pos_, piece) != REDIS_OK) {
     return absl::InternalError("reply buffer: out of memory");
   }
   in_pos_ += piece;
@@ -412,7 +374,7 @@ absl::StatusOr<Reply> Connection::ReadReply() {
   if (!out_.empty()) FERRY_RETURN_IF_ERROR(Flush());
   for (;;) {
     void* reply = nullptr;
-    if (redisReaderGetReply(reader_, &reply) != REDIS_OK) {
+    if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) {
       return Fail(absl::UnavailableError(
           absl::StrCat("protocol error from ", endpoint_.Address(), ": ", reader_->errstr)));
     }

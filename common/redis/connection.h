@@ -24,6 +24,14 @@ class ReplyView {
   enum class Type { kString, kArray, kInteger, kNil, kStatus, kError };
 
   explicit ReplyView(const redisReply* reply) : reply_(reply) {}
+  ReplyView(const ReplyView&) = default;
+  ReplyView& operator=(const ReplyView&) = default;
+  // A moved-from view sees nothing, so a moved-from Reply never looks at the reply it handed on.
+  ReplyView(ReplyView&& other) noexcept : reply_(std::exchange(other.reply_, nullptr)) {}
+  ReplyView& operator=(ReplyView&& other) noexcept {
+    reply_ = std::exchange(other.reply_, nullptr);
+    return *this;
+  }
 
   Type type() const;
   bool is_nil() const { return type() == Type::kNil; }
@@ -41,16 +49,19 @@ class ReplyView {
   const redisReply* reply_;
 };
 
-// Owns one top-level reply. Move-only.
+// Frees a hiredis reply (freeReplyObject); for the unique_ptr that owns it.
+struct ReplyDeleter {
+  void operator()(redisReply* reply) const;
+};
+
+// Owns one top-level reply: the view reads it, `owned_` frees it. Move-only.
 class Reply : public ReplyView {
  public:
   Reply() : ReplyView(nullptr) {}
-  explicit Reply(redisReply* reply) : ReplyView(reply) {}
-  Reply(Reply&& other) noexcept;
-  Reply& operator=(Reply&& other) noexcept;
-  Reply(const Reply&) = delete;
-  Reply& operator=(const Reply&) = delete;
-  ~Reply();
+  explicit Reply(redisReply* reply) : ReplyView(reply), owned_(reply) {}
+
+ private:
+  std::unique_ptr<redisReply, ReplyDeleter> owned_;
 };
 
 struct ConnectOptions {
@@ -67,7 +78,7 @@ struct ConnectOptions {
 // buffer (Append), sent together (Flush) and their replies read in order (ReadReply): a
 // pipeline. Error replies are data, returned in their slot. Transport failures are UNAVAILABLE
 // (or DEADLINE_EXCEEDED); after one the connection is broken and must be reopened.
-// Not thread-safe; move-only.
+// Not thread-safe; move-only (a moved-from connection may only be destroyed or assigned to).
 class Connection {
  public:
   // Connects, completes TLS (verifying the certificate and host name unless the endpoint says
@@ -108,13 +119,17 @@ class Connection {
 
  private:
   struct Transport;
+  // Frees a hiredis reader (redisReaderFree).
+  struct ReaderDeleter {
+    void operator()(redisReader* reader) const;
+  };
   Connection(Endpoint endpoint, std::unique_ptr<Transport> transport);
   absl::Status Fail(absl::Status status);
   absl::Status FillReader();
 
   Endpoint endpoint_;
   std::unique_ptr<Transport> transport_;
-  redisReader* reader_ = nullptr;
+  std::unique_ptr<redisReader, ReaderDeleter> reader_;
   std::string out_;
   std::unique_ptr<char[]> in_;  // Bytes read from the socket: [in_pos_, in_len_) not yet fed.
   size_t in_len_ = 0;

@@ -1,24 +1,82 @@
 #include "common/redis/errors.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "common/redis/slot.h"
 
 namespace ferry::redis {
 namespace {
 
-// The first word of a Redis error reply ("MOVED 3999 10.0.0.1:6379" -> "MOVED"): Redis puts
-// the error class there.
-absl::string_view ErrorPrefix(absl::string_view error) {
-  const size_t space = error.find(' ');
-  return space == absl::string_view::npos ? error : error.substr(0, space);
+using Code = absl::StatusCode;
+
+// Replies whose first word names their kind. Whole words: BUSY is not BUSYKEY or BUSYGROUP.
+struct PrefixRow {
+  absl::string_view prefix;
+  ReplyErrorKind kind;
+};
+constexpr PrefixRow kPrefixes[] = {
+    {"NOAUTH", ReplyErrorKind::kAuth},
+    {"WRONGPASS", ReplyErrorKind::kAuth},
+    {"NOPERM", ReplyErrorKind::kNoPerm},
+    {"OOM", ReplyErrorKind::kOom},
+    {"LOADING", ReplyErrorKind::kLoading},
+    {"BUSY", ReplyErrorKind::kBusy},
+    {"TRYAGAIN", ReplyErrorKind::kTryAgain},
+    {"CLUSTERDOWN", ReplyErrorKind::kClusterDown},
+    {"MASTERDOWN", ReplyErrorKind::kMasterDown},
+    {"READONLY", ReplyErrorKind::kReadOnly},
+    {"NOREPLICAS", ReplyErrorKind::kNoReplicas},
+    {"MOVED", ReplyErrorKind::kMoved},
+    {"ASK", ReplyErrorKind::kAsk},
+    {"BUSYKEY", ReplyErrorKind::kBusyKey},
+};
+
+// What each kind means for a caller: its status code (which fixes its ErrorClass, see Classify)
+// and whether a router resends it by itself (RouterResends).
+struct KindRow {
+  ReplyErrorKind kind;
+  Code code;
+  bool router_resends;
+};
+constexpr KindRow kKinds[] = {
+    {ReplyErrorKind::kOther, Code::kInvalidArgument, false},
+    {ReplyErrorKind::kAuth, Code::kUnauthenticated, false},
+    {ReplyErrorKind::kNoPerm, Code::kPermissionDenied, false},
+    {ReplyErrorKind::kUnknownCommand, Code::kPermissionDenied, false},
+    {ReplyErrorKind::kOom, Code::kResourceExhausted, false},
+    {ReplyErrorKind::kLoading, Code::kUnavailable, true},
+    {ReplyErrorKind::kBusy, Code::kUnavailable, false},
+    {ReplyErrorKind::kTryAgain, Code::kUnavailable, true},
+    {ReplyErrorKind::kClusterDown, Code::kUnavailable, true},
+    {ReplyErrorKind::kMasterDown, Code::kUnavailable, true},
+    {ReplyErrorKind::kReadOnly, Code::kUnavailable, false},
+    {ReplyErrorKind::kNoReplicas, Code::kUnavailable, false},
+    {ReplyErrorKind::kMoved, Code::kAborted, false},
+    {ReplyErrorKind::kAsk, Code::kAborted, false},
+    {ReplyErrorKind::kBusyKey, Code::kAlreadyExists, false},
+    {ReplyErrorKind::kPayloadVersion, Code::kUnimplemented, false},
+    {ReplyErrorKind::kNoCluster, Code::kInvalidArgument, false},
+};
+
+const KindRow& RowOf(ReplyErrorKind kind) {
+  for (const KindRow& row : kKinds) {
+    if (row.kind == kind) return row;
+  }
+  return kKinds[0];
 }
 
-bool IsAuthError(absl::string_view error, absl::string_view prefix) {
-  if (prefix == "NOAUTH" || prefix == "WRONGPASS") return true;
-  // Older servers, and AUTH sent to a server without a password. The texts name the command,
-  // never the password we sent.
+// The first word of a Redis error reply ("MOVED 3999 10.0.0.1:6379" -> "MOVED").
+absl::string_view ErrorPrefix(absl::string_view error) {
+  return error.substr(0, std::min(error.find(' '), error.size()));
+}
+
+// Older servers, and AUTH sent to a server without a password. The texts name the command,
+// never the password we sent.
+bool IsAuthText(absl::string_view error) {
   return absl::StartsWith(error, "ERR invalid password") ||
          absl::StartsWith(error, "ERR invalid username-password pair") ||
          absl::StartsWith(error, "ERR Client sent AUTH, but no password is set") ||
@@ -26,53 +84,79 @@ bool IsAuthError(absl::string_view error, absl::string_view prefix) {
           absl::StrContains(error, "called without any password configured"));
 }
 
-// Errors after which the same command can succeed later on the same or another node.
-bool IsTransientPrefix(absl::string_view prefix) {
-  return prefix == "LOADING" || prefix == "BUSY" || prefix == "TRYAGAIN" ||
-         prefix == "CLUSTERDOWN" || prefix == "MASTERDOWN" || prefix == "READONLY" ||
-         prefix == "NOREPLICAS";
-}
-
-absl::StatusCode CodeForReplyError(absl::string_view error) {
-  const absl::string_view prefix = ErrorPrefix(error);
-  if (IsAuthError(error, prefix)) return absl::StatusCode::kUnauthenticated;
-  if (prefix == "NOPERM") return absl::StatusCode::kPermissionDenied;
-  // A command renamed or disabled by the operator (ElastiCache) reads as unknown.
-  if (absl::StartsWith(error, "ERR unknown command")) return absl::StatusCode::kPermissionDenied;
-  if (prefix == "OOM") return absl::StatusCode::kResourceExhausted;
-  if (IsTransientPrefix(prefix)) return absl::StatusCode::kUnavailable;
-  if (prefix == "MOVED" || prefix == "ASK") return absl::StatusCode::kAborted;
-  if (prefix == "BUSYKEY") return absl::StatusCode::kAlreadyExists;
-  if (IsPayloadVersionError(error)) return absl::StatusCode::kFailedPrecondition;
-  return absl::StatusCode::kInvalidArgument;
-}
-
 }  // namespace
 
+ReplyErrorKind Kind(absl::string_view error) {
+  const absl::string_view prefix = ErrorPrefix(error);
+  for (const PrefixRow& row : kPrefixes) {
+    if (row.prefix == prefix) return row.kind;
+  }
+  if (IsAuthText(error)) return ReplyErrorKind::kAuth;
+  if (absl::StartsWith(error, "ERR unknown command")) return ReplyErrorKind::kUnknownCommand;
+  if (IsPayloadVersionError(error)) return ReplyErrorKind::kPayloadVersion;
+  if (absl::StrContains(error, "cluster support disabled")) return ReplyErrorKind::kNoCluster;
+  return ReplyErrorKind::kOther;
+}
+
 absl::Status StatusFromReplyError(absl::string_view error) {
-  // The message is the server's text unchanged, so callers can parse MOVED/ASK targets.
-  return absl::Status(CodeForReplyError(error),
+  // The message is the server's text unchanged, for the operator and for ParseRedirect.
+  return absl::Status(RowOf(Kind(error)).code,
                       error.empty() ? "empty error reply" : std::string(error));
 }
 
 ErrorClass Classify(const absl::Status& status) {
   switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
+    case Code::kUnavailable:
+    case Code::kDeadlineExceeded:
       return ErrorClass::kTransient;
-    case absl::StatusCode::kAborted:
+    case Code::kAborted:
       return ErrorClass::kRedirect;
-    case absl::StatusCode::kFailedPrecondition:
+    case Code::kUnimplemented:
       return ErrorClass::kVersion;
-    case absl::StatusCode::kUnauthenticated:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kResourceExhausted:
-    case absl::StatusCode::kDataLoss:  // Written data is gone (a target restarted or evicted).
+    case Code::kUnauthenticated:
+    case Code::kPermissionDenied:
+    case Code::kResourceExhausted:
+    case Code::kDataLoss:            // Written data is gone (a target restarted or evicted).
+    case Code::kFailedPrecondition:  // The system must change first (a stale lease, a scheme).
       return ErrorClass::kFatal;
     default:
       // ALREADY_EXISTS, INVALID_ARGUMENT and anything unexpected: record the key, go on.
       return ErrorClass::kPerKey;
   }
+}
+
+bool MayRetryLater(absl::StatusCode code) {
+  const ErrorClass error_class = Classify(absl::Status(code, ""));
+  return error_class == ErrorClass::kTransient || error_class == ErrorClass::kRedirect;
+}
+
+bool RouterResends(ReplyErrorKind kind) { return RowOf(kind).router_resends; }
+
+std::optional<Redirect> ParseRedirect(absl::string_view error, absl::string_view same_host) {
+  const ReplyErrorKind kind = Kind(error);
+  if (kind != ReplyErrorKind::kMoved && kind != ReplyErrorKind::kAsk) return std::nullopt;
+  const size_t first_space = error.find(' ');
+  const size_t second_space = error.find(' ', first_space + 1);
+  if (first_space == absl::string_view::npos || second_space == absl::string_view::npos) {
+    return std::nullopt;
+  }
+  Redirect redirect;
+  redirect.ask = kind == ReplyErrorKind::kAsk;
+  const absl::string_view address = error.substr(second_space + 1);
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(error.substr(first_space + 1, second_space - first_space - 1),
+                        &redirect.slot) ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &redirect.port) || redirect.slot < 0 ||
+      redirect.slot >= kClusterSlots) {
+    return std::nullopt;
+  }
+  absl::string_view host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  redirect.host = std::string(host.empty() || host == "?" ? same_host : host);
+  return redirect;
 }
 
 bool IsPayloadVersionError(absl::string_view error) {

@@ -1,5 +1,6 @@
 #include "common/redis/errors.h"
 
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -65,14 +66,83 @@ INSTANTIATE_TEST_SUITE_P(
         Case{"MOVED 3999 127.0.0.1:6381", StatusCode::kAborted, kRedirect},
         Case{"ASK 3999 127.0.0.1:6381", StatusCode::kAborted, kRedirect},
         Case{"BUSYKEY Target key name already exists.", StatusCode::kAlreadyExists, kPerKey},
-        Case{"ERR DUMP payload version or checksum are wrong", StatusCode::kFailedPrecondition,
+        Case{"ERR DUMP payload version or checksum are wrong", StatusCode::kUnimplemented,
              kVersion},
-        Case{"ERR Bad data format", StatusCode::kFailedPrecondition, kVersion},
+        Case{"ERR Bad data format", StatusCode::kUnimplemented, kVersion},
         Case{"WRONGTYPE Operation against a key holding the wrong kind of value",
              StatusCode::kInvalidArgument, kPerKey},
         Case{"ERR string exceeds maximum allowed size (proto-max-bulk-len)",
              StatusCode::kInvalidArgument, kPerKey},
         Case{"ERR syntax error", StatusCode::kInvalidArgument, kPerKey}));
+
+TEST(ReplyErrorKindTest, ReadsTheFirstWordOrTheKnownTexts) {
+  EXPECT_EQ(Kind("MOVED 3999 127.0.0.1:6381"), ReplyErrorKind::kMoved);
+  EXPECT_EQ(Kind("ASK 3999 127.0.0.1:6381"), ReplyErrorKind::kAsk);
+  EXPECT_EQ(Kind("TRYAGAIN Multiple keys request during rehashing of slot"),
+            ReplyErrorKind::kTryAgain);
+  EXPECT_EQ(Kind("CLUSTERDOWN The cluster is down"), ReplyErrorKind::kClusterDown);
+  EXPECT_EQ(Kind("ERR invalid password"), ReplyErrorKind::kAuth);
+  EXPECT_EQ(Kind("ERR unknown command 'X'"), ReplyErrorKind::kUnknownCommand);
+  EXPECT_EQ(Kind("ERR Bad data format"), ReplyErrorKind::kPayloadVersion);
+  EXPECT_EQ(Kind("ERR This instance has cluster support disabled"), ReplyErrorKind::kNoCluster);
+  EXPECT_EQ(Kind("CLUSTER: ERR This instance has cluster support disabled"),
+            ReplyErrorKind::kNoCluster);
+  EXPECT_EQ(Kind("WRONGTYPE Operation against a key holding the wrong kind of value"),
+            ReplyErrorKind::kOther);
+  EXPECT_EQ(Kind(""), ReplyErrorKind::kOther);
+}
+
+TEST(ReplyErrorKindTest, RouterResendsOnlyWhatPassesByItself) {
+  for (const char* reply : {"TRYAGAIN x", "CLUSTERDOWN x", "LOADING x", "MASTERDOWN x"}) {
+    EXPECT_TRUE(RouterResends(Kind(reply))) << reply;
+  }
+  // Transient for the caller, but not for a router's few seconds of retries.
+  for (const char* reply : {"BUSY x", "READONLY x", "NOREPLICAS x", "MOVED 1 a:1", "ASK 1 a:1",
+                            "OOM x", "ERR syntax error"}) {
+    EXPECT_FALSE(RouterResends(Kind(reply))) << reply;
+  }
+}
+
+TEST(RedirectTest, ParsesMovedAndAsk) {
+  std::optional<Redirect> moved = ParseRedirect("MOVED 3999 10.0.0.1:6381", "seed");
+  ASSERT_TRUE(moved.has_value());
+  EXPECT_FALSE(moved->ask);
+  EXPECT_EQ(moved->slot, 3999);
+  EXPECT_EQ(moved->host, "10.0.0.1");
+  EXPECT_EQ(moved->port, 6381);
+  std::optional<Redirect> ask = ParseRedirect("ASK 0 [::1]:7000", "seed");
+  ASSERT_TRUE(ask.has_value());
+  EXPECT_TRUE(ask->ask);
+  EXPECT_EQ(ask->slot, 0);
+  EXPECT_EQ(ask->host, "::1");
+  EXPECT_EQ(ask->port, 7000);
+}
+
+TEST(RedirectTest, UnknownEndpointMeansTheSameHost) {
+  EXPECT_EQ(ParseRedirect("MOVED 1 :6381", "seed")->host, "seed");
+  EXPECT_EQ(ParseRedirect("MOVED 1 ?:6381", "seed")->host, "seed");
+}
+
+TEST(RedirectTest, RefusesAnythingElse) {
+  EXPECT_FALSE(ParseRedirect("MOVED 16384 a:1", "s").has_value());  // No such slot.
+  EXPECT_FALSE(ParseRedirect("MOVED -1 a:1", "s").has_value());
+  EXPECT_FALSE(ParseRedirect("MOVED 1 a", "s").has_value());  // No port.
+  EXPECT_FALSE(ParseRedirect("MOVED 1", "s").has_value());
+  EXPECT_FALSE(ParseRedirect("MOVEDX 1 a:1", "s").has_value());
+  EXPECT_FALSE(ParseRedirect("TRYAGAIN 1 a:1", "s").has_value());
+}
+
+TEST(RetryLaterTest, TransientAndRedirectOnly) {
+  EXPECT_TRUE(MayRetryLater(StatusCode::kUnavailable));
+  EXPECT_TRUE(MayRetryLater(StatusCode::kDeadlineExceeded));
+  EXPECT_TRUE(MayRetryLater(StatusCode::kAborted));
+  for (StatusCode code :
+       {StatusCode::kUnimplemented, StatusCode::kFailedPrecondition, StatusCode::kDataLoss,
+        StatusCode::kPermissionDenied, StatusCode::kResourceExhausted, StatusCode::kInvalidArgument,
+        StatusCode::kInternal}) {
+    EXPECT_FALSE(MayRetryLater(code)) << code;
+  }
+}
 
 TEST(ReplyErrorTest, BusyKeyIsNotBusy) {
   // BUSY is transient, BUSYKEY is about one key; a prefix match would confuse them.
@@ -129,7 +199,10 @@ TEST(ClassifyTest, MapsIoStatuses) {
   EXPECT_EQ(Classify(absl::UnavailableError("connection reset")), kTransient);
   EXPECT_EQ(Classify(absl::DeadlineExceededError("read timed out")), kTransient);
   EXPECT_EQ(Classify(absl::AbortedError("MOVED 1 a:1")), kRedirect);
-  EXPECT_EQ(Classify(absl::FailedPreconditionError("payload")), kVersion);
+  EXPECT_EQ(Classify(absl::UnimplementedError("payload")), kVersion);
+  // A stale lease or a changed cursor scheme: not a payload problem, nothing a retry fixes.
+  EXPECT_EQ(Classify(absl::FailedPreconditionError("scheme changed")), kFatal);
+  EXPECT_EQ(Classify(absl::DataLossError("target restarted")), kFatal);
   EXPECT_EQ(Classify(absl::UnauthenticatedError("auth")), kFatal);
   EXPECT_EQ(Classify(absl::PermissionDeniedError("noperm")), kFatal);
   EXPECT_EQ(Classify(absl::ResourceExhaustedError("oom")), kFatal);

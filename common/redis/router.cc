@@ -4,7 +4,6 @@
 #include <numeric>
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/logging.h"
@@ -13,50 +12,6 @@
 #include "common/redis/slot.h"
 
 namespace ferry::redis {
-namespace {
-
-absl::string_view ErrorPrefix(absl::string_view error) {
-  return error.substr(0, std::min(error.find(' '), error.size()));
-}
-
-// Error replies after which the same command can succeed a little later.
-bool IsRetryable(absl::string_view prefix) {
-  return prefix == "TRYAGAIN" || prefix == "CLUSTERDOWN" || prefix == "LOADING" ||
-         prefix == "MASTERDOWN";
-}
-
-// `MOVED 3999 10.0.0.1:6381` / `ASK 3999 10.0.0.1:6381`. An empty or "?" host means "the host
-// this command was sent to" (cluster-preferred-endpoint-type unknown-endpoint).
-struct Redirect {
-  int slot = -1;
-  std::string host;
-  int port = 0;
-};
-
-bool ParseRedirect(absl::string_view error, absl::string_view same_host, Redirect* out) {
-  const size_t first_space = error.find(' ');
-  const size_t second_space = error.find(' ', first_space + 1);
-  if (first_space == absl::string_view::npos || second_space == absl::string_view::npos) {
-    return false;
-  }
-  absl::string_view address = error.substr(second_space + 1);
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(error.substr(first_space + 1, second_space - first_space - 1),
-                        &out->slot) ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &out->port) || out->slot < 0 ||
-      out->slot >= kClusterSlots) {
-    return false;
-  }
-  absl::string_view host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  out->host = std::string(host.empty() || host == "?" ? same_host : host);
-  return true;
-}
-
-}  // namespace
 
 struct Router::Node {
   Endpoint endpoint;
@@ -177,15 +132,20 @@ class Router::Run {
   // Keeps `reply` as command `index`'s answer; true when the command must be sent again.
   bool Handle(int node, size_t index, Reply reply) {
     answered_[index] = true;
-    const absl::string_view prefix = reply.is_error() ? ErrorPrefix(reply.str()) : "";
+    if (!reply.is_error()) {
+      replies_[index] = std::move(reply);
+      return false;
+    }
+    const ReplyErrorKind kind = Kind(reply.str());
     bool again = false;
-    Redirect redirect;
-    if (router_.cluster_ && (prefix == "MOVED" || prefix == "ASK") &&
-        ParseRedirect(reply.str(), router_.nodes_[node]->endpoint.host, &redirect)) {
-      const int target = router_.NodeIndex(redirect.host, redirect.port);
-      if (prefix == "MOVED") {
+    std::optional<Redirect> redirect;
+    if (router_.cluster_)
+      redirect = ParseRedirect(reply.str(), router_.nodes_[node]->endpoint.host);
+    if (redirect.has_value()) {
+      const int target = router_.NodeIndex(redirect->host, redirect->port);
+      if (!redirect->ask) {
         ++router_.stats_.moved;
-        router_.slot_owner_[redirect.slot] = target;
+        router_.slot_owner_[redirect->slot] = target;
         refresh_ = true;
         refresh_hint_ = target;
       } else {
@@ -193,10 +153,10 @@ class Router::Run {
         ask_node_[index] = target;
       }
       again = true;
-    } else if (IsRetryable(prefix)) {
+    } else if (RouterResends(kind)) {
       ++router_.stats_.transient;
       backoff_ = true;
-      refresh_ = refresh_ || prefix == "CLUSTERDOWN";
+      refresh_ = refresh_ || kind == ReplyErrorKind::kClusterDown;
       again = true;
     }
     replies_[index] = std::move(reply);

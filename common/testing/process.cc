@@ -275,6 +275,23 @@ absl::Status RemoveTree(absl::string_view path) {
   return absl::OkStatus();
 }
 
+bool KeepTestDirs() {
+  const char* keep = getenv("FERRY_KEEP_TEST_DIRS");
+  return keep != nullptr && std::string(keep) == "1";
+}
+
+ScopedTempDir::ScopedTempDir(absl::string_view prefix) : path_(MakeTempDir(prefix)) {}
+
+ScopedTempDir::~ScopedTempDir() {
+  if (!KeepTestDirs() && !path_.empty()) (void)RemoveTree(path_);
+}
+
+const std::string& ProcessTempDir() {
+  // Destroyed after main() returns, when no test uses its files any more.
+  static const ScopedTempDir dir("ferry-test-");
+  return dir.path();
+}
+
 std::string FileTail(absl::string_view path, size_t max_bytes) {
   std::ifstream in(std::string(path), std::ios::binary | std::ios::ate);
   if (!in) return "";

@@ -82,6 +82,28 @@ std::string MakeTempDir(absl::string_view prefix);
 // Removes `path` and everything under it; OK when it does not exist.
 absl::Status RemoveTree(absl::string_view path);
 
+// True when the environment has FERRY_KEEP_TEST_DIRS=1: test dirs are kept for a post-mortem.
+bool KeepTestDirs();
+
+// A new temp dir, removed with everything in it when the object dies (kept when
+// KeepTestDirs()). path() is empty when it could not be made.
+class ScopedTempDir {
+ public:
+  explicit ScopedTempDir(absl::string_view prefix);
+  ~ScopedTempDir();
+  ScopedTempDir(const ScopedTempDir&) = delete;
+  ScopedTempDir& operator=(const ScopedTempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// One temp dir per test process (`$TMPDIR/ferry-test-XXXXXX`), made on first use and removed
+// with everything in it when the process exits normally: for files (SQLite state and its
+// -wal, -shm and .lock companions) whose test has no object to own a ScopedTempDir.
+const std::string& ProcessTempDir();
+
 // Reads the last `max_bytes` of a file (for error messages); empty when unreadable.
 std::string FileTail(absl::string_view path, size_t max_bytes = 2000);
 

@@ -1,0 +1,48 @@
+#include "cli/client.h"
+
+#include "gtest/gtest.h"
+
+namespace ferry::cli {
+namespace {
+
+namespace pb = ::ferry::v1;
+
+pb::Job JobIn(pb::JobState state, absl::StatusCode code = absl::StatusCode::kOk) {
+  pb::Job job;
+  job.set_state(state);
+  job.set_error_code(static_cast<int>(code));
+  if (code != absl::StatusCode::kOk) job.set_error("why");
+  return job;
+}
+
+TEST(ExitCodeForJobTest, EndedJobsMapToTheDocumentedCodes) {
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_DONE)), 0);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_DONE_WITH_ERRORS)), 1);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_CANCELLED)), 130);
+}
+
+TEST(ExitCodeForJobTest, AFailedJobExitsByItsErrorButNeverWithZero) {
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_FAILED, absl::StatusCode::kPermissionDenied)), 3);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_FAILED, absl::StatusCode::kInvalidArgument)), 2);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_FAILED, absl::StatusCode::kResourceExhausted)), 1);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_FAILED)), 1);  // No error code recorded.
+}
+
+TEST(ExitCodeForJobTest, AJobThatHasNotEndedIsNoSuccess) {
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_RUNNING)), 1);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_PAUSED)), 1);
+}
+
+TEST(StateNameTest, NamesEveryState) {
+  EXPECT_EQ(StateName(pb::JOB_STATE_PENDING), "pending");
+  EXPECT_EQ(StateName(pb::JOB_STATE_RUNNING), "running");
+  EXPECT_EQ(StateName(pb::JOB_STATE_PAUSED), "paused");
+  EXPECT_EQ(StateName(pb::JOB_STATE_DONE), "done");
+  EXPECT_EQ(StateName(pb::JOB_STATE_DONE_WITH_ERRORS), "done-with-errors");
+  EXPECT_EQ(StateName(pb::JOB_STATE_FAILED), "failed");
+  EXPECT_EQ(StateName(pb::JOB_STATE_CANCELLED), "cancelled");
+  EXPECT_EQ(StateName(pb::JOB_STATE_UNSPECIFIED), "unknown");
+}
+
+}  // namespace
+}  // namespace ferry::cli

@@ -1,0 +1,14 @@
+#include "common/redis/info.h"
+
+namespace ferry::redis {
+
+absl::StatusOr<std::optional<std::string>> ReadInfo(Connection& connection,
+                                                    absl::string_view section) {
+  absl::StatusOr<Reply> info =
+      section.empty() ? connection.Command({"INFO"}) : connection.Command({"INFO", section});
+  if (info.ok()) return std::optional<std::string>(std::string(info->str()));
+  if (info.status().code() == absl::StatusCode::kPermissionDenied) return std::nullopt;
+  return info.status();
+}
+
+}  // namespace ferry::redis

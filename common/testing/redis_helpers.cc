@@ -1,0 +1,26 @@
+#include "common/testing/redis_helpers.h"
+
+#include <utility>
+
+#include "gtest/gtest.h"
+
+namespace ferry::testing {
+
+std::unique_ptr<RedisServer> StartServer(RedisServerOptions options) {
+  auto server = RedisServer::Start(std::move(options));
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+redis::Connection Connect(const RedisServer& server) {
+  auto conn = server.Connect();
+  EXPECT_TRUE(conn.ok()) << conn.status();
+  return std::move(conn).value();
+}
+
+std::string WithUser(const std::string& uri, const std::string& user) {
+  const size_t scheme_end = uri.find("://") + 3;
+  return uri.substr(0, scheme_end) + user + "@" + uri.substr(scheme_end);
+}
+
+}  // namespace ferry::testing

@@ -1,0 +1,23 @@
+#pragma once
+
+// Shorthands for integration tests that start servers and talk to them: each records a gtest
+// failure with the reason when the step fails.
+
+#include <memory>
+#include <string>
+
+#include "common/redis/connection.h"
+#include "common/testing/redis_server.h"
+
+namespace ferry::testing {
+
+// RedisServer::Start; null (after a test failure) when the server cannot start.
+std::unique_ptr<RedisServer> StartServer(RedisServerOptions options = {});
+
+// A connection to db 0 of `server`; a test failure, then an abort, when it cannot connect.
+redis::Connection Connect(const RedisServer& server);
+
+// `uri` (scheme://host...) with `user@` put in front of the host.
+std::string WithUser(const std::string& uri, const std::string& user);
+
+}  // namespace ferry::testing
