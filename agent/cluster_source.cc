@@ -18,33 +18,14 @@ using redis::SlotSet;
 
 constexpr absl::Duration kSettlePoll = absl::Milliseconds(100);
 
-// slot -> the primary serving it in `topology` (null when none does).
-std::vector<const ClusterNode*> OwnerTable(const ClusterTopology& topology) {
-  std::vector<const ClusterNode*> owner(redis::kClusterSlots, nullptr);
-  for (const ClusterNode& node : topology.nodes) {
-    if (!node.primary) continue;
-    for (const auto& [first, last] : node.slots) {
-      for (int slot = first; slot <= last; ++slot) owner[slot] = &node;
-    }
-  }
-  return owner;
-}
-
 // `host:port` or `[v6]:port` into an endpoint like `seed`; nullopt when malformed.
 std::optional<redis::Endpoint> EndpointOfAddress(const redis::Endpoint& seed,
                                                  absl::string_view address) {
-  const size_t colon = address.rfind(':');
+  const std::optional<redis::HostPort> parsed = redis::ParseAddress(address);
+  if (!parsed.has_value()) return std::nullopt;
   ClusterNode node;
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &node.port) || node.port <= 0 ||
-      node.port > 65535) {
-    return std::nullopt;
-  }
-  absl::string_view host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  node.host = std::string(host);
+  node.host = parsed->host;
+  node.port = parsed->port;
   return redis::NodeEndpoint(seed, node);
 }
 
@@ -62,7 +43,7 @@ absl::StatusOr<SourceChoice> ChooseSource(const ClusterTopology& topology, const
                                           const std::string& planned_node,
                                           const std::string& current_node, ReadFrom read_from,
                                           uint64_t spread) {
-  const std::vector<const ClusterNode*> owner_of = OwnerTable(topology);
+  const std::vector<const ClusterNode*> owner_of = topology.OwnerTable();
   std::vector<std::pair<const ClusterNode*, int>> counts;  // In topology order.
   for (const ClusterNode& node : topology.nodes) {
     if (node.primary) counts.emplace_back(&node, 0);
@@ -123,7 +104,7 @@ absl::StatusOr<SourceChoice> ChooseSource(const ClusterTopology& topology, const
 
 SlotSet MovedAway(const ClusterTopology& now, const SlotSet& owned,
                   const std::vector<std::string>& group) {
-  const std::vector<const ClusterNode*> owner_of = OwnerTable(now);
+  const std::vector<const ClusterNode*> owner_of = now.OwnerTable();
   SlotSet moved;
   for (const auto& [first, last] : owned.Ranges()) {
     for (int slot = first; slot <= last; ++slot) {

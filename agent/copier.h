@@ -13,6 +13,7 @@
 #include "common/redis/scan_math.h"
 #include "common/redis/slot.h"
 #include "ferry/v1/ferry.pb.h"
+#include "proto/wire/job_defaults.h"
 
 namespace ferry::agent {
 
@@ -76,7 +77,7 @@ struct ShardSpec {
 };
 
 struct CopyOptions {
-  int batch_keys = 1000;                      // SCAN COUNT and pipeline depth.
+  int batch_keys = wire::kDefaultBatchKeys;   // SCAN COUNT and pipeline depth.
   uint64_t max_bytes_in_flight = 2ull << 20;  // Read but not yet written, per shard.
   OnConflict on_conflict = OnConflict::kReplace;
   bool dry_run = false;  // Read and count; write nothing.

@@ -107,7 +107,9 @@ absl::Status HubStream::Close(bool clean, std::thread& reader, std::thread& writ
     }
     // A call the controller ended keeps its status for Finish(); any other is cancelled, which
     // also unblocks the reader and the writer.
-    cancel_call = !read_done_;
+    // A failed Write also means the call is over: its status (say, UNAUTHENTICATED) comes from
+    // Finish() once the reader sees the end, so it is not cancelled into CANCELLED either.
+    cancel_call = !read_done_ && !write_failed_;
     Break(absl::CancelledError("stream closed"));  // From now on nothing is sent or started.
     StopAll(StopReason::kStreamLost);
   }
@@ -157,6 +159,7 @@ void HubStream::WriteLoop() {
     }
     if (!stream_->Write(message)) {
       absl::MutexLock lock(&mu_);
+      write_failed_ = true;
       Break(absl::UnavailableError("the stream to the controller broke"));
       return;
     }

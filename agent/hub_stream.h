@@ -110,6 +110,7 @@ class HubStream {
   bool close_writes_ ABSL_GUARDED_BY(mu_) = false;  // Writer: WritesDone once outbox_ is empty.
   absl::Status broken_ ABSL_GUARDED_BY(mu_);        // Not OK once a read or write failed.
   bool read_done_ ABSL_GUARDED_BY(mu_) = false;
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;  // A Write failed: the call is over.
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   std::string agent_id_ ABSL_GUARDED_BY(mu_);
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_);

@@ -36,18 +36,12 @@ absl::StatusOr<redis::Endpoint> EndpointOf(const pb::EndpointSpec& spec, absl::s
 
 // Points `endpoint` at `node` (`host:port` or `[v6]:port`), a cluster master of the source.
 absl::Status SetNode(absl::string_view node, redis::Endpoint& endpoint) {
-  const size_t colon = node.rfind(':');
-  int port = 0;
-  if (colon == absl::string_view::npos || !absl::SimpleAtoi(node.substr(colon + 1), &port) ||
-      port <= 0 || port > 65535) {
+  const std::optional<redis::HostPort> address = redis::ParseAddress(node);
+  if (!address.has_value() || address->host.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("source node '", node, "' is not host:port"));
   }
-  absl::string_view host = node.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  endpoint.host = std::string(host);
-  endpoint.port = port;
+  endpoint.host = address->host;
+  endpoint.port = address->port;
   return absl::OkStatus();
 }
 

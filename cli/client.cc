@@ -9,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/wire/endpoint.h"
+#include "proto/wire/job_state.h"
 
 namespace ferry::cli {
 
@@ -171,7 +172,7 @@ absl::StatusOr<Job> ControllerClient::Watch(const std::string& job_id,
       last = job;
       give_up = absl::Now() + std::max(call_timeout_, absl::Seconds(60));
       on_update(job);
-      if (IsFinal(job.state())) {
+      if (wire::IsEnded(job.state())) {
         context.TryCancel();
         (void)reader->Finish();
         return last;
@@ -220,11 +221,6 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   return spec;
 }
 
-bool IsFinal(JobState state) {
-  return state == ferry::v1::JOB_STATE_DONE || state == ferry::v1::JOB_STATE_DONE_WITH_ERRORS ||
-         state == ferry::v1::JOB_STATE_FAILED || state == ferry::v1::JOB_STATE_CANCELLED;
-}
-
 std::string StateName(JobState state) {
   switch (state) {
     case ferry::v1::JOB_STATE_PENDING:
@@ -253,12 +249,15 @@ ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
   s.estimated_keys = job.progress().estimated_keys();
   s.shards_total = job.progress().shards_total();
   s.shards_done = job.progress().shards_done();
+  s.keys_per_second = job.progress().keys_per_second();
+  s.bytes_per_second = job.progress().bytes_per_second();
+  if (job.progress().eta_seconds() > 0) s.eta_seconds = job.progress().eta_seconds();
   s.elapsed = absl::Now() - start;
   if (job.has_create_time()) {
     const absl::Time created =
         absl::FromUnixMillis(TimeUtil::TimestampToMilliseconds(job.create_time()));
     const absl::Time end =
-        IsFinal(job.state()) && job.has_update_time()
+        wire::IsEnded(job.state()) && job.has_update_time()
             ? absl::FromUnixMillis(TimeUtil::TimestampToMilliseconds(job.update_time()))
             : absl::Now();
     s.elapsed = end - created;

@@ -65,7 +65,6 @@ class ControllerClient {
 // The JobSpec of a JobRequest: URIs without passwords, passwords in their own fields.
 ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& request);
 
-bool IsFinal(ferry::v1::JobState state);
 // done, done-with-errors, failed, ...
 std::string StateName(ferry::v1::JobState state);
 ProgressSnapshot SnapshotOfJob(const ferry::v1::Job& job, absl::Time start);

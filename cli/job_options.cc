@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/job_defaults.h"
 
 namespace ferry::cli {
 namespace {
@@ -61,13 +62,16 @@ std::vector<FlagSpec> JobFlags() {
        "primary (default) or replica: which nodes of a source cluster are read"},
       {"match", "PATTERN", "copy only keys matching this SCAN MATCH pattern"},
       {"type", "TYPE", "copy only keys of this type (string, hash, list, set, zset, stream)"},
-      {"batch", "N", "keys per SCAN/DUMP/RESTORE round trip (default 1000)"},
+      {"batch", "N",
+       absl::StrCat("keys per SCAN/DUMP/RESTORE round trip (default ", wire::kDefaultBatchKeys,
+                    ")")},
       {"rate-limit", "N", "at most N keys per second for the whole job (default: no limit)"},
       {"on-conflict", "POLICY", "replace (default), skip, or fail when a key exists on the target"},
       {"shards", "N", "shards per database (default: from its key count)"},
       {"parallel", "N",
-       "shards copied at once from each source node (default 4; a cluster source with 3"
-       " primaries copies up to 3N at once)"},
+       absl::StrCat("shards copied at once from each source node (default ",
+                    wire::kDefaultParallelPerNode,
+                    "; a cluster source with 3 primaries copies up to 3N at once)")},
       {"dry-run", "", "read and count, write nothing"},
   };
 }
@@ -84,12 +88,13 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
   }
   r.match = args.Get("match");
   r.type = args.Get("type");
-  FERRY_ASSIGN_OR_RETURN(int64_t batch, args.GetInt("batch", 1000, 1, 100000));
+  FERRY_ASSIGN_OR_RETURN(int64_t batch, args.GetInt("batch", wire::kDefaultBatchKeys, 1, 100000));
   r.batch_keys = static_cast<int>(batch);
   FERRY_ASSIGN_OR_RETURN(r.rate_limit, args.GetDouble("rate-limit", 0, 0));
   FERRY_ASSIGN_OR_RETURN(int64_t shards, args.GetInt("shards", 0, 0, 65536));
   r.shards = static_cast<int>(shards);
-  FERRY_ASSIGN_OR_RETURN(int64_t parallel, args.GetInt("parallel", 4, 1, 1024));
+  FERRY_ASSIGN_OR_RETURN(int64_t parallel,
+                         args.GetInt("parallel", wire::kDefaultParallelPerNode, 1, 1024));
   r.parallel = static_cast<int>(parallel);
   r.dry_run = args.Has("dry-run");
   r.merge_dbs = args.Has("merge-dbs");

@@ -9,6 +9,7 @@
 #include "agent/copier.h"
 #include "cli/args.h"
 #include "common/redis/endpoint.h"
+#include "proto/wire/job_defaults.h"
 
 namespace ferry::cli {
 
@@ -20,11 +21,12 @@ struct JobRequest {
   std::optional<int> target_db;  // From the target URI's path.
   std::string match;
   std::string type;
-  int batch_keys = 1000;
+  int batch_keys = wire::kDefaultBatchKeys;
   double rate_limit = 0;  // Keys per second for the whole job; 0: unlimited.
   agent::OnConflict on_conflict = agent::OnConflict::kReplace;
-  int shards = 0;    // Per database; 0: planned from the key count.
-  int parallel = 4;  // Shards copied at once from each source node (JobSpec.parallel).
+  int shards = 0;                                // Per database; 0: planned from the key count.
+  int parallel = wire::kDefaultParallelPerNode;  // Shards copied at once from each source node
+                                                 // (JobSpec.parallel).
   bool dry_run = false;
   bool merge_dbs = false;           // Several source databases into one (a cluster's db 0).
   bool read_from_replicas = false;  // Cluster source: read replicas (READONLY).

@@ -16,6 +16,7 @@
 #include "cli/watch.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/job_state.h"
 #include "server/controller.h"
 #include "server/copy_planner.h"
 #include "server/job_spec.h"
@@ -96,7 +97,7 @@ absl::StatusOr<std::optional<ferry::v1::Job>> UnfinishedJob(ControllerClient& cl
   absl::StatusOr<std::vector<ferry::v1::Job>> jobs = client.List();
   if (!jobs.ok()) return jobs.status();
   for (const ferry::v1::Job& job : *jobs) {
-    if (!IsFinal(job.state())) return job;
+    if (!wire::IsEnded(job.state())) return job;
   }
   return std::nullopt;
 }

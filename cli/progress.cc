@@ -69,7 +69,8 @@ std::string ProgressLine(const ProgressSnapshot& s) {
   const ferry::v1::Counters& c = s.counters;
   const double secs = Seconds(s);
   const uint64_t done = KeysDone(c);
-  const double rate = static_cast<double>(c.scanned()) / secs;
+  const double rate = s.keys_per_second.value_or(static_cast<double>(c.scanned()) / secs);
+  const double bytes_rate = s.bytes_per_second.value_or(static_cast<double>(c.bytes()) / secs);
   std::string line =
       absl::StrCat("copied ", Count(c.copied()), "/", Count(s.estimated_keys), " keys");
   if (s.estimated_keys > 0) {
@@ -77,10 +78,12 @@ std::string ProgressLine(const ProgressSnapshot& s) {
                     absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done / s.estimated_keys)));
   }
   absl::StrAppend(&line, ", ", Rate(rate), " keys/s, ",
-                  absl::StrFormat("%.1f MB/s", static_cast<double>(c.bytes()) / secs / 1e6));
+                  absl::StrFormat("%.1f MB/s", bytes_rate / 1e6));
   if (s.shards_total > 0) absl::StrAppend(&line, ", shards ", s.shards_done, "/", s.shards_total);
   if (c.failed() > 0) absl::StrAppend(&line, ", ", Count(c.failed()), " failed");
-  if (rate > 0 && s.estimated_keys > c.scanned()) {
+  if (s.eta_seconds.has_value()) {
+    absl::StrAppend(&line, absl::StrFormat(", ETA %.0fs", *s.eta_seconds));
+  } else if (!s.keys_per_second.has_value() && rate > 0 && s.estimated_keys > c.scanned()) {
     absl::StrAppend(&line, absl::StrFormat(", ETA %.0fs", (s.estimated_keys - c.scanned()) / rate));
   }
   return line;

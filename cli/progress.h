@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <thread>
 #include <utility>
@@ -21,6 +22,11 @@ struct ProgressSnapshot {
   int shards_total = 0;
   int shards_done = 0;
   absl::Duration elapsed;
+  // The controller's rates over its recent window and its ETA (JobProgress), which the live line
+  // shows; unset (a snapshot not from a job), the line falls back to averages since the start.
+  std::optional<double> keys_per_second;
+  std::optional<double> bytes_per_second;
+  std::optional<double> eta_seconds;  // Only when the controller knows one.
 };
 
 enum class ProgressMode { kNone, kBar, kLog };

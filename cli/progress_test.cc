@@ -41,6 +41,20 @@ TEST(ProgressLineTest, NoEstimateMeansNoPercentNorEta) {
   EXPECT_EQ(ProgressLine(s), "copied 10/0 keys, 10.0k keys/s, 0.0 MB/s");
 }
 
+TEST(ProgressLineTest, TheControllersRatesAndEtaWinOverAverages) {
+  ProgressSnapshot s;
+  s.counters.set_scanned(500);
+  s.counters.set_copied(500);
+  s.estimated_keys = 1000;
+  s.elapsed = absl::Seconds(2);
+  s.keys_per_second = 100;
+  s.bytes_per_second = 3e6;
+  s.eta_seconds = 7;
+  EXPECT_EQ(ProgressLine(s), "copied 500/1,000 keys (50%), 100 keys/s, 3.0 MB/s, ETA 7s");
+  s.eta_seconds.reset();  // The controller knows none: no guess.
+  EXPECT_EQ(ProgressLine(s), "copied 500/1,000 keys (50%), 100 keys/s, 3.0 MB/s");
+}
+
 TEST(ProgressLineTest, PercentStopsAtOneHundredWhenTheEstimateWasLow) {
   ProgressSnapshot s;
   s.counters.set_scanned(150);

@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "ferry/v1/ferry.pb.h"
+#include "proto/wire/job_defaults.h"
 #include "server/job_store.h"
 #include "server/plan_types.h"
 
@@ -40,8 +41,8 @@ struct SchedulerOptions {
   // lease not handed back within it.
   absl::Duration lease_timeout = absl::Seconds(15);
   // Defaults for a JobSpec's zero values.
-  int default_parallel = 4;
-  int default_batch_keys = 1000;
+  int default_parallel = wire::kDefaultParallelPerNode;
+  int default_batch_keys = wire::kDefaultBatchKeys;
   // The time source (tests use a fake one).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };

@@ -2,15 +2,6 @@
 
 namespace ferry::server {
 
-bool IsRunnable(ferry::v1::JobState state) {
-  return state == ferry::v1::JOB_STATE_PENDING || state == ferry::v1::JOB_STATE_RUNNING;
-}
-
-bool IsEnded(ferry::v1::JobState state) {
-  return state == ferry::v1::JOB_STATE_DONE || state == ferry::v1::JOB_STATE_DONE_WITH_ERRORS ||
-         state == ferry::v1::JOB_STATE_FAILED || state == ferry::v1::JOB_STATE_CANCELLED;
-}
-
 double RateShare(const ferry::v1::JobSpec& spec, int running_shards) {
   if (spec.rate_limit() <= 0) return 0;
   return spec.rate_limit() / (running_shards > 0 ? running_shards : 1);

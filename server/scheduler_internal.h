@@ -7,14 +7,13 @@
 #include "absl/time/time.h"
 #include "ferry/v1/ferry.pb.h"
 #include "google/protobuf/timestamp.pb.h"
+#include "proto/wire/job_state.h"
 #include "server/job_store.h"
 
 namespace ferry::server {
 
-// PENDING or RUNNING: shards may be leased.
-bool IsRunnable(ferry::v1::JobState state);
-// DONE, DONE_WITH_ERRORS, FAILED or CANCELLED.
-bool IsEnded(ferry::v1::JobState state);
+using wire::IsEnded;
+using wire::IsRunnable;
 
 // Each running shard's share of the job's rate limit; 0 means no limit.
 double RateShare(const ferry::v1::JobSpec& spec, int running_shards);

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
+#include "common/redis/info.h"
 #include "common/redis/slot.h"
 
 namespace ferry::redis {
@@ -82,6 +83,17 @@ const ClusterNode* ClusterTopology::OwnerOf(int slot) const {
     }
   }
   return nullptr;
+}
+
+std::vector<const ClusterNode*> ClusterTopology::OwnerTable() const {
+  std::vector<const ClusterNode*> owner(kClusterSlots, nullptr);
+  for (const ClusterNode& node : nodes) {
+    if (!node.primary) continue;
+    for (const auto& [first, last] : node.slots) {
+      std::fill(owner.begin() + first, owner.begin() + last + 1, &node);
+    }
+  }
+  return owner;
 }
 
 std::vector<const ClusterNode*> ClusterTopology::Primaries() const {
@@ -216,9 +228,8 @@ absl::StatusOr<ClusterTopology> DiscoverTopology(Connection& any_node) {
 }
 
 absl::StatusOr<bool> DetectClusterMode(Connection& connection) {
-  absl::StatusOr<Reply> info = connection.Command({"INFO", "cluster"});
-  if (info.ok()) return InfoField(info->str(), "cluster_enabled") == "1";
-  if (info.status().code() != absl::StatusCode::kPermissionDenied) return info.status();
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, ReadInfo(connection, "cluster"));
+  if (info.has_value()) return InfoField(*info, "cluster_enabled") == "1";
   // INFO renamed or forbidden by ACL: a cluster node answers CLUSTER MYID.
   absl::StatusOr<Reply> myid = connection.Command({"CLUSTER", "MYID"});
   if (myid.ok()) return true;

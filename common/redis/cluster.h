@@ -35,6 +35,8 @@ struct ClusterTopology {
 
   // The primary that serves `slot`; nullptr when no node covers it.
   const ClusterNode* OwnerOf(int slot) const;
+  // slot -> the primary serving it (null where none does), for callers that ask per slot.
+  std::vector<const ClusterNode*> OwnerTable() const;
   std::vector<const ClusterNode*> Primaries() const;
   std::vector<const ClusterNode*> ReplicasOf(const std::string& primary_id) const;
   // The replicas of `primary_id` not reported failed, by node id: the order in which shards are

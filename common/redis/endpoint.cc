@@ -208,6 +208,21 @@ std::string Endpoint::Redacted() const {
                       db.has_value() ? absl::StrCat("/", *db) : "");
 }
 
+std::optional<HostPort> ParseAddress(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  HostPort out;
+  if (colon == absl::string_view::npos || !absl::SimpleAtoi(address.substr(colon + 1), &out.port) ||
+      out.port <= 0 || out.port > 65535) {
+    return std::nullopt;
+  }
+  absl::string_view host = address.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  out.host = std::string(host);
+  return out;
+}
+
 std::string Endpoint::Address() const {
   if (absl::StrContains(host, ':')) return absl::StrCat("[", host, "]:", port);
   return absl::StrCat(host, ":", port);

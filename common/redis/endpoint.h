@@ -34,6 +34,15 @@ struct EndpointWarnings {
   bool password_in_uri = false;
 };
 
+// A `host:port` or `[v6]:port` address (Endpoint::Address(), cluster node addresses, MOVED
+// targets): the host without brackets, and a port in 1..65535; nullopt when malformed. The host
+// may be empty (a MOVED from a node that does not know its own address).
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+std::optional<HostPort> ParseAddress(absl::string_view address);
+
 // Parses `uri`. When the URI has no password, `env_password` (for example the value of
 // FERRY_FROM_PASSWORD) is used. Errors are INVALID_ARGUMENT with a message that says what is
 // wrong; they never contain the password.

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "common/redis/endpoint.h"
 #include "common/redis/slot.h"
 
 namespace ferry::redis {
@@ -142,20 +143,16 @@ std::optional<Redirect> ParseRedirect(absl::string_view error, absl::string_view
   }
   Redirect redirect;
   redirect.ask = kind == ReplyErrorKind::kAsk;
-  const absl::string_view address = error.substr(second_space + 1);
-  const size_t colon = address.rfind(':');
-  if (colon == absl::string_view::npos ||
+  const std::optional<HostPort> address = ParseAddress(error.substr(second_space + 1));
+  if (!address.has_value() ||
       !absl::SimpleAtoi(error.substr(first_space + 1, second_space - first_space - 1),
                         &redirect.slot) ||
-      !absl::SimpleAtoi(address.substr(colon + 1), &redirect.port) || redirect.slot < 0 ||
-      redirect.slot >= kClusterSlots) {
+      redirect.slot < 0 || redirect.slot >= kClusterSlots) {
     return std::nullopt;
   }
-  absl::string_view host = address.substr(0, colon);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  }
-  redirect.host = std::string(host.empty() || host == "?" ? same_host : host);
+  redirect.port = address->port;
+  redirect.host =
+      address->host.empty() || address->host == "?" ? std::string(same_host) : address->host;
   return redirect;
 }
 

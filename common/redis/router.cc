@@ -1,6 +1,7 @@
 #include "common/redis/router.h"
 
 #include <algorithm>
+#include <map>
 #include <numeric>
 #include <utility>
 
@@ -248,16 +249,18 @@ absl::StatusOr<std::vector<Reply>> Router::Execute() {
 }
 
 absl::Status Router::ApplyTopology(ClusterTopology topology) {
+  // Slot owners as the topology has them, as indices in nodes_.
   std::vector<int> owner(kClusterSlots, -1);
-  size_t primaries = 0;
-  for (const ClusterNode& node : topology.nodes) {
-    if (!node.primary || node.slots.empty()) continue;
-    ++primaries;
-    const int index = NodeIndex(node.host, node.port);
-    for (const auto& [first, last] : node.slots) {
-      std::fill(owner.begin() + first, owner.begin() + last + 1, index);
-    }
+  std::map<const ClusterNode*, int> index;
+  const std::vector<const ClusterNode*> table = topology.OwnerTable();
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    const ClusterNode* node = table[slot];
+    if (node == nullptr) continue;
+    auto [it, added] = index.emplace(node, 0);
+    if (added) it->second = NodeIndex(node->host, node->port);
+    owner[slot] = it->second;
   }
+  const size_t primaries = index.size();
   // A node that was just reset or has not joined yet knows no slots: its view is useless.
   if (primaries == 0) return absl::FailedPreconditionError("the node knows no slot owners");
   slot_owner_ = std::move(owner);

@@ -1,0 +1,14 @@
+#pragma once
+
+// What a JobSpec's zero values mean: the one place these defaults are written. The CLI shows
+// them in its help, the scheduler applies them to specs that leave a field 0, and the copy engine
+// starts from them.
+
+namespace ferry::wire {
+
+// Keys per SCAN COUNT and per pipelined round trip (JobSpec.batch_keys).
+inline constexpr int kDefaultBatchKeys = 1000;
+// Shards copied at once from each source node (JobSpec.parallel).
+inline constexpr int kDefaultParallelPerNode = 4;
+
+}  // namespace ferry::wire
