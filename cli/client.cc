@@ -249,8 +249,11 @@ ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
   s.estimated_keys = job.progress().estimated_keys();
   s.shards_total = job.progress().shards_total();
   s.shards_done = job.progress().shards_done();
-  s.keys_per_second = job.progress().keys_per_second();
-  s.bytes_per_second = job.progress().bytes_per_second();
+  // The controller reports 0 until its window holds a second of samples: averages until then.
+  if (job.progress().keys_per_second() > 0) {
+    s.keys_per_second = job.progress().keys_per_second();
+    s.bytes_per_second = job.progress().bytes_per_second();
+  }
   if (job.progress().eta_seconds() > 0) s.eta_seconds = job.progress().eta_seconds();
   s.elapsed = absl::Now() - start;
   if (job.has_create_time()) {

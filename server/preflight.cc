@@ -196,7 +196,6 @@ absl::StatusOr<Connection> OpenNode(const redis::Endpoint& seed, const redis::Cl
   return conn;
 }
 
-
 // Probes the replicas of `p` that will be read and records their scheme; the primary itself
 // when it has none.
 absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTopology& topology,

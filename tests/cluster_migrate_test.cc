@@ -396,9 +396,10 @@ class ControllerProcesses {
     address_ = absl::StrCat("127.0.0.1:", FreeTcpPort());
     SubprocessOptions options;
     options.log_file = dir_.path() + "/controller.log";
-    absl::StatusOr<Subprocess> controller = Subprocess::Start(
-        {FerryBinary("ferry-controller"), "--listen", address_, "--state", dir_.path() + "/state.db"},
-        options);
+    absl::StatusOr<Subprocess> controller =
+        Subprocess::Start({FerryBinary("ferry-controller"), "--listen", address_, "--state",
+                           dir_.path() + "/state.db"},
+                          options);
     if (!controller.ok()) return controller.status();
     controller_.emplace(*std::move(controller));
     absl::Status up = WaitFor(
