@@ -16,6 +16,7 @@
 #include "common/redis/router.h"
 #include "common/testing/compare.h"
 #include "common/testing/redis_cluster.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -89,13 +90,6 @@ absl::StatusOr<std::string> Info(const RedisServer& node, absl::string_view sect
   absl::StatusOr<redis::Reply> info = conn->Command({"INFO", section});
   if (!info.ok()) return info.status();
   return std::string(info->str());
-}
-
-int64_t DbSize(const RedisServer& node) {
-  absl::StatusOr<redis::Connection> conn = node.Connect();
-  if (!conn.ok()) return -1;
-  absl::StatusOr<redis::Reply> size = conn->Command({"DBSIZE"});
-  return size.ok() ? size->integer() : -1;
 }
 
 // Keys on the cluster's primaries.

@@ -22,12 +22,6 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-int64_t DbSize(RedisServer& server) {
-  redis::Connection conn = Connect(server);
-  auto reply = conn.Command({"DBSIZE"});
-  return reply.ok() ? reply->integer() : -1;
-}
-
 // `keys` strings "k:<i>" of `value_bytes` bytes; with `ttl_ms` > 0 each gets a TTL of about that
 // (spread over +-10%).
 void LoadStrings(RedisServer& server, int keys, int value_bytes, int64_t ttl_ms = 0) {

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/testing/compare.h"
 #include "common/testing/process.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -45,13 +46,6 @@ class MigrateStateTest : public ::testing::Test {
     auto conn = server.Connect();
     EXPECT_TRUE(conn.ok()) << conn.status();
     return *std::move(conn);
-  }
-
-  static int64_t DbSize(const RedisServer& server) {
-    redis::Connection conn = Connect(server);
-    auto reply = conn.Command({"DBSIZE"});
-    EXPECT_TRUE(reply.ok()) << reply.status();
-    return reply.ok() ? reply->integer() : -1;
   }
 
   // The names in `dir`, "." and ".." left out.

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/testing/compare.h"
+#include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -33,13 +34,6 @@ class MigrateTest : public ::testing::Test {
     auto conn = server.Connect(db);
     EXPECT_TRUE(conn.ok()) << conn.status();
     return *std::move(conn);
-  }
-
-  int64_t DbSize(RedisServer& server, int db) {
-    redis::Connection conn = Connect(server, db);
-    auto reply = conn.Command({"DBSIZE"});
-    EXPECT_TRUE(reply.ok()) << reply.status();
-    return reply.ok() ? reply->integer() : -1;
   }
 
   CliResult Migrate(std::vector<std::string> extra = {},

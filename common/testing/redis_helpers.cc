@@ -18,6 +18,13 @@ redis::Connection Connect(const RedisServer& server) {
   return std::move(conn).value();
 }
 
+int64_t DbSize(const RedisServer& server, int db) {
+  absl::StatusOr<redis::Connection> conn = server.Connect(db);
+  if (!conn.ok()) return -1;
+  absl::StatusOr<redis::Reply> size = conn->Command({"DBSIZE"});
+  return size.ok() ? size->integer() : -1;
+}
+
 std::string WithUser(const std::string& uri, const std::string& user) {
   const size_t scheme_end = uri.find("://") + 3;
   return uri.substr(0, scheme_end) + user + "@" + uri.substr(scheme_end);

@@ -3,6 +3,7 @@
 // Shorthands for integration tests that start servers and talk to them: each records a gtest
 // failure with the reason when the step fails.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -16,6 +17,10 @@ std::unique_ptr<RedisServer> StartServer(RedisServerOptions options = {});
 
 // A connection to db 0 of `server`; a test failure, then an abort, when it cannot connect.
 redis::Connection Connect(const RedisServer& server);
+
+// DBSIZE of `db` on `server`; -1 when it cannot be asked (a node that is down, say), without a
+// test failure, so it can be polled.
+int64_t DbSize(const RedisServer& server, int db = 0);
 
 // `uri` (scheme://host...) with `user@` put in front of the host.
 std::string WithUser(const std::string& uri, const std::string& user);
