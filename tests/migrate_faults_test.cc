@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/testing/compare.h"
 #include "common/testing/redis_helpers.h"
 #include "common/testing/redis_server.h"
@@ -69,6 +70,7 @@ class MigrateFaultsTest : public ::testing::Test {
     ASSERT_TRUE(target.ok()) << target.status();
     target_ = *std::move(target);
     dir_ = MakeTempDir("ferry-faults-");
+    log_ = dir_ + "/migrate.log";
   }
   void TearDown() override { (void)RemoveTree(dir_); }
 
@@ -79,26 +81,48 @@ class MigrateFaultsTest : public ::testing::Test {
     return args;
   }
 
+  // Starts `args` (a ferry migrate) with --rate-limit `rate` and its output in dir_, and returns
+  // once the target holds more than `keys` keys: a fault that follows lands mid-copy.
+  absl::StatusOr<Subprocess> StartSlowCopy(std::vector<std::string> args, int rate, int64_t keys) {
+    args.insert(args.end(), {"--rate-limit", std::to_string(rate), "--output", "json"});
+    absl::StatusOr<Subprocess> ferry = StartFerry(args, log_);
+    if (!ferry.ok()) return ferry.status();
+    FERRY_RETURN_IF_ERROR(WaitFor([&] { return DbSize(*target_) > keys; }, absl::Seconds(60)));
+    return ferry;
+  }
+
+  // SIGSTOP the source for `how_long` (the stall itself is what is tested), then SIGCONT.
+  void StallSource(absl::Duration how_long) {
+    ASSERT_EQ(kill(source_->pid(), SIGSTOP), 0);
+    absl::SleepFor(how_long);
+    ASSERT_EQ(kill(source_->pid(), SIGCONT), 0);
+  }
+
+  // Waits for a StartSlowCopy to end: its exit code (-1 when it did not) and its output.
+  std::pair<int, std::string> Finish(Subprocess& ferry) {
+    absl::StatusOr<int> code = ferry.Wait(absl::Minutes(3));
+    std::string output = ReadFile(log_);
+    if (!code.ok()) return {-1, absl::StrCat(output, "\n", code.status().ToString())};
+    return {*code, output};
+  }
+
   RedisServerOptions target_options_;
   std::unique_ptr<RedisServer> source_;
   std::unique_ptr<RedisServer> target_;
   std::string dir_;
+  std::string log_;
 };
 
 // Case 2: the target is killed mid-copy and comes back empty on the same port. Before, ferry
 // reconnected and ended "done, 0 failed", exit 0, with a third of the keys gone.
 TEST_F(MigrateFaultsTest, TargetThatRestartedEmptyFailsTheJob) {
   LoadStrings(*source_, 100000, 20);
-  const std::string log = dir_ + "/migrate.log";
-  auto ferry = StartFerry(MigrateArgs({"--rate-limit", "20000", "--output", "json"}), log);
+  auto ferry = StartSlowCopy(MigrateArgs(), 20000, 20000);
   ASSERT_TRUE(ferry.ok()) << ferry.status();
-  ASSERT_TRUE(WaitFor([&] { return DbSize(*target_) > 20000; }, absl::Seconds(60)).ok());
   target_->Kill();
   ASSERT_TRUE(target_->Restart(/*keep_data=*/false).ok());
-  auto code = ferry->Wait(absl::Minutes(3));
-  ASSERT_TRUE(code.ok()) << code.status();
-  const std::string output = ReadFile(log);
-  EXPECT_NE(*code, 0) << output;
+  const auto [code, output] = Finish(*ferry);
+  EXPECT_NE(code, 0) << output;
   EXPECT_THAT(output, HasSubstr("restarted during the copy")) << output;
   EXPECT_THAT(output, Not(HasSubstr("\"state\":\"done\""))) << output;
   // The restart did lose keys: a "done" would have been false.
@@ -127,17 +151,13 @@ TEST_F(MigrateFaultsTest, EvictingTargetTooSmallForTheSourceIsRefused) {
 // filling it would do): the job must not end in success.
 TEST_F(MigrateFaultsTest, TargetThatEvictsDuringTheCopyFailsTheJob) {
   LoadStrings(*source_, 30000, 1000);
-  const std::string log = dir_ + "/migrate.log";
-  auto ferry = StartFerry(MigrateArgs({"--rate-limit", "10000", "--output", "json"}), log);
+  auto ferry = StartSlowCopy(MigrateArgs(), 10000, 5000);
   ASSERT_TRUE(ferry.ok()) << ferry.status();
-  ASSERT_TRUE(WaitFor([&] { return DbSize(*target_) > 5000; }, absl::Seconds(60)).ok());
   redis::Connection dst = Connect(*target_);
   ASSERT_TRUE(dst.Command({"CONFIG", "SET", "maxmemory-policy", "allkeys-lru"}).ok());
   ASSERT_TRUE(dst.Command({"CONFIG", "SET", "maxmemory", "8mb"}).ok());
-  auto code = ferry->Wait(absl::Minutes(3));
-  ASSERT_TRUE(code.ok()) << code.status();
-  const std::string output = ReadFile(log);
-  EXPECT_NE(*code, 0) << output;
+  const auto [code, output] = Finish(*ferry);
+  EXPECT_NE(code, 0) << output;
   EXPECT_THAT(output, HasSubstr("evicted")) << output;
   EXPECT_THAT(output, Not(HasSubstr("\"state\":\"done\""))) << output;
   EXPECT_GT(MissingOnTarget(*source_, *target_), 0);
@@ -210,16 +230,11 @@ void ExpectExpiriesKept(RedisServer& source, RedisServer& target, int keys, int6
 TEST_F(MigrateFaultsTest, StalledSourceNeitherShortensNorExtendsTtls) {
   constexpr int kKeys = 60000;
   LoadStrings(*source_, kKeys, 20, /*ttl_ms=*/120000);
-  const std::string log = dir_ + "/migrate.log";
-  auto ferry = StartFerry(MigrateArgs({"--rate-limit", "10000", "--output", "json"}), log);
+  auto ferry = StartSlowCopy(MigrateArgs(), 10000, 10000);
   ASSERT_TRUE(ferry.ok()) << ferry.status();
-  ASSERT_TRUE(WaitFor([&] { return DbSize(*target_) > 10000; }, absl::Seconds(60)).ok());
-  ASSERT_EQ(kill(source_->pid(), SIGSTOP), 0);
-  absl::SleepFor(absl::Seconds(6));  // The stall itself is what is tested.
-  ASSERT_EQ(kill(source_->pid(), SIGCONT), 0);
-  auto code = ferry->Wait(absl::Minutes(3));
-  ASSERT_TRUE(code.ok()) << code.status();
-  ASSERT_EQ(*code, 0) << ReadFile(log);
+  StallSource(absl::Seconds(6));
+  const auto [code, output] = Finish(*ferry);
+  ASSERT_EQ(code, 0) << output;
   ExpectExpiriesKept(*source_, *target_, kKeys, /*slack_ms=*/1000);
 }
 
@@ -283,18 +298,13 @@ TEST_F(MigrateFaultsTest, StalledSourceWithoutPexpiretimeReadsSlowTtlsAgain) {
   options.unknown_commands = {"PEXPIRETIME"};
   std::unique_ptr<RespProxy> proxy = ProxyFor(*source_, options);
   ASSERT_NE(proxy, nullptr);
-  const std::string log = dir_ + "/migrate.log";
-  auto ferry = StartFerry({"migrate", "--from", ProxyUri(*proxy), "--to", target_->uri(),
-                           "--rate-limit", "10000", "--progress", "none", "--output", "json"},
-                          log);
+  auto ferry = StartSlowCopy(
+      {"migrate", "--from", ProxyUri(*proxy), "--to", target_->uri(), "--progress", "none"}, 10000,
+      10000);
   ASSERT_TRUE(ferry.ok()) << ferry.status();
-  ASSERT_TRUE(WaitFor([&] { return DbSize(*target_) > 10000; }, absl::Seconds(60)).ok());
-  ASSERT_EQ(kill(source_->pid(), SIGSTOP), 0);
-  absl::SleepFor(absl::Seconds(6));  // The stall itself is what is tested.
-  ASSERT_EQ(kill(source_->pid(), SIGCONT), 0);
-  auto code = ferry->Wait(absl::Minutes(3));
-  ASSERT_TRUE(code.ok()) << code.status();
-  ASSERT_EQ(*code, 0) << ReadFile(log);
+  StallSource(absl::Seconds(6));
+  const auto [code, output] = Finish(*ferry);
+  ASSERT_EQ(code, 0) << output;
   // Asked once per connection and refused: every TTL came from PTTL.
   EXPECT_GT(proxy->commands_seen("PEXPIRETIME"), 0u);
   EXPECT_GE(proxy->commands_seen("PTTL"), static_cast<uint64_t>(kKeys));
