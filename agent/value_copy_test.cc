@@ -1,0 +1,2 @@
+#include "agent/value_copy.h"
+// Tests in progress (issue 9).
