@@ -15,7 +15,7 @@ DEBIAN_PACKAGES := build-essential cmake ninja-build pkg-config git \
   python3 python3-grpcio python3-protobuf python3-grpc-tools \
   time procps iproute2
 
-.PHONY: deps build tsa test unit integration demo bench clean
+.PHONY: deps build tsa test unit integration demo bench bench-bigkeys clean
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -53,6 +53,10 @@ demo: deps build
 
 bench: deps build
 	bench/run.sh
+
+# A 400 MB string, a 3M-member zset and a 3M-field hash, about 1 GB a side (SCALE=0.1: quick).
+bench-bigkeys: deps build
+	bench/bigkeys.sh --scale $(or $(SCALE),1)
 
 clean:
 	rm -rf $(BUILD_DIR) $(TSA_DIR)

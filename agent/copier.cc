@@ -14,6 +14,7 @@
 #include "agent/shard_walk.h"
 #include "agent/shard_writer.h"
 #include "agent/target_guard.h"
+#include "agent/target_probe.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
@@ -46,15 +47,22 @@ struct Attempt {
   RateLimiter* limiter;
   const std::atomic<bool>* cancel;
   ShardWriter& writer;
+  const TargetFacts* target;  // Null in a dry run.
 
   // Reads with `read` (on a second thread, into a queue bounded in bytes) while this thread
   // writes what it reads. `replica`: `source` is a replica read on purpose.
   absl::Status Pump(Connection& source, bool replica,
                     const std::function<absl::Status(ShardReader&)>& read) const {
+    ReadPath path;
+    FERRY_ASSIGN_OR_RETURN(path.source, redis::ReadCapabilities(source));
+    path.target = target;
+    path.typed = options.typed_only || (target != nullptr && !target->restore_allowed);
+    path.big_key_bytes = options.big_key_bytes;
     // Absolute expiry times where the source has them: a stalled source cannot shorten TTLs.
-    FERRY_ASSIGN_OR_RETURN(std::optional<SourceClock> clock, AbsoluteExpiryClock(source));
+    FERRY_ASSIGN_OR_RETURN(std::optional<SourceClock> clock,
+                           AbsoluteExpiryClock(source, path.source));
     BatchQueue queue(options.max_bytes_in_flight);
-    ShardReader reader(spec, options, source, replica, clock, limiter, cancel, queue);
+    ShardReader reader(spec, options, source, replica, clock, path, limiter, cancel, queue);
     std::thread thread([&] { queue.Close(read(reader)); });
     absl::Status status;
     while (std::optional<Batch> batch = queue.Pop()) {
@@ -181,11 +189,20 @@ absl::Status CopyCluster(const Attempt& a) {
   return Rescan(a, cluster, a.checkpoint.rescan);
 }
 
-// The target's router and the TTL mapping for its nodes; neither in a dry run.
+// The target's router, the TTL mapping for its nodes and what they can read; none in a dry run.
 struct Target {
   std::unique_ptr<redis::Router> router;
   ExpiryMapper expiry;
+  std::optional<TargetFacts> facts;
 };
+
+// Says once per process that a target refuses RESTORE: every shard finds it out.
+void LogRestoreRefusedOnce(const TargetFacts& facts) {
+  static std::atomic<bool> said{false};
+  if (facts.restore_allowed || said.exchange(true)) return;
+  FERRY_LOG(Warning) << "the target refuses RESTORE (" << facts.restore_refusal
+                     << "): keys are copied type by type";
+}
 
 // Every primary of the target (the server itself, standalone), as the router knows it now.
 std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Router& router) {
@@ -216,14 +233,26 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
     return Annotate(router.status(), "target");
   }
   target.router = *std::move(router);
-  // Every primary's clock counts: a key must not outlive the source on any of them.
+  // Every primary's clock counts: a key must not outlive the source on any of them; and every
+  // primary must read what is written to it.
   const std::vector<redis::Endpoint> nodes = TargetNodes(spec, *target.router);
+  const std::vector<const ClusterNode*> primaries = target.router->topology().Primaries();
+  std::vector<TargetFacts> facts;
   for (size_t i = 0; i < nodes.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(nodes[i], options.connect));
     FERRY_RETURN_IF_ERROR(guard.Check(connection));
     FERRY_ASSIGN_OR_RETURN(ExpiryMapper expiry, ExpiryMapper::Measure(&connection));
     target.expiry = i == 0 ? expiry : ExpiryMapper::Earliest(target.expiry, expiry);
+    const int slot = target.router->cluster() && i < primaries.size() &&
+                             !primaries[i]->slots.empty()
+                         ? primaries[i]->slots.front().first
+                         : -1;
+    absl::StatusOr<TargetFacts> node_facts = ProbeTarget(connection, slot);
+    if (!node_facts.ok()) return Annotate(node_facts.status(), "target");
+    facts.push_back(*std::move(node_facts));
   }
+  target.facts = Weakest(facts);
+  LogRestoreRefusedOnce(*target.facts);
   return target;
 }
 
@@ -245,8 +274,9 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
                          const CopyCallbacks& callbacks) {
   TargetGuard guard(&checkpoint.target_nodes);
   FERRY_ASSIGN_OR_RETURN(Target target, OpenTarget(spec, options, guard));
-  ShardWriter writer(options, target.router.get(), target.expiry, checkpoint, callbacks);
-  const Attempt attempt{spec, options, checkpoint, limiter, cancel, writer};
+  const TargetFacts* facts = target.facts.has_value() ? &*target.facts : nullptr;
+  ShardWriter writer(options, target.router.get(), target.expiry, facts, checkpoint, callbacks);
+  const Attempt attempt{spec, options, checkpoint, limiter, cancel, writer, facts};
   FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
   if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
   if (target.router != nullptr) {

@@ -81,6 +81,11 @@ struct CopyOptions {
   uint64_t max_bytes_in_flight = 2ull << 20;  // Read but not yet written, per shard.
   OnConflict on_conflict = OnConflict::kReplace;
   bool dry_run = false;  // Read and count; write nothing.
+  // Every key type by type (JobSpec.copy_path); otherwise DUMP/RESTORE where the target reads
+  // the payloads.
+  bool typed_only = false;
+  uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;  // Copied in chunks above (MEMORY USAGE).
+  bool drop_field_ttls = false;
   int max_retries = 6;   // Transient failures in a row before giving up.
   absl::Duration initial_backoff = absl::Milliseconds(200);
   redis::ConnectOptions connect;

@@ -45,8 +45,12 @@ absl::StatusOr<SourceClock> SourceClock::Measure(redis::Connection& source) {
 }
 
 absl::StatusOr<std::optional<SourceClock>> AbsoluteExpiryClock(redis::Connection& source) {
-  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, redis::ReadInfo(source, "server"));
-  const redis::Capabilities caps = redis::Capabilities::FromInfo(info.value_or(""));
+  FERRY_ASSIGN_OR_RETURN(const redis::Capabilities caps, redis::ReadCapabilities(source));
+  return AbsoluteExpiryClock(source, caps);
+}
+
+absl::StatusOr<std::optional<SourceClock>> AbsoluteExpiryClock(redis::Connection& source,
+                                                               const redis::Capabilities& caps) {
   if (!caps.pexpiretime()) return std::nullopt;
   absl::StatusOr<redis::Reply> probe = source.Command({"PEXPIRETIME", "ferry:probe"});
   if (!probe.ok()) {

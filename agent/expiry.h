@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/redis/capabilities.h"
 #include "common/redis/connection.h"
 
 namespace ferry::agent {
@@ -48,6 +49,9 @@ class SourceClock {
 // capability table promises it and the server answers it (a probe; renamed or refused commands
 // fall back), else nullopt: PTTL. Transport errors are returned.
 absl::StatusOr<std::optional<SourceClock>> AbsoluteExpiryClock(redis::Connection& source);
+// The same for a source whose capabilities are known.
+absl::StatusOr<std::optional<SourceClock>> AbsoluteExpiryClock(redis::Connection& source,
+                                                               const redis::Capabilities& caps);
 
 // A key's expiry from one TTL reply: `value` of PEXPIRETIME (with `clock`) or of PTTL sent at
 // `sent` (without), as the earliest local Unix ms, or kNoExpiry / kVanished.

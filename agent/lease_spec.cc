@@ -125,6 +125,9 @@ CopyOptions CopyOptionsFromLease(const CopyOptions& defaults,
       copy.on_conflict = OnConflict::kReplace;
   }
   copy.dry_run = lease.dry_run();
+  copy.typed_only = lease.copy_path() == pb::COPY_PATH_TYPED;
+  if (lease.big_key_bytes() > 0) copy.big_key_bytes = lease.big_key_bytes();
+  copy.drop_field_ttls = lease.drop_field_ttls();
   if (copy.connect.client_name.empty()) copy.connect.client_name = "ferry-agent";
   return copy;
 }

@@ -3,9 +3,13 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/rate_limiter.h"
+#include "agent/value_copy.h"
+#include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "common/redis/dump_payload.h"
 #include "common/redis/errors.h"
 
 namespace ferry::agent {
@@ -22,6 +26,49 @@ constexpr int64_t kMaxKeysPerSlotReply = 20000;
 constexpr absl::Duration kMaxTtlUncertainty = absl::Milliseconds(500);
 // Rounds of reading slow TTLs again before the last one is kept (it is still never extended).
 constexpr int kMaxTtlRereads = 3;
+// Where MEMORY USAGE is refused, an aggregate's size is estimated from its length.
+constexpr int64_t kBytesPerElement = 64;
+
+// The length command of a type (TYPE's name), or empty for a type without one.
+absl::string_view LengthCommand(absl::string_view type) {
+  if (type == "string") return "STRLEN";
+  if (type == "hash") return "HLEN";
+  if (type == "list") return "LLEN";
+  if (type == "set") return "SCARD";
+  if (type == "zset") return "ZCARD";
+  if (type == "stream") return "XLEN";
+  return "";
+}
+
+// Bytes of the strings in a reply, for the queue's bound.
+uint64_t ReplyBytes(ReplyView reply) {
+  if (!reply.is_array()) return reply.str().size();
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < reply.size(); ++i) bytes += ReplyBytes(reply.element(i));
+  return bytes;
+}
+
+// Removes the keys `erase` marks from every per-key vector of `batch` that has them.
+void EraseKeys(Batch& batch, const std::vector<bool>& erase) {
+  size_t kept = 0;
+  for (size_t i = 0; i < batch.keys.size(); ++i) {
+    if (erase[i]) continue;
+    batch.keys[kept] = batch.keys[i];
+    if (i < batch.expiry.size()) batch.expiry[kept] = batch.expiry[i];
+    if (i < batch.dump.size()) batch.dump[kept] = std::move(batch.dump[i]);
+    if (i < batch.type.size()) batch.type[kept] = std::move(batch.type[i]);
+    if (i < batch.string_value.size()) batch.string_value[kept] = batch.string_value[i];
+    ++kept;
+  }
+  const auto shrink = [kept](auto& v) {
+    if (v.size() > kept) v.resize(kept);
+  };
+  shrink(batch.keys);
+  shrink(batch.expiry);
+  shrink(batch.dump);
+  shrink(batch.type);
+  shrink(batch.string_value);
+}
 
 }  // namespace
 
@@ -77,7 +124,8 @@ absl::Status BatchQueue::status() {
 
 ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
                          redis::Connection& source, bool replica, std::optional<SourceClock> clock,
-                         RateLimiter* limiter, const std::atomic<bool>* cancel, BatchQueue& queue)
+                         ReadPath path, RateLimiter* limiter, const std::atomic<bool>* cancel,
+                         BatchQueue& queue)
     : spec_(spec),
       options_(options),
       source_(source),
@@ -86,7 +134,10 @@ ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
       cancel_(cancel),
       queue_(queue),
       clock_(clock),
-      count_(std::to_string(options.batch_keys)) {}
+      count_(std::to_string(options.batch_keys)),
+      path_(path),
+      typed_(path.typed),
+      filter_types_(!spec.type.empty() && !path.source.scan_type()) {}
 
 void ShardReader::AppendTtl(absl::string_view key) {
   source_.Append({clock_.has_value() ? "PEXPIRETIME" : "PTTL", key});
@@ -183,7 +234,7 @@ void ShardReader::AppendScan(uint64_t cursor) {
   const std::string cursor_arg = std::to_string(cursor);
   std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count_};
   if (!spec_.match.empty()) argv.insert(argv.end(), {"MATCH", spec_.match});
-  if (!spec_.type.empty()) argv.insert(argv.end(), {"TYPE", spec_.type});
+  if (!spec_.type.empty() && !filter_types_) argv.insert(argv.end(), {"TYPE", spec_.type});
   source_.Append(argv);
 }
 
@@ -321,21 +372,18 @@ absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, u
     FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
   }
   if (probe_ttls) AppendTtlProbe();
-  for (size_t i : others) source_.Append({"DUMP", batch.keys[i]});
+  for (size_t i : others) AppendValueRead(batch, i);
   if (probe_ttls) AppendTtlProbe();
   FERRY_RETURN_IF_ERROR(source_.Flush());
   if (probe_ttls) {
     FERRY_ASSIGN_OR_RETURN(before, ReadTtlProbe());
   }
+  std::vector<bool> changed(n, false);
   for (size_t i : others) {
-    FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
-    if (dump.is_error()) {
-      absl::Status status = ReplyStatus("source", "DUMP", dump);
-      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
-    }
-    batch.bytes += dump.str().size() + batch.keys[i].size();
-    batch.dump[i] = std::move(dump);
+    FERRY_ASSIGN_OR_RETURN(Reply value, source_.ReadReply());
+    FERRY_ASSIGN_OR_RETURN(changed[i], TakeValue(batch, i, std::move(value)));
   }
+  DeferChanged(batch, changed);
   if (!probe_ttls) return true;
   FERRY_ASSIGN_OR_RETURN(after, ReadTtlProbe());
   return NoTtlBetween(before, after);
@@ -363,51 +411,217 @@ absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t ne
 }
 
 absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  batch.source = &source_.endpoint();
+  batch.replica = replica_;
+  if (!batch.keys.empty()) {
+    FERRY_RETURN_IF_ERROR(Probe(batch, then_scan, next_cursor));
+    then_scan = false;  // Sent with the probe.
+  }
   // MGET needs every key in one slot on a cluster node; only strings are worth it.
   if (!batch.keys.empty() && !spec_.cluster() && (spec_.type.empty() || spec_.type == "string")) {
-    return ReadWithMget(batch, then_scan, next_cursor);
+    FERRY_RETURN_IF_ERROR(ReadWithMget(batch, then_scan, next_cursor));
+  } else {
+    FERRY_RETURN_IF_ERROR(ReadPerKey(batch, then_scan, next_cursor));
   }
+  if (!typed_) DeferUnreadablePayloads(batch);
+  return absl::OkStatus();
+}
+
+void ShardReader::AppendValueRead(const Batch& batch, size_t i) {
+  if (!typed_) {
+    source_.Append({"DUMP", batch.keys[i]});
+  } else if (ReadableWhole(batch.type[i])) {
+    AppendWholeRead(source_, batch.type[i], batch.keys[i]);
+  } else {
+    // Type unknown (the probe met a redirect) or changed: TYPE keeps the replies in step; the
+    // key is copied on its own (TakeValue).
+    source_.Append({"TYPE", batch.keys[i]});
+  }
+}
+
+absl::StatusOr<bool> ShardReader::TakeValue(Batch& batch, size_t i, Reply value) {
+  if (value.is_error()) {
+    absl::Status status = ReplyStatus("source", typed_ ? "read" : "DUMP", value);
+    if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+    // WRONGTYPE: the key's type changed since the probe.
+    if (typed_ && absl::StartsWith(value.str(), "WRONGTYPE")) return true;
+  } else if (typed_ && !ReadableWhole(batch.type[i])) {
+    return true;
+  }
+  batch.bytes += ReplyBytes(value) + batch.keys[i].size();
+  batch.dump[i] = std::move(value);
+  return false;
+}
+
+void ShardReader::DeferChanged(Batch& batch, const std::vector<bool>& changed) {
+  bool any = false;
+  for (size_t i = 0; i < changed.size(); ++i) {
+    if (!changed[i]) continue;
+    batch.individual.emplace_back(batch.keys[i]);
+    any = true;
+  }
+  if (any) EraseKeys(batch, changed);
+}
+
+void ShardReader::DeferUnreadablePayloads(Batch& batch) {
+  if (path_.target == nullptr) return;
+  std::vector<bool> unreadable(batch.keys.size(), false);
+  for (size_t i = 0; i < batch.dump.size(); ++i) {
+    const ReplyView dump = batch.dump[i];
+    if (dump.is_error() || dump.is_nil() || dump.str().empty()) continue;
+    const std::optional<int> version = redis::PayloadVersion(dump.str());
+    if (!version.has_value() || path_.target->Reads(*version)) continue;
+    unreadable[i] = true;
+    if (!typed_) {
+      FERRY_LOG(Info) << "source " << source_.endpoint().Address() << " writes DUMP payload version "
+                      << *version << ", which the target (" << path_.target->caps.Describe()
+                      << ", payload version " << path_.target->payload_version
+                      << ") cannot read: shard " << spec_.shard_index
+                      << " copies its keys type by type";
+    }
+    typed_ = true;
+  }
+  DeferChanged(batch, unreadable);
+}
+
+absl::Status ShardReader::Probe(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  const bool want_type = typed_ || filter_types_;
+  const size_t n = batch.keys.size();
   for (absl::string_view key : batch.keys) {
-    AppendTtl(key);
-    source_.Append({"DUMP", key});
+    if (memory_usage_ok_) source_.Append({"MEMORY", "USAGE", key});
+    if (want_type) source_.Append({"TYPE", key});
+  }
+  if (then_scan) AppendScan(next_cursor);
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  std::vector<std::string> type(n);
+  std::vector<int64_t> size(n, -1);
+  bool refused = false;
+  // A probe that met a redirect or a per-key error leaves the key to the read, which handles
+  // those.
+  const auto take = [&](absl::string_view command) -> absl::StatusOr<std::optional<Reply>> {
+    FERRY_ASSIGN_OR_RETURN(Reply reply, source_.ReadReply());
+    if (!reply.is_error()) return std::optional<Reply>(std::move(reply));
+    absl::Status status = ReplyStatus("source", command, reply);
+    if (status.code() == absl::StatusCode::kPermissionDenied && command == "MEMORY USAGE") {
+      refused = true;
+      return std::optional<Reply>();
+    }
+    const redis::ErrorClass error_class = redis::Classify(status);
+    if (error_class == redis::ErrorClass::kPerKey || error_class == redis::ErrorClass::kRedirect) {
+      return std::optional<Reply>();
+    }
+    return status;
+  };
+  for (size_t i = 0; i < n; ++i) {
+    if (memory_usage_ok_) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<Reply> usage, take("MEMORY USAGE"));
+      if (usage.has_value()) size[i] = usage->is_nil() ? 0 : usage->integer();
+    }
+    if (want_type) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<Reply> t, take("TYPE"));
+      if (t.has_value()) type[i] = std::string(t->str());
+    }
+  }
+  if (then_scan) {
+    FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
+  }
+  if (refused) {
+    FERRY_LOG(Warning) << "source " << source_.endpoint().Address()
+                       << " refuses MEMORY USAGE: big keys are found by their length instead";
+    memory_usage_ok_ = false;
+  }
+  if (!memory_usage_ok_) FERRY_RETURN_IF_ERROR(ProbeLengths(batch, type, size));
+  std::vector<bool> erase(n, false);
+  for (size_t i = 0; i < n; ++i) {
+    if (filter_types_ && !type[i].empty() && type[i] != spec_.type) {
+      erase[i] = true;  // What SCAN ... TYPE would have left out.
+    } else if (size[i] > static_cast<int64_t>(path_.big_key_bytes) ||
+               (typed_ && !type[i].empty() && type[i] != "none" && !ReadableWhole(type[i]))) {
+      batch.individual.emplace_back(batch.keys[i]);
+      erase[i] = true;
+    }
+  }
+  if (typed_) batch.type = std::move(type);
+  EraseKeys(batch, erase);
+  return absl::OkStatus();
+}
+
+absl::Status ShardReader::ProbeLengths(const Batch& batch, std::vector<std::string>& type,
+                                       std::vector<int64_t>& size) {
+  const size_t n = batch.keys.size();
+  std::vector<size_t> untyped;
+  for (size_t i = 0; i < n; ++i) {
+    if (type[i].empty()) untyped.push_back(i);
+  }
+  for (size_t i : untyped) source_.Append({"TYPE", batch.keys[i]});
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  for (size_t i : untyped) {
+    FERRY_ASSIGN_OR_RETURN(Reply t, source_.ReadReply());
+    if (!t.is_error()) type[i] = std::string(t.str());
+  }
+  std::vector<size_t> measured;
+  for (size_t i = 0; i < n; ++i) {
+    const absl::string_view command = LengthCommand(type[i]);
+    if (command.empty()) continue;
+    source_.Append({command, batch.keys[i]});
+    measured.push_back(i);
+  }
+  FERRY_RETURN_IF_ERROR(source_.Flush());
+  for (size_t i : measured) {
+    FERRY_ASSIGN_OR_RETURN(Reply length, source_.ReadReply());
+    if (length.is_error() || !length.is_integer()) continue;
+    size[i] = type[i] == "string" ? length.integer() : length.integer() * kBytesPerElement;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ShardReader::ReadPerKey(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  for (size_t i = 0; i < batch.keys.size(); ++i) {
+    AppendTtl(batch.keys[i]);
+    AppendValueRead(batch, i);
   }
   if (then_scan) AppendScan(next_cursor);
   const absl::Time sent = absl::Now();
   FERRY_RETURN_IF_ERROR(source_.Flush());
-  std::vector<absl::string_view> kept;
-  kept.reserve(batch.keys.size());
-  batch.expiry.reserve(batch.keys.size());
-  batch.dump.reserve(batch.keys.size());
+  const size_t n = batch.keys.size();
+  batch.expiry.assign(n, kVanished);
+  batch.dump.resize(n);
+  std::vector<bool> migrating(n, false);
+  std::vector<bool> changed(n, false);
   bool moved = false;
-  for (absl::string_view key : batch.keys) {
+  for (size_t i = 0; i < n; ++i) {
     FERRY_ASSIGN_OR_RETURN(Reply pttl, source_.ReadReply());
-    FERRY_ASSIGN_OR_RETURN(Reply dump, source_.ReadReply());
-    bool migrating = false;
-    for (const Reply* r : {&pttl, &dump}) {
+    FERRY_ASSIGN_OR_RETURN(Reply value, source_.ReadReply());
+    for (const Reply* r : {&pttl, &value}) {
       if (!r->is_error()) continue;
       const redis::ReplyErrorKind kind = redis::Kind(r->str());
       // ASK: the key already went to the slot's importing node; MOVED: the slot did, or the
       // node is no longer a primary (checked below). Read there later.
       if (kind == redis::ReplyErrorKind::kAsk || kind == redis::ReplyErrorKind::kMoved) {
-        migrating = true;
+        migrating[i] = true;
         moved = moved || kind == redis::ReplyErrorKind::kMoved;
-        continue;
       }
-      absl::Status status = ReplyStatus("source", r == &pttl ? "PTTL" : "DUMP", *r);
-      // A per-key read error is a vanished-like key for the writer: the DUMP slot keeps the
-      // error reply so the writer records it.
-      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
     }
-    if (migrating) {
-      batch.moved_slots.push_back(redis::KeySlot(key));
+    if (migrating[i]) {
+      batch.moved_slots.push_back(redis::KeySlot(batch.keys[i]));
       continue;
     }
-    kept.push_back(key);
-    batch.expiry.push_back(pttl.is_error() ? kVanished : LocalExpiry(pttl.integer(), clock_, sent));
-    batch.bytes += dump.str().size() + key.size();
-    batch.dump.push_back(std::move(dump));
+    if (pttl.is_error()) {
+      absl::Status status = ReplyStatus("source", "PTTL", pttl);
+      if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+    } else {
+      batch.expiry[i] = LocalExpiry(pttl.integer(), clock_, sent);
+    }
+    // A per-key read error is a vanished-like key for the writer: the value slot keeps the
+    // error reply so the writer records it.
+    FERRY_ASSIGN_OR_RETURN(changed[i], TakeValue(batch, i, std::move(value)));
   }
-  batch.keys = std::move(kept);
+  EraseKeys(batch, migrating);
+  std::vector<bool> kept_changed;
+  for (size_t i = 0; i < n; ++i) {
+    if (!migrating[i]) kept_changed.push_back(changed[i]);
+  }
+  DeferChanged(batch, kept_changed);
   FERRY_RETURN_IF_ERROR(RereadSlowTtls(batch, sent, then_scan));
   return moved ? CheckStillServing(then_scan) : absl::OkStatus();
 }

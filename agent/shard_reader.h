@@ -20,6 +20,8 @@
 #include "agent/copier.h"
 #include "agent/expiry.h"
 #include "agent/shard_walk.h"
+#include "agent/target_probe.h"
+#include "common/redis/capabilities.h"
 #include "common/redis/connection.h"
 #include "common/redis/slot.h"
 
@@ -31,14 +33,27 @@ class RateLimiter;
 // command failed.
 absl::Status ReplyStatus(absl::string_view side, absl::string_view command, redis::ReplyView reply);
 
-// Keys read with their expiry and DUMP replies.
+// Keys read with their expiry and values.
 struct Batch {
   std::shared_ptr<const redis::Reply> owner;  // Owns the bytes `keys` look at.
   std::vector<absl::string_view> keys;
   // Per key: the earliest moment it can expire, in this host's clock (Unix ms; expiry.h), or
   // kNoExpiry, or kVanished (gone, or its TTL unreadable).
   std::vector<int64_t> expiry;
-  std::vector<redis::Reply> dump;  // An error reply: the key could not be read (per key).
+  // Per key: its DUMP reply, or (where `type[i]` is set) the reply of the one command that
+  // read its whole value type by type (value_copy.h AppendWholeRead). An error reply: the key
+  // could not be read (per key).
+  std::vector<redis::Reply> dump;
+  // Per key, when values are read type by type: the key's TYPE; empty otherwise (DUMP).
+  std::vector<std::string> type;
+  // Keys the writer copies one at a time in chunks (ValueCopier), not in this batch's
+  // pipeline: big keys, streams and module types read type by type, keys whose DUMP payload the
+  // target cannot read and keys whose type changed between the probe and the read.
+  std::vector<std::string> individual;
+  // The source node read, for the writer's own connection to it (individual keys); valid while
+  // the batch is written. `replica`: it is a replica (READONLY).
+  const redis::Endpoint* source = nullptr;
+  bool replica = false;
   // Standalone sources: string values come from one MGET per batch (cheaper than DUMP on the
   // source and SET cheaper than RESTORE on the target). `string_value[i]` is set when key i
   // held a string; its bytes are owned by `mget`. Then `dump[i]` is empty.
@@ -87,14 +102,26 @@ class BatchQueue {
 // UNAVAILABLE "source topology changed" when a primary that answered MOVED is no longer a
 // primary (a failover). MOVED from a node that still serves (a primary, or the replica read)
 // means the slot migrated away: its keys are skipped and the slot listed in moved_slots.
+// How values are read, for one attempt of a shard.
+struct ReadPath {
+  redis::Capabilities source = redis::Capabilities::ForVersion({4, 0});
+  // The target's facts; null in a dry run (every payload is taken as readable).
+  const TargetFacts* target = nullptr;
+  // Read type by type from the start (--copy-path typed, or the target refuses RESTORE). The
+  // reader also switches to it for the rest of the shard at the first DUMP payload the target
+  // cannot read.
+  bool typed = false;
+  uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;
+};
+
 class ShardReader {
  public:
   // `limiter` may be null; `spec` gives MATCH and TYPE. `replica`: `source` is a replica
   // read on purpose (READONLY). `clock`: the source answers PEXPIRETIME, and this is its
   // clock (AbsoluteExpiryClock); nullopt: expiries come from PTTL.
   ShardReader(const ShardSpec& spec, const CopyOptions& options, redis::Connection& source,
-              bool replica, std::optional<SourceClock> clock, RateLimiter* limiter,
-              const std::atomic<bool>* cancel, BatchQueue& queue);
+              bool replica, std::optional<SourceClock> clock, ReadPath path,
+              RateLimiter* limiter, const std::atomic<bool>* cancel, BatchQueue& queue);
 
   // The SCAN walk from `cursor` until walk.Finished(); batches carry their cursors.
   absl::Status Walk(const ShardWalk& walk, uint64_t cursor);
@@ -109,8 +136,30 @@ class ShardReader {
   // SCAN from `cursor` until `finished`, keeping the keys `keep` accepts.
   template <typename Finished, typename Keep>
   absl::Status ScanLoop(uint64_t cursor, bool walk, const Finished& finished, const Keep& keep);
-  // PTTL + DUMP for the batch's keys (and the next SCAN, in the same flush).
+  // Probe, then the values of the batch's keys (and the next SCAN, in the first flush).
   absl::Status ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // Before any value is read, one round: MEMORY USAGE of each key (or, where MEMORY is
+  // refused, TYPE and the type's length command) so that big keys go to batch.individual
+  // unread, and TYPE where values are read type by type or the source cannot filter SCAN by
+  // TYPE (keys of other types are dropped). Sends the next SCAN in the same flush and reads
+  // its reply into prefetched_.
+  absl::Status Probe(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // Where MEMORY USAGE is refused: sizes from STRLEN / HLEN / LLEN / SCARD / ZCARD / XLEN
+  // (aggregates at kBytesPerElement each); `type` per key, read first when empty.
+  absl::Status ProbeLengths(const Batch& batch, std::vector<std::string>& type,
+                            std::vector<int64_t>& size);
+  // PTTL + DUMP (or type by type: the whole-value read) per key, cluster and typed paths.
+  absl::Status ReadPerKey(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // Moves keys whose DUMP payload the target cannot read to batch.individual, and reads the
+  // rest of the shard type by type.
+  void DeferUnreadablePayloads(Batch& batch);
+  // Queues the read of key i's value: DUMP, or type by type its whole-value read.
+  void AppendValueRead(const Batch& batch, size_t i);
+  // Stores the reply of AppendValueRead as key i's value. True when the key must be copied on
+  // its own instead (its type changed since the probe); fatal read errors are returned.
+  absl::StatusOr<bool> TakeValue(Batch& batch, size_t i, redis::Reply value);
+  // Moves the keys `changed` marks to batch.individual.
+  static void DeferChanged(Batch& batch, const std::vector<bool>& changed);
   // ReadDumps for standalone sources: PTTL + one MGET, then DUMP for the keys that are not
   // strings.
   absl::Status ReadWithMget(Batch& batch, bool then_scan, uint64_t next_cursor);
@@ -154,6 +203,11 @@ class ShardReader {
   // Standalone: read without TTL commands (INFO probes prove none is needed) until a TTL shows
   // up.
   bool ttl_free_ = true;
+  ReadPath path_;
+  bool typed_;                   // Values are read type by type.
+  bool memory_usage_ok_ = true;  // MEMORY USAGE answers (not refused).
+  // SCAN ... TYPE is not there (Redis < 6.0): the probe reads TYPE and filters.
+  const bool filter_types_;
 };
 
 }  // namespace ferry::agent

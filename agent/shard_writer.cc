@@ -10,46 +10,93 @@
 #include "agent/dump_compare.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
+#include "common/redis/info.h"
 #include "proto/wire/counters.h"
 
 namespace ferry::agent {
-namespace {}  // namespace
+namespace {
+
+// Elements per HSET/RPUSH/SADD/ZADD when a value read type by type is rebuilt.
+constexpr int kMaxElementsPerCommand = 500;
+
+const char* CommandName(int sent_kind) {
+  static const char* const kNames[] = {"RESTORE", "SET", "DEL", "write", "RENAME"};
+  return kNames[sent_kind];
+}
+
+// Bytes of the strings in a reply.
+uint64_t ValueBytes(redis::ReplyView reply) {
+  if (!reply.is_array()) return reply.str().size();
+  uint64_t bytes = 0;
+  for (size_t i = 0; i < reply.size(); ++i) bytes += ValueBytes(reply.element(i));
+  return bytes;
+}
+
+// Key i's string value: from MGET, or (read type by type) from GET.
+std::optional<absl::string_view> StringOf(const Batch& batch, size_t i) {
+  if (i < batch.string_value.size() && batch.string_value[i].has_value()) {
+    return batch.string_value[i];
+  }
+  if (i < batch.type.size() && batch.type[i] == "string" && !batch.dump[i].is_error() &&
+      !batch.dump[i].is_nil()) {
+    return batch.dump[i].str();
+  }
+  return std::nullopt;
+}
+
+}  // namespace
 
 ShardWriter::ShardWriter(const CopyOptions& options, redis::Router* target, ExpiryMapper expiry,
-                         Checkpoint& checkpoint, const CopyCallbacks& callbacks)
+                         const TargetFacts* target_facts, Checkpoint& checkpoint,
+                         const CopyCallbacks& callbacks)
     : options_(options),
       target_(target),
       expiry_(expiry),
       checkpoint_(checkpoint),
-      callbacks_(callbacks) {}
+      callbacks_(callbacks),
+      target_facts_(target_facts) {}
 
 absl::Status ShardWriter::Write(const Batch& batch) {
   ferry::v1::Counters delta;
-  delta.set_scanned(batch.keys.size());
+  delta.set_scanned(batch.keys.size() + batch.individual.size());
   sent_.clear();
-  ttl_args_.clear();
-  ttl_args_.reserve(batch.keys.size());
+  arena_.clear();
+  unreadable_.clear();
+  tmp_of_.assign(batch.keys.size(), absl::string_view());
+  failed_.assign(batch.keys.size(), false);
   for (size_t i = 0; i < batch.keys.size(); ++i) Queue(batch, i, delta);
+  absl::Status status;
   if (target_ != nullptr && !sent_.empty()) {
     const absl::Time start = absl::Now();
-    if (absl::Status status = ReadReplies(batch, delta); !status.ok()) {
-      // A fatal error (OOM, NOPERM, a target that lost data) stops the shard here: what this
-      // batch did write is counted, so the summary agrees with the target. The cursor stays
-      // before the batch: a resume writes it again.
-      if (redis::Classify(status) == redis::ErrorClass::kFatal && delta.copied() > 0) {
-        checkpoint_.counters.set_copied(checkpoint_.counters.copied() + delta.copied());
-        if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
-      }
-      if (status.code() == absl::StatusCode::kResourceExhausted) {
-        return absl::ResourceExhaustedError(
-            absl::StrCat(status.message(),
-                         " (the target is full: raise its maxmemory or make room, then copy "
-                         "again)"));
-      }
-      return status;
+    status = ReadReplies(batch, delta);
+    if (status.ok()) {
+      write_latency_ = std::max(absl::Now() - start, write_latency_ / 2);
+      expiry_.set_relative_margin(write_latency_);
     }
-    write_latency_ = std::max(absl::Now() - start, write_latency_ / 2);
-    expiry_.set_relative_margin(write_latency_);
+  }
+  for (const std::string& key : batch.individual) {
+    if (!status.ok()) break;
+    status = CopyIndividually(batch, key, delta);
+  }
+  for (const std::string& key : unreadable_) {
+    if (!status.ok()) break;
+    status = CopyIndividually(batch, key, delta);
+  }
+  if (!status.ok()) {
+    // A fatal error (OOM, NOPERM, a target that lost data) stops the shard here: what this
+    // batch did write is counted, so the summary agrees with the target. The cursor stays
+    // before the batch: a resume writes it again.
+    if (redis::Classify(status) == redis::ErrorClass::kFatal && delta.copied() > 0) {
+      checkpoint_.counters.set_copied(checkpoint_.counters.copied() + delta.copied());
+      if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
+    }
+    if (status.code() == absl::StatusCode::kResourceExhausted) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat(status.message(),
+                       " (the target is full: raise its maxmemory or make room, then copy "
+                       "again)"));
+    }
+    return status;
   }
   if (batch.cursor_after.has_value()) checkpoint_.cursor = *batch.cursor_after;
   if (batch.walk_end) checkpoint_.scanned = true;
@@ -59,9 +106,23 @@ absl::Status ShardWriter::Write(const Batch& batch) {
   return absl::OkStatus();
 }
 
+std::optional<int64_t> ShardWriter::TtlOrExpire(const Batch& batch, size_t i,
+                                                ferry::v1::Counters& delta) {
+  if (batch.expiry[i] < 0) return 0;  // RESTORE's "no expiry".
+  // Never extend a TTL (expiry.h).
+  std::optional<int64_t> ttl = expiry_.RestoreTtl(batch.expiry[i]);
+  if (ttl.has_value()) return ttl;
+  delta.set_expired(delta.expired() + 1);
+  if (options_.on_conflict == OnConflict::kReplace && target_ != nullptr) {
+    target_->Add({"DEL", batch.keys[i]});
+    sent_.emplace_back(i, Sent::kDelete);
+  }
+  return std::nullopt;
+}
+
 void ShardWriter::Queue(const Batch& batch, size_t i, ferry::v1::Counters& delta) {
-  if (i < batch.string_value.size() && batch.string_value[i].has_value()) {
-    QueueString(batch, i, *batch.string_value[i], delta);
+  if (std::optional<absl::string_view> value = StringOf(batch, i); value.has_value()) {
+    QueueString(batch, i, *value, delta);
     return;
   }
   const absl::string_view key = batch.keys[i];
@@ -74,31 +135,42 @@ void ShardWriter::Queue(const Batch& batch, size_t i, ferry::v1::Counters& delta
     delta.set_vanished(delta.vanished() + 1);
     return;
   }
-  bool absolute = false;
-  int64_t ttl = 0;  // RESTORE's "no expiry".
-  if (batch.expiry[i] >= 0) {
-    // Never extend a TTL (expiry.h).
-    const std::optional<int64_t> restore_ttl = expiry_.RestoreTtl(batch.expiry[i]);
-    if (!restore_ttl.has_value()) {
-      delta.set_expired(delta.expired() + 1);
-      if (options_.on_conflict == OnConflict::kReplace && target_ != nullptr) {
-        target_->Add({"DEL", key});
-        sent_.emplace_back(i, Sent::kDelete);
-      }
-      return;
-    }
-    ttl = *restore_ttl;
-    absolute = expiry_.absolute();
+  if (i < batch.type.size() && !batch.type[i].empty()) {
+    QueueTyped(batch, i, delta);
+    return;
   }
+  const std::optional<int64_t> ttl = TtlOrExpire(batch, i, delta);
+  if (!ttl.has_value()) return;
   delta.set_bytes(delta.bytes() + dump.str().size());
   if (target_ == nullptr) return;  // Dry run.
-  ttl_args_.push_back(std::to_string(ttl));
-  absl::string_view argv[6] = {"RESTORE", key, ttl_args_.back(), dump.str()};
+  const std::string& ttl_arg = arena_.emplace_back(std::to_string(*ttl));
+  absl::string_view argv[6] = {"RESTORE", key, ttl_arg, dump.str()};
   size_t argc = 4;
   if (options_.on_conflict == OnConflict::kReplace) argv[argc++] = "REPLACE";
-  if (absolute) argv[argc++] = "ABSTTL";
+  if (batch.expiry[i] >= 0 && expiry_.absolute()) argv[argc++] = "ABSTTL";
   target_->Add(absl::MakeConstSpan(argv, argc));
   sent_.emplace_back(i, Sent::kRestore);
+}
+
+void ShardWriter::QueueTyped(const Batch& batch, size_t i, ferry::v1::Counters& delta) {
+  const std::optional<int64_t> ttl = TtlOrExpire(batch, i, delta);
+  if (!ttl.has_value()) return;
+  const redis::ReplyView value = batch.dump[i];
+  if (value.is_array() && value.size() == 0) {
+    delta.set_vanished(delta.vanished() + 1);  // Gone between the probe and the read.
+    return;
+  }
+  delta.set_bytes(delta.bytes() + ValueBytes(value));
+  if (target_ == nullptr) return;  // Dry run.
+  const absl::string_view key = batch.keys[i];
+  tmp_of_[i] = arena_.emplace_back(temp_keys_.For(key));
+  const size_t parts = AppendRebuild(*target_, batch.type[i], tmp_of_[i], value,
+                                     kMaxElementsPerCommand, arena_);
+  const size_t finish = AppendFinish(
+      *target_, tmp_of_[i], key, batch.expiry[i] >= 0 ? ttl : std::nullopt, expiry_.absolute(),
+      options_.on_conflict == OnConflict::kReplace, /*unlink_first=*/false, arena_);
+  for (size_t n = 0; n + 1 < parts + finish; ++n) sent_.emplace_back(i, Sent::kTypedPart);
+  sent_.emplace_back(i, Sent::kRename);
 }
 
 void ShardWriter::QueueString(const Batch& batch, size_t i, absl::string_view value,
@@ -122,9 +194,8 @@ void ShardWriter::QueueString(const Batch& batch, size_t i, absl::string_view va
       }
       return;
     }
-    ttl_args_.push_back(std::to_string(expiry->second));
     argv[argc++] = expiry->first;
-    argv[argc++] = ttl_args_.back();
+    argv[argc++] = arena_.emplace_back(std::to_string(expiry->second));
   }
   delta.set_bytes(delta.bytes() + value.size());
   if (target_ == nullptr) return;  // Dry run.
@@ -141,34 +212,33 @@ absl::Status ShardWriter::ReadReplies(const Batch& batch, ferry::v1::Counters& d
   for (size_t n = 0; n < sent_.size(); ++n) {
     const auto [i, sent] = sent_[n];
     const redis::Reply& reply = replies[n];
-    if (sent == Sent::kSet && reply.is_nil()) {
-      conflicts_.push_back(n);  // SET ... NX found the key on the target.
+    // SET ... NX or RENAMENX found the key on the target.
+    if ((sent == Sent::kSet && reply.is_nil()) ||
+        (sent == Sent::kRename && reply.is_integer() && reply.integer() == 0)) {
+      conflicts_.push_back(n);
       continue;
     }
     if (!reply.is_error()) {
-      if (sent != Sent::kDelete) delta.set_copied(delta.copied() + 1);
+      const bool written = sent == Sent::kRestore || sent == Sent::kSet || sent == Sent::kRename;
+      if (written && !failed_[i]) delta.set_copied(delta.copied() + 1);
       continue;
     }
     const absl::string_view key = batch.keys[i];
-    absl::Status status = ReplyStatus("target",
-                                      sent == Sent::kDelete ? "DEL"
-                                      : sent == Sent::kSet  ? "SET"
-                                                            : "RESTORE",
-                                      reply);
+    absl::Status status =
+        ReplyStatus("target", CommandName(static_cast<int>(sent)), reply);
     switch (redis::Classify(status)) {
       case redis::ErrorClass::kPerKey:
         if (status.code() == absl::StatusCode::kAlreadyExists) {
           conflicts_.push_back(n);  // BUSYKEY: RESTORE without REPLACE found the key.
-        } else {
+        } else if (!failed_[i]) {
+          // A failed part leaves the RENAME without its temporary key: one failure per key.
+          failed_[i] = true;
           Fail(key, std::string(status.message()), delta);
         }
         break;
       case redis::ErrorClass::kVersion:
-        Fail(key,
-             absl::StrCat("the target cannot read this key's DUMP payload: the source runs a "
-                          "newer Redis than the target (",
-                          status.message(), ")"),
-             delta);
+        // The target cannot read this payload after all: copied type by type.
+        unreadable_.emplace_back(key);
         break;
       case redis::ErrorClass::kRedirect:
         // Still MOVED or ASK when the router's retries ran out: the target's layout is
@@ -189,11 +259,23 @@ absl::Status ShardWriter::CheckConflicts(const Batch& batch, ferry::v1::Counters
   for (size_t n : conflicts_) {
     const auto [i, sent] = sent_[n];
     target_->Add({sent == Sent::kSet ? "GET" : "DUMP", batch.keys[i]});
+    // A value built type by type is compared with what its temporary key holds, then removed.
+    if (sent == Sent::kRename) {
+      target_->Add({"DUMP", tmp_of_[i]});
+      target_->Add({"UNLINK", tmp_of_[i]});
+    }
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, target_->Execute());
-  for (size_t c = 0; c < conflicts_.size(); ++c) {
-    const auto [i, sent] = sent_[conflicts_[c]];
-    const redis::Reply& reply = replies[c];
+  size_t r = 0;
+  for (size_t n : conflicts_) {
+    const auto [i, sent] = sent_[n];
+    const redis::Reply& reply = replies[r++];
+    std::optional<absl::string_view> ours;
+    if (sent == Sent::kRename) {
+      const redis::Reply& built = replies[r];
+      r += 2;
+      if (!built.is_error() && !built.is_nil()) ours = built.str();
+    }
     if (reply.is_error()) {
       absl::Status status = ReplyStatus("target", sent == Sent::kSet ? "GET" : "DUMP", reply);
       // WRONGTYPE (GET of a non-string) and other per-key errors: the target holds something
@@ -208,8 +290,9 @@ absl::Status ShardWriter::CheckConflicts(const Batch& batch, ferry::v1::Counters
       } else {
         Conflict(batch, i, delta);
       }
-    } else if (sent == Sent::kSet ? reply.str() == *batch.string_value[i]
-                                  : SameDumpValue(batch.dump[i].str(), reply.str())) {
+    } else if (sent == Sent::kSet        ? reply.str() == *StringOf(batch, i)
+               : sent == Sent::kRename ? ours.has_value() && SameDumpValue(*ours, reply.str())
+                                       : SameDumpValue(batch.dump[i].str(), reply.str())) {
       delta.set_copied(delta.copied() + 1);
     } else {
       Conflict(batch, i, delta);
@@ -229,6 +312,57 @@ void ShardWriter::Conflict(const Batch& batch, size_t i, ferry::v1::Counters& de
 void ShardWriter::Fail(absl::string_view key, std::string reason, ferry::v1::Counters& delta) {
   delta.set_failed(delta.failed() + 1);
   if (callbacks_.on_failed_key) callbacks_.on_failed_key(std::string(key), reason);
+}
+
+absl::Status ShardWriter::OpenSideSource(const Batch& batch) {
+  if (batch.source == nullptr) return absl::InternalError("batch without its source node");
+  if (side_source_.has_value() && !side_source_->broken() &&
+      side_source_->endpoint().Address() == batch.source->Address() &&
+      side_source_->endpoint().db == batch.source->db) {
+    return absl::OkStatus();
+  }
+  side_source_.reset();
+  absl::StatusOr<redis::Connection> source = redis::Connection::Open(*batch.source, options_.connect);
+  if (!source.ok()) return Annotate(source.status(), "source");
+  if (batch.replica) {
+    absl::Status readonly = source->Command({"READONLY"}).status();
+    if (!readonly.ok()) return Annotate(readonly, "source");
+  }
+  FERRY_ASSIGN_OR_RETURN(side_caps_, redis::ReadCapabilities(*source));
+  FERRY_ASSIGN_OR_RETURN(side_clock_, AbsoluteExpiryClock(*source, side_caps_));
+  side_source_ = *std::move(source);
+  return absl::OkStatus();
+}
+
+absl::Status ShardWriter::CopyIndividually(const Batch& batch, absl::string_view key,
+                                           ferry::v1::Counters& delta) {
+  if (target_ == nullptr) return absl::OkStatus();  // Dry run: counted as scanned.
+  FERRY_RETURN_IF_ERROR(OpenSideSource(batch));
+  ValueCopyOptions options;
+  options.on_conflict = options_.on_conflict;
+  options.drop_field_ttls = options_.drop_field_ttls;
+  ValueCopier copier(*side_source_, side_caps_, side_clock_, *target_, target_facts_->caps,
+                     expiry_, temp_keys_, options);
+  FERRY_ASSIGN_OR_RETURN(const KeyCopy copy, copier.Copy(key));
+  switch (copy.outcome) {
+    case KeyCopy::Outcome::kCopied:
+      delta.set_copied(delta.copied() + 1);
+      delta.set_bytes(delta.bytes() + copy.bytes);
+      break;
+    case KeyCopy::Outcome::kVanished:
+      delta.set_vanished(delta.vanished() + 1);
+      break;
+    case KeyCopy::Outcome::kExpired:
+      delta.set_expired(delta.expired() + 1);
+      break;
+    case KeyCopy::Outcome::kSkipped:
+      delta.set_skipped(delta.skipped() + 1);
+      break;
+    case KeyCopy::Outcome::kFailed:
+      Fail(key, copy.reason, delta);
+      break;
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace ferry::agent

@@ -40,6 +40,7 @@ readonly LATENCY_DELAY_US=250 # one way: 0.5 ms round trip
 # be 30% off either way.
 readonly RUNS=${BENCH_RUNS:-3}
 readonly RESULTS=$ROOT/bench/results/latest.md
+readonly SAMPLE_KEYS=500 # keys of the mixed copies compared value by value
 
 ensure_tools() {
   if [[ ! -x "$FERRY" || ! -x "$PROXY" ]]; then
@@ -136,17 +137,18 @@ scan_seconds() {
   elapsed "$start" "$end"
 }
 
-# migrate FROM_PORT TO_PORT LABEL: empties the target (always the real one, DST_PORT), runs
-# ferry migrate under GNU time and checks the target. Sets M_WALL (s), M_RSS_MB, M_CPU (user +
-# sys s) and M_MB_S.
+# migrate FROM_PORT TO_PORT LABEL [FERRY_ARGS...]: empties the target (always the real one,
+# DST_PORT), runs ferry migrate with FERRY_ARGS under GNU time and checks the target. Sets M_WALL
+# (s), M_RSS_MB, M_CPU (user + sys s) and M_MB_S.
 migrate() {
   local from=$1 to=$2 label=$3 dir="$BENCH_TMP/migrate-$3" start end
+  local -a extra=("${@:4}")
   mkdir -p "$dir"
   flushall "$DST_PORT"
   start=$(now)
   if ! /usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$FERRY" migrate \
     --from "redis://127.0.0.1:$from" --to "redis://127.0.0.1:$to" \
-    --progress none --output json >"$dir/summary.json" 2>"$dir/stderr"; then
+    --progress none --output json "${extra[@]}" >"$dir/summary.json" 2>"$dir/stderr"; then
     tail -n 20 "$dir/stderr" >&2
     bench_die "ferry migrate ($label) failed"
   fi
@@ -181,12 +183,12 @@ pipe_median() {
   median "${times[@]}"
 }
 
-# migrate_median FROM TO LABEL: migrate RUNS times; M_WALL and M_MB_S of the median run, the
-# largest M_RSS_MB and the median M_CPU.
+# migrate_median FROM TO LABEL [FERRY_ARGS...]: migrate RUNS times; M_WALL and M_MB_S of the
+# median run, the largest M_RSS_MB and the median M_CPU.
 migrate_median() {
   local walls=() rss=() cpus=() mbs=() i
   for ((i = 0; i < RUNS; i++)); do
-    migrate "$1" "$2" "$3"
+    migrate "$@"
     walls+=("$M_WALL"); rss+=("$M_RSS_MB"); cpus+=("$M_CPU"); mbs+=("$M_MB_S")
   done
   M_WALL=$(median "${walls[@]}")
@@ -220,6 +222,102 @@ bench_dataset() {
   THROUGHPUT_ROWS+=("$row")
   MB_NOTE+="${MB_NOTE:+; }$name: $M_BYTES_FROM"
   if [[ "$name" == strings ]]; then bench_latency "$ferry_rate"; fi
+  if [[ "$name" == mixed ]]; then bench_copy_paths "$ferry_rate"; fi
+}
+
+# bench_copy_paths DUMP_RATE: while the source holds the mixed dataset (and the target the DUMP
+# path's last copy), checks a sample of that copy, then runs the same copy type by type
+# (--copy-path typed) and checks it the same way. Appends to COPY_PATH_ROWS.
+bench_copy_paths() {
+  local dump_row="| DUMP/RESTORE (default \`auto\`) | $1 | 1.00x | $M_MB_S | $M_RSS_MB | $M_CPU |"
+  local typed_label="type by type (\`--copy-path typed\`)"
+  log "mixed: checking $SAMPLE_KEYS sampled keys of the DUMP path's copy"
+  sample_check "$SRC_PORT" "$DST_PORT" || bench_die "mixed: the DUMP path's copy differs"
+  COPY_PATH_ROWS+=("$dump_row")
+  if ! "$FERRY" migrate --help 2>&1 | grep -q -- '--copy-path'; then
+    COPY_PATH_ROWS+=("| $typed_label | not measured: this ferry has no --copy-path | | | | |")
+    return
+  fi
+  log "mixed: ferry migrate --copy-path typed"
+  migrate_median "$SRC_PORT" "$DST_PORT" mixed-typed --copy-path typed
+  log "mixed: checking $SAMPLE_KEYS sampled keys of the typed copy"
+  sample_check "$SRC_PORT" "$DST_PORT" || bench_die "mixed: the typed copy differs"
+  local typed_rate
+  typed_rate=$(rate "$KEYS" "$M_WALL")
+  COPY_PATH_ROWS+=("| $typed_label | $typed_rate | $(ratio "$typed_rate" "$1")x | $M_MB_S |\
+ $M_RSS_MB | $M_CPU |")
+}
+
+# sample_check SRC_PORT DST_PORT: compares SAMPLE_KEYS random keys (RANDOMKEY on the source) with
+# the target: type, whole value read back by type, stream consumer groups, and TTL (both none, or
+# within 30 s of each other). Prints the first differences and fails if there is any.
+sample_check() {
+  python3 - "$1" "$2" "$SAMPLE_KEYS" <<'PY'
+import socket, sys
+
+class Conn:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", int(port)))
+        self.rd = self.sock.makefile("rb", buffering=1 << 20)
+    def read(self):
+        line = self.rd.readline()
+        kind, rest = line[:1], line[1:-2]
+        if kind in (b"+", b"-"):
+            return kind + rest
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else self.rd.read(n + 2)[:-2]
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        sys.exit("unexpected reply: %r" % line[:80])
+    def call(self, *args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        self.sock.sendall(b"".join(out))
+        return self.read()
+
+def pairs(flat): return sorted(zip(flat[0::2], flat[1::2]))
+
+READ = {
+    b"+string": lambda c, k: c.call("GET", k),
+    b"+hash": lambda c, k: pairs(c.call("HGETALL", k)),
+    b"+list": lambda c, k: c.call("LRANGE", k, 0, -1),
+    b"+set": lambda c, k: sorted(c.call("SMEMBERS", k)),
+    b"+zset": lambda c, k: c.call("ZRANGE", k, 0, -1, "WITHSCORES"),
+    b"+stream": lambda c, k: (c.call("XRANGE", k, "-", "+"), groups(c, k)),
+}
+
+def groups(c, key):
+    """A stream's consumer groups: name, last delivered ID and pending count of each."""
+    out = []
+    for g in c.call("XINFO", "GROUPS", key):
+        info = dict(zip(g[0::2], g[1::2]))
+        out.append((info[b"name"], info[b"last-delivered-id"], info[b"pending"]))
+    return sorted(out)
+
+src, dst = Conn(sys.argv[1]), Conn(sys.argv[2])
+diffs, n = [], int(sys.argv[3])
+for _ in range(n):
+    key = src.call("RANDOMKEY")
+    kind, other = src.call("TYPE", key), dst.call("TYPE", key)
+    if kind != other:
+        diffs.append("%r: type %s on the source, %s on the target" % (key, kind, other))
+        continue
+    if READ[kind](src, key) != READ[kind](dst, key):
+        diffs.append("%r (%s): values differ" % (key, kind.decode()))
+    s, d = src.call("PTTL", key), dst.call("PTTL", key)
+    if ((s < 0 or d < 0) and s != d) or abs(s - d) > 30000:
+        diffs.append("%r: PTTL %d on the source, %d on the target" % (key, s, d))
+for line in diffs[:5]:
+    print("  " + line, file=sys.stderr)
+if diffs:
+    sys.exit("%d of %d sampled keys differ" % (len(diffs), n))
+PY
 }
 
 # bench_latency DIRECT_RATE: ferry through a proxy pair at 0 us and at LATENCY_DELAY_US one way.
@@ -273,6 +371,16 @@ report() {
   echo "| path | added RTT ms | ferry keys/s | vs 0 ms proxy |"
   echo "|---|---:|---:|---:|"
   printf '%s\n' "${LATENCY_ROWS[@]}"
+  echo
+  echo "## Copy paths (mixed)"
+  echo
+  echo "| path | ferry keys/s | vs DUMP path | MB/s | peak RSS MB | CPU s |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${COPY_PATH_ROWS[@]}"
+  echo
+  echo "Same method as the throughput table (median of $RUNS runs, DBSIZE checked after each);" \
+    "the last copy of each path is also compared with the source on $SAMPLE_KEYS random keys." \
+    "Target: type by type >= 0.5x the DUMP path."
 }
 
 main() {
@@ -285,6 +393,7 @@ main() {
   start_redis "$DST_PORT"
   THROUGHPUT_ROWS=()
   LATENCY_ROWS=()
+  COPY_PATH_ROWS=()
   MB_NOTE=""
   bench_dataset strings
   bench_dataset mixed

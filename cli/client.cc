@@ -215,6 +215,9 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   spec.set_shards(r.shards);
   spec.set_parallel(r.parallel);
   spec.set_dry_run(r.dry_run);
+  spec.set_copy_path(r.typed_only ? ferry::v1::COPY_PATH_TYPED : ferry::v1::COPY_PATH_AUTO);
+  spec.set_big_key_bytes(r.big_key_bytes);
+  spec.set_drop_field_ttls(r.drop_field_ttls);
   spec.set_merge_dbs(r.merge_dbs);
   spec.set_read_from(r.read_from_replicas ? ferry::v1::READ_FROM_REPLICA
                                           : ferry::v1::READ_FROM_PRIMARY);

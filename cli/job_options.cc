@@ -2,6 +2,8 @@
 
 #include <cstdlib>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "proto/wire/job_defaults.h"
@@ -73,6 +75,16 @@ std::vector<FlagSpec> JobFlags() {
                     wire::kDefaultParallelPerNode,
                     "; a cluster source with 3 primaries copies up to 3N at once)")},
       {"dry-run", "", "read and count, write nothing"},
+      {"copy-path", "PATH",
+       "auto (default): DUMP/RESTORE where the target reads the source's payloads, plain "
+       "commands type by type where it cannot or refuses RESTORE; typed: always type by type"},
+      {"big-key-bytes", "SIZE",
+       absl::StrCat("keys larger than this (MEMORY USAGE) are copied in chunks, so no command "
+                    "blocks either server for long (default ",
+                    wire::kDefaultBigKeyBytes >> 20, "MiB; e.g. 512k, 8MB)")},
+      {"drop-field-ttls", "",
+       "copy hashes with field TTLs into a target without them, dropping those TTLs (default: "
+       "such keys fail)"},
   };
 }
 
@@ -104,6 +116,20 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
         absl::StrCat("--read-from must be primary or replica, not \"", read_from, "\""));
   }
   r.read_from_replicas = read_from == "replica";
+  const std::string copy_path = args.Get("copy-path", "auto");
+  if (copy_path != "auto" && copy_path != "typed") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--copy-path must be auto or typed, not \"", copy_path, "\""));
+  }
+  r.typed_only = copy_path == "typed";
+  if (args.Has("big-key-bytes")) {
+    FERRY_ASSIGN_OR_RETURN(r.big_key_bytes,
+                           ParseBytes("--big-key-bytes", args.Get("big-key-bytes")));
+    if (r.big_key_bytes < 1024) {
+      return absl::InvalidArgumentError("--big-key-bytes must be at least 1k");
+    }
+  }
+  r.drop_field_ttls = args.Has("drop-field-ttls");
   const std::string policy = args.Get("on-conflict", "replace");
   if (policy == "replace") {
     r.on_conflict = agent::OnConflict::kReplace;
@@ -116,6 +142,28 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
         absl::StrCat("--on-conflict must be replace, skip or fail, not \"", policy, "\""));
   }
   return r;
+}
+
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view text) {
+  size_t digits = 0;
+  while (digits < text.size() && absl::ascii_isdigit(static_cast<unsigned char>(text[digits]))) {
+    ++digits;
+  }
+  uint64_t value = 0;
+  const std::string unit = absl::AsciiStrToLower(text.substr(digits));
+  int shift = -1;
+  if (unit.empty() || unit == "b") shift = 0;
+  for (const auto& [prefix, bits] : {std::pair<const char*, int>{"k", 10}, {"m", 20}, {"g", 30}}) {
+    if (unit == prefix || unit == absl::StrCat(prefix, "b") || unit == absl::StrCat(prefix, "ib")) {
+      shift = bits;
+    }
+  }
+  if (digits == 0 || shift < 0 || !absl::SimpleAtoi(text.substr(0, digits), &value) ||
+      value > (~uint64_t{0} >> shift)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " must be a size such as 65536, 512k or 8MB, not \"", text, "\""));
+  }
+  return value << shift;
 }
 
 int ExitCodeFor(const absl::Status& status) {

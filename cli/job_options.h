@@ -30,7 +30,14 @@ struct JobRequest {
   bool dry_run = false;
   bool merge_dbs = false;           // Several source databases into one (a cluster's db 0).
   bool read_from_replicas = false;  // Cluster source: read replicas (READONLY).
+  bool typed_only = false;          // --copy-path typed.
+  uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;
+  bool drop_field_ttls = false;
 };
+
+// "512", "64k", "1MB", "2GiB" as bytes (k, m, g with an optional B or iB: powers of 1024).
+// INVALID_ARGUMENT naming `flag` for anything else.
+absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view text);
 
 // The flags behind JobRequest, for parsing and help.
 std::vector<FlagSpec> JobFlags();

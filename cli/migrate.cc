@@ -281,6 +281,8 @@ std::vector<std::string> JobDifferences(const ferry::v1::JobSpec& stored_spec,
            OnConflictName(requested.on_conflict())},
           {"--dry-run", BoolFlag(stored.dry_run()), BoolFlag(requested.dry_run())},
           {"--read-from", read_from(stored), read_from(requested)},
+          {"--drop-field-ttls", BoolFlag(stored.drop_field_ttls()),
+           BoolFlag(requested.drop_field_ttls())},
           {"--shards", shards(stored), shards(requested)},
       },
       &out);
@@ -302,6 +304,13 @@ std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
   if (stored.rate_limit() != requested.rate_limit()) {
     out.push_back(stored.rate_limit() > 0 ? absl::StrCat("--rate-limit ", stored.rate_limit())
                                           : "no --rate-limit");
+  }
+  if (stored.copy_path() != requested.copy_path()) {
+    out.push_back(stored.copy_path() == ferry::v1::COPY_PATH_TYPED ? "--copy-path typed"
+                                                                   : "--copy-path auto");
+  }
+  if (stored.big_key_bytes() != requested.big_key_bytes()) {
+    out.push_back(absl::StrCat("--big-key-bytes ", stored.big_key_bytes()));
   }
   return out;
 }

@@ -60,6 +60,9 @@ absl::Status NormalizeJobSpec(ferry::v1::JobSpec* spec) {
   if (spec->rate_limit() < 0) return absl::InvalidArgumentError("rate_limit must be >= 0");
   if (spec->shards() < 0) return absl::InvalidArgumentError("shards must be >= 0");
   if (spec->parallel() < 0) return absl::InvalidArgumentError("parallel must be >= 0");
+  if (!ferry::v1::CopyPath_IsValid(spec->copy_path())) {
+    return absl::InvalidArgumentError("invalid copy_path");
+  }
   if (!ferry::v1::OnConflict_IsValid(spec->on_conflict())) {
     return absl::InvalidArgumentError("invalid on_conflict");
   }

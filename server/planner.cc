@@ -117,17 +117,54 @@ absl::Status CheckTargetCapacity(const Deployment& source, const Deployment& tar
       "noeviction (a full target then stops the copy with OOM)"));
 }
 
+// How values will be written, said before the copy: DUMP/RESTORE, or type by type and why. An
+// error when they must go type by type and the target user may not write ferry's temporary keys.
+absl::Status CheckCopyPath(const PlanRequest& request, const Deployment& source,
+                           const Deployment& target, std::vector<std::string>* warnings) {
+  const redis::Capabilities from = source.Oldest();
+  const redis::Capabilities to = target.Oldest();
+  // The agents probe the target's own payload version; the table's is close enough to warn.
+  const int source_payload = source.PayloadVersion();
+  const int target_payload = to.TablePayloadVersion();
+  std::string why;
+  if (request.typed_only) {
+    why = "--copy-path typed";
+  } else if (!target.restore_refusal.empty()) {
+    why = absl::StrCat("the target refuses RESTORE (", target.restore_refusal, ")");
+  } else if (source_payload > 0 &&
+             !redis::Capabilities::ReadsPayload(to.engine(), target_payload, source_payload)) {
+    why = absl::StrCat("the source (", from.Describe(), ") writes DUMP payload version ",
+                       source_payload, ", which the target (", to.Describe(), ", version ",
+                       target_payload, ") cannot read");
+  }
+  if (from.streams() && !to.streams()) {
+    warnings->push_back(absl::StrCat("the target (", to.Describe(),
+                                     ") has no streams: stream keys will fail, each named"));
+  }
+  if (why.empty()) {
+    if (!target.temp_key_refusal.empty()) {
+      warnings->push_back(absl::StrCat(
+          "keys above --big-key-bytes are built in temporary keys ferry:tmp:*, which the target "
+          "user may not write (",
+          target.temp_key_refusal, "): such keys will fail"));
+    }
+    return absl::OkStatus();
+  }
+  if (!target.temp_key_refusal.empty()) {
+    return absl::PermissionDeniedError(absl::StrCat(
+        "keys must be copied type by type (", why,
+        "), which builds each value in a temporary key ferry:tmp:* and renames it, but the target "
+        "user may not write those keys (",
+        target.temp_key_refusal, "): allow the pattern ~ferry:tmp:* for that user"));
+  }
+  warnings->push_back(absl::StrCat("keys are copied type by type (plain commands per type, "
+                                   "slower than DUMP/RESTORE): ",
+                                   why));
+  return absl::OkStatus();
+}
+
 void AddTargetWarnings(const Deployment& source, const Deployment& target,
                        std::vector<std::string>* warnings) {
-  const std::string& src_version =
-      source.cluster() ? source.primaries.front().facts.version : source.seed.version;
-  const std::string& dst_version = target.seed.version;
-  if (!src_version.empty() && !dst_version.empty() &&
-      redis::MajorMinor(src_version) > redis::MajorMinor(dst_version)) {
-    warnings->push_back(absl::StrCat("the source runs Redis ", src_version,
-                                     ", newer than the target's ", dst_version,
-                                     ": keys the target cannot read will fail"));
-  }
   const int64_t dataset = source.UsedMemoryDataset();
   const int64_t maxmemory = target.MaxMemory();
   if (maxmemory > 0 && dataset > maxmemory) {
@@ -299,6 +336,7 @@ absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
   if (target.has_value()) {
     FERRY_RETURN_IF_ERROR(CheckTargetCapacity(source, *target));
     AddTargetWarnings(source, *target, &plan.warnings);
+    FERRY_RETURN_IF_ERROR(CheckCopyPath(request, source, *target, &plan.warnings));
     plan.target_nodes = TargetNodesOf(request, *target);
   }
   return plan;

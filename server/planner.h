@@ -12,6 +12,7 @@
 #include "common/redis/scan_math.h"
 #include "common/redis/slot.h"
 #include "ferry/v1/ferry.pb.h"
+#include "proto/wire/job_defaults.h"
 #include "server/plan_types.h"
 
 namespace ferry::server {
@@ -35,6 +36,10 @@ struct PlanRequest {
   // --on-conflict replace: the copy DELs target keys whose TTL ran out on the way. Otherwise it
   // reads (GET, DUMP) the target keys it finds there, to tell its own writes from conflicts.
   bool replace = true;
+  // --copy-path typed: every key type by type.
+  bool typed_only = false;
+  // Keys above this size are never read whole, preflight's probes included.
+  uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;
   redis::ConnectOptions connect;
 };
 

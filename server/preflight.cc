@@ -8,10 +8,12 @@
 #include <vector>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/base/status_macros.h"
+#include "common/redis/dump_payload.h"
 #include "common/redis/errors.h"
 #include "common/redis/info.h"
 
@@ -61,6 +63,7 @@ absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
   const absl::string_view text = *info;
   facts.run_id = redis::InfoField(text, "run_id");
   facts.version = redis::InfoField(text, "redis_version");
+  facts.caps = redis::Capabilities::FromInfo(text);
   facts.cluster = redis::InfoField(text, "cluster_enabled") == "1";
   facts.scheme = redis::ScanSchemeOf(text, facts.cluster);
   (void)absl::SimpleAtoi(redis::InfoField(text, "used_memory_dataset"), &facts.used_memory_dataset);
@@ -73,8 +76,9 @@ absl::StatusOr<ServerFacts> ReadFacts(Connection& conn) {
 
 // The commands the permission probes check; named in every refusal.
 constexpr absl::string_view kNeeded =
-    "ferry needs SCAN, PTTL, DUMP and MGET on the source and RESTORE, SET and DEL (GET and DUMP "
-    "with --on-conflict skip or fail) on the target";
+    "ferry needs SCAN, PTTL, DUMP and MGET on the source and SET, DEL (GET and DUMP with "
+    "--on-conflict skip or fail), RESTORE or else each type's write commands and RENAME on the "
+    "target";
 // The key probes name when no key to copy was found. ACL checks a command before its keys, so
 // a refusal of this key's pattern still says that the command is allowed.
 constexpr absl::string_view kFallbackKey = "ferry:preflight";
@@ -85,11 +89,13 @@ constexpr int kSampleScans = 10;
 struct ProbeKey {
   std::string name = std::string(kFallbackKey);
   bool sampled = false;
+  int payload_version = -1;  // Of its DUMP, when sampled and dumped.
 };
 
-// The first key SCAN returns in the selected database (with the job's MATCH), so that a user
-// limited to key patterns (`~app:*`) is probed on a key it must copy.
-absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match) {
+// The first key SCAN returns in the selected database (with the job's MATCH) that is not a big
+// key (MEMORY USAGE at most `max_bytes`: probes DUMP it), so that a user limited to key patterns
+// (`~app:*`) is probed on a key it must copy.
+absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match, uint64_t max_bytes) {
   std::string cursor = "0";
   for (int round = 0; round < kSampleScans; ++round) {
     std::vector<absl::string_view> argv = {"SCAN", cursor, "COUNT", "100"};
@@ -97,7 +103,14 @@ absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match) {
     FERRY_ASSIGN_OR_RETURN(Reply reply, conn.Command(absl::MakeConstSpan(argv)));
     if (!reply.is_array() || reply.size() != 2) break;
     const redis::ReplyView keys = reply.element(1);
-    if (keys.size() > 0) return ProbeKey{std::string(keys.element(0).str()), true};
+    for (size_t i = 0; i < keys.size(); ++i) {
+      absl::StatusOr<Reply> usage = conn.Command({"MEMORY", "USAGE", keys.element(i).str()});
+      if (!usage.ok() && conn.broken()) return usage.status();
+      // Refused (or gone): the key's size is unknown; it is the probe all the same.
+      if (!usage.ok() || usage->is_nil() || usage->integer() <= static_cast<int64_t>(max_bytes)) {
+        return ProbeKey{std::string(keys.element(i).str()), true};
+      }
+    }
     cursor = std::string(reply.element(0).str());
     if (cursor == "0") break;
   }
@@ -107,10 +120,14 @@ absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match) {
 // Sends `argv` and accepts any reply but a permission problem, which it explains. A MOVED
 // reply (the probe key's slot lives elsewhere) comes after the ACL check, so it passes. `key`
 // is the key in argv, if any.
+// `reply`, when given, receives the reply of an allowed command.
 absl::Status ProbeCommand(Connection& conn, absl::string_view side, const ProbeKey* key,
-                          std::initializer_list<absl::string_view> argv) {
+                          std::initializer_list<absl::string_view> argv, Reply* reply_out = nullptr) {
   absl::StatusOr<Reply> reply = conn.Command(argv);
-  if (reply.ok()) return absl::OkStatus();
+  if (reply.ok()) {
+    if (reply_out != nullptr) *reply_out = *std::move(reply);
+    return absl::OkStatus();
+  }
   const absl::Status& s = reply.status();
   const std::string command(*argv.begin());
   switch (s.code()) {
@@ -135,13 +152,18 @@ absl::Status ProbeCommand(Connection& conn, absl::string_view side, const ProbeK
 
 // SCAN, then PTTL, DUMP and (standalone sources read strings with it) MGET on a key the copy
 // reads. Returns that key.
-absl::StatusOr<ProbeKey> ProbeReads(Connection& conn, absl::string_view side,
-                                    absl::string_view match, bool mget) {
+absl::StatusOr<ProbeKey> ProbeReads(const PlanRequest& request, Connection& conn,
+                                    absl::string_view side, bool mget) {
   FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, nullptr, {"SCAN", "0", "COUNT", "1"}));
-  absl::StatusOr<ProbeKey> key = SampleKey(conn, match);
+  absl::StatusOr<ProbeKey> key = SampleKey(conn, request.match, request.big_key_bytes);
   if (!key.ok()) return Annotate(key.status(), side);
   FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"PTTL", key->name}));
-  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"DUMP", key->name}));
+  Reply dump;
+  FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"DUMP", key->name}, &dump));
+  // What the target will be asked to read: this source's payload version.
+  if (key->sampled && !dump.is_nil() && !dump.is_error()) {
+    key->payload_version = redis::PayloadVersion(dump.str()).value_or(-1);
+  }
   if (mget) FERRY_RETURN_IF_ERROR(ProbeCommand(conn, side, &*key, {"MGET", key->name}));
   return key;
 }
@@ -157,14 +179,42 @@ void SelectCopiedDb(const PlanRequest& request, const ServerFacts& facts, Connec
 
 // The target's commands as the copy sends them (RESTORE, SET, then DEL or GET and DUMP), each in
 // a form the server refuses after its ACL check or one that changes nothing: `probe_key` (a
-// source key, empty for none) is never written.
-absl::Status ProbeWrites(const PlanRequest& request, Connection& conn,
-                         absl::string_view probe_key) {
+// source key, empty for none) is never written. A refused RESTORE is no error (keys are then
+// copied type by type): its refusal goes to target.restore_refusal; so does a refusal of
+// ferry's temporary keys to target.temp_key_refusal.
+absl::Status ProbeWrites(const PlanRequest& request, Connection& conn, absl::string_view probe_key,
+                         Deployment& target) {
   ProbeKey key;
   if (!probe_key.empty()) key = ProbeKey{std::string(probe_key), true};
   // An invalid payload: "payload version or checksum are wrong" (or BUSYKEY) when allowed.
-  FERRY_RETURN_IF_ERROR(
-      ProbeCommand(conn, "target", &key, {"RESTORE", key.name, "0", "ferry-probe"}));
+  if (absl::Status restore =
+          ProbeCommand(conn, "target", &key, {"RESTORE", key.name, "0", "ferry-probe"});
+      !restore.ok()) {
+    if (restore.code() != absl::StatusCode::kPermissionDenied ||
+        absl::StrContains(restore.message(), "may not access key")) {
+      return restore;
+    }
+    // The server's own words, without the list of everything ferry needs.
+    absl::StatusOr<Reply> again = conn.Command({"RESTORE", key.name, "0", "ferry-probe"});
+    target.restore_refusal = again.ok() ? "refused" : std::string(again.status().message());
+  }
+  // Values copied type by type are built in temporary keys of ferry's own, then renamed: SET
+  // with PX 0 ("invalid expire time") and RENAME of a key nobody has ("no such key") check the
+  // user's commands and key patterns without writing.
+  const std::string temp =
+      absl::StrCat("ferry:tmp:{0}:preflight:", absl::Hex(std::random_device()()));
+  const std::string renamed = absl::StrCat(temp, ":renamed");
+  const ProbeKey temp_key{temp, true};
+  for (std::initializer_list<absl::string_view> argv :
+       {std::initializer_list<absl::string_view>{"SET", temp, "x", "PX", "0"},
+        std::initializer_list<absl::string_view>{"RENAME", temp, renamed}}) {
+    absl::Status status = ProbeCommand(conn, "target", &temp_key, argv);
+    if (status.code() == absl::StatusCode::kPermissionDenied) {
+      target.temp_key_refusal = std::string(status.message());
+      break;
+    }
+    FERRY_RETURN_IF_ERROR(status);
+  }
   // Strings are written with SET; PX 0 is "invalid expire time".
   FERRY_RETURN_IF_ERROR(ProbeCommand(conn, "target", &key, {"SET", key.name, "x", "PX", "0"}));
   if (!request.replace) {
@@ -211,13 +261,18 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
       warnings->push_back(absl::StrCat("source primary ", p.read_address,
                                        " has no healthy replica: it is read itself"));
     }
-    return ProbeReads(primary_conn, "source", request.match, /*mget=*/false).status();
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
+                           ProbeReads(request, primary_conn, "source", /*mget=*/false));
+    p.facts.payload_version = key.payload_version;
+    return absl::OkStatus();
   }
   for (size_t i = 0; i < replicas.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(Connection conn,
                            OpenNode(request.source, *replicas[i], request.connect, "source"));
     FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
-    FERRY_RETURN_IF_ERROR(ProbeReads(conn, "source", request.match, /*mget=*/false).status());
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
+                           ProbeReads(request, conn, "source", /*mget=*/false));
+    p.facts.payload_version = std::max(p.facts.payload_version, key.payload_version);
     const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
     if (i == 0) {
       p.read_address = address;
@@ -323,6 +378,20 @@ int64_t Deployment::UsedMemoryDataset() const {
   return sum;
 }
 
+redis::Capabilities Deployment::Oldest() const {
+  redis::Capabilities oldest = seed.caps;
+  for (const ClusterPrimary& p : primaries) {
+    if (p.facts.caps.version() < oldest.version()) oldest = p.facts.caps;
+  }
+  return oldest;
+}
+
+int Deployment::PayloadVersion() const {
+  int version = seed.payload_version;
+  for (const ClusterPrimary& p : primaries) version = std::max(version, p.facts.payload_version);
+  return version;
+}
+
 int64_t Deployment::MaxMemory() const {
   if (!cluster()) return seed.maxmemory;
   int64_t sum = 0;
@@ -345,13 +414,14 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
   source.seed = *std::move(facts);
   if (!source.cluster()) {
     SelectCopiedDb(request, source.seed, *conn);
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(*conn, "source", request.match, /*mget=*/true));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, *conn, "source", /*mget=*/true));
     if (key.sampled) source.probe_key = key.name;
+    source.seed.payload_version = key.payload_version;
     return source;
   }
   FERRY_ASSIGN_OR_RETURN(source.primaries,
                          InspectPrimaries(request, *conn, endpoint, /*source=*/true, warnings));
-  absl::StatusOr<ProbeKey> key = SampleKey(*conn, request.match);
+  absl::StatusOr<ProbeKey> key = SampleKey(*conn, request.match, request.big_key_bytes);
   if (!key.ok()) return Annotate(key.status(), "source");
   if (key->sampled) source.probe_key = key->name;
   return source;
@@ -370,7 +440,7 @@ absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request, absl::strin
     FERRY_ASSIGN_OR_RETURN(target.primaries,
                            InspectPrimaries(request, *conn, endpoint, /*source=*/false, nullptr));
   }
-  FERRY_RETURN_IF_ERROR(ProbeWrites(request, *conn, probe_key));
+  FERRY_RETURN_IF_ERROR(ProbeWrites(request, *conn, probe_key, target));
   return target;
 }
 

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/redis/capabilities.h"
 #include "common/redis/cluster.h"
 #include "common/redis/connection.h"
 #include "common/redis/scan_math.h"
@@ -23,7 +24,11 @@ namespace ferry::server {
 // One server's answers to INFO (or, for users that may not run INFO, what could be probed).
 struct ServerFacts {
   std::string run_id;
-  std::string version;  // "7.0.15", or "valkey 8.0.1".
+  std::string version;  // redis_version: "7.0.15" (Valkey reports "7.2.4").
+  redis::Capabilities caps = redis::Capabilities::ForVersion({4, 0});
+  // The DUMP payload version of a value the copy reads (source nodes, when a key was found);
+  // -1: unknown.
+  int payload_version = -1;
   bool cluster = false;
   redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
   int64_t used_memory_dataset = -1;
@@ -48,6 +53,11 @@ struct Deployment {
   // Source: a key the copy reads (SCAN with the job's MATCH), for the target's permission
   // probes; empty when none was found.
   std::string probe_key;
+  // Target: why RESTORE may not be used (an ACL, a renamed command); empty when it may.
+  std::string restore_refusal;
+  // Target: why ferry's temporary keys (ferry:tmp:*, where values copied type by type are
+  // built) may not be written; empty when they may.
+  std::string temp_key_refusal;
 
   bool cluster() const { return seed.cluster; }
   // run_id of every primary (of the server, standalone).
@@ -57,6 +67,9 @@ struct Deployment {
   // Sums over the primaries; -1 when some value is unknown.
   int64_t UsedMemoryDataset() const;
   int64_t MaxMemory() const;
+  // The capabilities of the oldest node, and the newest payload version seen (-1: none).
+  redis::Capabilities Oldest() const;
+  int PayloadVersion() const;
 };
 
 // Connects to the source, reads its facts and, for a cluster, each primary's (and chooses the

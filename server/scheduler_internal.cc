@@ -1,5 +1,7 @@
 #include "server/scheduler_internal.h"
 
+#include "proto/wire/job_defaults.h"
+
 namespace ferry::server {
 
 double RateShare(const ferry::v1::JobSpec& spec, int running_shards) {
@@ -23,6 +25,10 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
   lease.set_batch_keys(spec.batch_keys() > 0 ? spec.batch_keys() : default_batch_keys);
   lease.set_on_conflict(spec.on_conflict());
   lease.set_dry_run(spec.dry_run());
+  lease.set_copy_path(spec.copy_path());
+  lease.set_big_key_bytes(spec.big_key_bytes() > 0 ? spec.big_key_bytes()
+                                                   : wire::kDefaultBigKeyBytes);
+  lease.set_drop_field_ttls(spec.drop_field_ttls());
   lease.set_keys_per_second(keys_per_second);
   *lease.mutable_resume() = shard.checkpoint;
   return lease;

@@ -11,4 +11,10 @@ absl::StatusOr<std::optional<std::string>> ReadInfo(Connection& connection,
   return info.status();
 }
 
+absl::StatusOr<Capabilities> ReadCapabilities(Connection& connection) {
+  absl::StatusOr<std::optional<std::string>> info = ReadInfo(connection, "server");
+  if (!info.ok()) return info.status();
+  return Capabilities::FromInfo(info->value_or(""));
+}
+
 }  // namespace ferry::redis

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/redis/capabilities.h"
 #include "common/redis/connection.h"
 
 namespace ferry::redis {
@@ -17,5 +18,9 @@ namespace ferry::redis {
 // version from 4.0 answers alike). nullopt when INFO is refused (PERMISSION_DENIED).
 absl::StatusOr<std::optional<std::string>> ReadInfo(Connection& connection,
                                                     absl::string_view section = "");
+
+// The server's capabilities from `INFO server`; those of the oldest supported version when INFO
+// is refused, so nothing newer is sent.
+absl::StatusOr<Capabilities> ReadCapabilities(Connection& connection);
 
 }  // namespace ferry::redis

@@ -20,6 +20,10 @@ uint16_t Crc16(absl::string_view data);
 // whole key, modulo 16384.
 int KeySlot(absl::string_view key);
 
+// A short string (decimal digits) whose slot is `slot`: a key with `{<tag>}` in it lands in that
+// slot, e.g. a temporary key that must share a slot with another key. Thread-safe.
+const std::string& TagForSlot(int slot);
+
 // Inclusive slot ranges [first, last], as ClusterNode::slots holds them.
 using SlotRanges = std::vector<std::pair<int, int>>;
 

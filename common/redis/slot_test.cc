@@ -100,5 +100,14 @@ TEST(SlotRangesTextTest, FormatAndParse) {
   }
 }
 
+TEST(TagForSlotTest, EverySlotHasATagThatHashesToIt) {
+  for (int slot = 0; slot < kClusterSlots; ++slot) {
+    const std::string& tag = TagForSlot(slot);
+    ASSERT_FALSE(tag.empty()) << slot;
+    ASSERT_EQ(KeySlot(tag), slot);
+    ASSERT_EQ(KeySlot("ferry:tmp:{" + tag + "}:1"), slot);
+  }
+}
+
 }  // namespace
 }  // namespace ferry::redis

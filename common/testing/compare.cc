@@ -126,34 +126,54 @@ std::vector<std::string> Canonicalize(const std::vector<redis::Reply>& replies, 
   const redis::ReplyView info = replies[first + 1];
   const redis::ReplyView groups = replies[first + 2];
   absl::StrAppend(&value->canonical, "|last-generated-id=", Field(info, "last-generated-id"));
-  std::vector<std::tuple<std::string, std::string, std::string>> sorted;
+  // Redis 7.0 and later also count entries ever added and know the last id deleted (empty on
+  // older servers, which do not have them).
+  absl::StrAppend(&value->canonical, "|entries-added=", Field(info, "entries-added"),
+                  "|max-deleted-entry-id=", Field(info, "max-deleted-entry-id"));
+  std::vector<std::tuple<std::string, std::string, std::string, std::string>> sorted;
   for (size_t i = 0; i < groups.size(); ++i) {
     redis::ReplyView g = groups.element(i);
-    sorted.emplace_back(Field(g, "name"), Field(g, "last-delivered-id"), Field(g, "pending"));
+    sorted.emplace_back(Field(g, "name"), Field(g, "last-delivered-id"), Field(g, "pending"),
+                        Field(g, "entries-read"));
   }
   std::sort(sorted.begin(), sorted.end());
   std::vector<std::string> names;
-  for (const auto& [name, last_delivered, pending] : sorted) {
+  for (const auto& [name, last_delivered, pending, entries_read] : sorted) {
     absl::StrAppend(&value->canonical, "|group=", name.size(), ":", name, ",", last_delivered, ",",
-                    pending);
+                    pending, ",", entries_read);
     names.push_back(name);
   }
   return names;
 }
 
-// Appends the consumers (name and pending count, sorted) of each (key index, group) in
-// `stream_groups` to that key's canonical value.
+// Appends the pending entries of a group (XPENDING's extended form, in id order: id, owner and
+// delivery count; idle times differ by the time between the reads) to `value`.
+void AppendPending(redis::ReplyView pending, Value* value) {
+  value->canonical += "|pending=";
+  for (size_t p = 0; p < pending.size(); ++p) {
+    redis::ReplyView entry = pending.element(p);
+    const absl::string_view owner = entry.element(1).str();
+    absl::StrAppend(&value->canonical, entry.element(0).str(), ",", owner.size(), ":", owner, "x",
+                    entry.element(3).integer(), ";");
+  }
+}
+
+// Appends the consumers (name and pending count, sorted) and the pending entries of each
+// (key index, group) in `stream_groups` to that key's canonical value.
 absl::Status AppendConsumers(redis::Connection& conn, const std::vector<std::string>& keys,
                              const std::vector<std::pair<size_t, std::string>>& stream_groups,
                              std::vector<Value>* values) {
   Commands cmds;
-  for (const auto& [i, group] : stream_groups)
+  for (const auto& [i, group] : stream_groups) {
     cmds.push_back({"XINFO", "CONSUMERS", keys[i], group});
+    cmds.push_back({"XPENDING", keys[i], group, "-", "+", "1000000000"});
+  }
   FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, redis::RunPipeline(conn, cmds));
   for (size_t j = 0; j < stream_groups.size(); ++j) {
+    const redis::ReplyView infos = replies[2 * j];
     std::vector<std::pair<std::string, std::string>> consumers;
-    for (size_t c = 0; c < replies[j].size(); ++c) {
-      redis::ReplyView consumer = replies[j].element(c);
+    for (size_t c = 0; c < infos.size(); ++c) {
+      redis::ReplyView consumer = infos.element(c);
       consumers.emplace_back(Field(consumer, "name"), Field(consumer, "pending"));
     }
     std::sort(consumers.begin(), consumers.end());
@@ -163,6 +183,8 @@ absl::Status AppendConsumers(redis::Connection& conn, const std::vector<std::str
     for (const auto& [name, pending] : consumers) {
       absl::StrAppend(&value.canonical, ",", name.size(), ":", name, "=", pending);
     }
+    FERRY_RETURN_IF_ERROR(ReplyStatus(replies[2 * j + 1], "XPENDING"));
+    AppendPending(replies[2 * j + 1], &value);
   }
   return absl::OkStatus();
 }

@@ -42,7 +42,9 @@ struct CompareOptions {
 
 // Compares every key of `source_db` matching options.match with the same key in `target_db`:
 // type, canonical value (sorted where Redis order is not defined; streams with their
-// last-generated-id, groups and consumers) and PTTL. Keys that vanish from the source during
+// last-generated-id, groups, consumers and pending entries (id, owner, delivery count), and on
+// Redis 7.0 and later their entries-added, max-deleted-entry-id and each group's entries-read)
+// and PTTL. Keys that vanish from the source during
 // the scan are skipped. Diffs come back sorted by key. The connections may be the same object.
 // Standalone servers (or one cluster node's keys) only.
 absl::StatusOr<std::vector<KeyDiff>> CompareDatabases(redis::Connection& source, int source_db,

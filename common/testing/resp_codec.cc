@@ -1,5 +1,6 @@
 // The pure parts of the RESP proxy: framing a byte stream into messages, parsing commands,
-// and the INFO rewriting that makes a server answer as another version. resp_proxy.h.
+// and the rewriting (INFO, refusals, DUMP payloads, hash field TTL reads) that makes a server
+// answer as another version. resp_proxy.h.
 
 #include <algorithm>
 #include <utility>
@@ -10,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "common/redis/dump_payload.h"
 #include "common/testing/resp_proxy.h"
 
 namespace ferry::testing {
@@ -27,6 +29,11 @@ constexpr absl::string_view kBulkTypes = "$=!";
 constexpr absl::string_view kAggregateTypes = "*~>%|";
 // What Valkey 7.2+ reports as redis_version, for clients that compare it.
 constexpr absl::string_view kValkeyRedisVersion = "7.2.4";
+// 2 bytes of RDB version, then 8 of CRC64 (dump_payload.h).
+constexpr size_t kPayloadFooterBytes = 10;
+// Newer than any server: what a refused RESTORE payload is forwarded with, so that 7.0
+// refuses it.
+constexpr int kRefusedPayloadVersion = 0xffff;
 
 absl::Status ProtocolError(absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("RESP protocol error: ", what));
@@ -38,10 +45,38 @@ bool IsKeyspaceField(absl::string_view key) {
          std::all_of(key.begin(), key.end(), [](char c) { return absl::ascii_isdigit(c); });
 }
 
+// Redis < 6 knows `all` (every section) but not `everything`, which names no section there.
 bool AsksForEverything(absl::Span<const std::string> sections) {
   return std::any_of(sections.begin(), sections.end(), [](const std::string& section) {
-    return absl::EqualsIgnoreCase(section, "everything") || absl::EqualsIgnoreCase(section, "all");
+    return absl::EqualsIgnoreCase(section, "everything");
   });
+}
+
+// A command as RESP bytes: an array of bulk strings.
+std::string EncodeCommand(absl::Span<const absl::string_view> argv) {
+  std::string out = absl::StrCat("*", argv.size(), "\r\n");
+  for (absl::string_view arg : argv) absl::StrAppend(&out, "$", arg.size(), "\r\n", arg, "\r\n");
+  return out;
+}
+
+// Redis' string2l: an optional '-', then digits without a leading zero ("0" alone), fitting a
+// long. absl::SimpleAtoi would also take "+1", " 1" and "01", which Redis refuses.
+bool ParseRedisLong(absl::string_view text, int64_t* value) {
+  absl::string_view digits = text;
+  absl::ConsumePrefix(&digits, "-");
+  if (digits.empty() || digits.size() > 19 || (digits[0] == '0' && text != "0") ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return absl::ascii_isdigit(c); })) {
+    return false;
+  }
+  return absl::SimpleAtoi(text, value);
+}
+
+// The first line of `reply` from `pos` (without CRLF), and `pos` moved past it.
+absl::string_view TakeLine(absl::string_view reply, size_t* pos) {
+  const size_t eol = reply.find("\r\n", *pos);
+  const absl::string_view line = reply.substr(*pos, eol - *pos);
+  *pos = eol == absl::string_view::npos ? reply.size() : eol + 2;
+  return line;
 }
 
 }  // namespace
@@ -211,11 +246,128 @@ std::string RewriteInfoReply(absl::string_view reply, absl::Span<const std::stri
   return absl::StrCat(reply.substr(0, 1), text.size(), "\r\n", text, "\r\n");
 }
 
-// ---------------------------------------------------------------- one client
+// ---------------------------------------------------------------- refusals and payloads
 
-// One client socket and its upstream socket. The request thread reads commands, answers the
-// refused ones by queueing their reply, and forwards the rest; the response thread reads
-// upstream replies and writes every reply to the client in command order. Only the response
-// thread writes to the client, so a client that sends a long pipeline before reading never
+std::optional<std::string> RefusalReply(absl::string_view upper_name,
+                                        absl::Span<const absl::string_view> argv,
+                                        absl::Span<const RefusedArgument> refused) {
+  for (const RefusedArgument& rule : refused) {
+    if (!absl::EqualsIgnoreCase(rule.command, upper_name)) continue;
+    if (!rule.subcommand.empty() &&
+        (argv.size() < 2 || !absl::EqualsIgnoreCase(argv[1], rule.subcommand))) {
+      continue;
+    }
+    bool matches = rule.token.empty();
+    for (size_t i = rule.first; !matches && i < argv.size() && i <= rule.last; i += rule.step) {
+      matches = rule.prefix ? absl::StartsWithIgnoreCase(argv[i], rule.token)
+                            : absl::EqualsIgnoreCase(argv[i], rule.token);
+    }
+    if (!matches) continue;
+    const absl::string_view sub = argv.size() > 1 ? argv[1] : "";
+    const std::string text = absl::StrReplaceAll(rule.error, {{"$1", sub}});
+    return absl::StrCat("-", absl::StrReplaceAll(text, {{"\r", " "}, {"\n", " "}}), "\r\n");
+  }
+  return std::nullopt;
+}
+
+std::optional<int> RestoreForwardVersion(absl::string_view payload,
+                                         const RespProxyOptions& options) {
+  if (options.restore_max_payload_version <= 0) return std::nullopt;
+  const std::optional<int> version = redis::PayloadVersion(payload);
+  if (!version.has_value()) return std::nullopt;  // Too short: refused as it is.
+  const redis::Engine engine =
+      options.pretend_valkey_version.empty() ? redis::Engine::kRedis : redis::Engine::kValkey;
+  const bool reads =
+      redis::Capabilities::ReadsPayload(engine, options.restore_max_payload_version, *version);
+  // 7.0 already answers as the pretended server would (and the CRC is left unread).
+  if (reads == (*version <= kUpstreamPayloadVersion)) return std::nullopt;
+  // A corrupt payload is refused as it is; a new CRC must not make it valid.
+  if (!redis::PayloadChecksumValid(payload)) return std::nullopt;
+  return reads ? kUpstreamPayloadVersion : kRefusedPayloadVersion;
+}
+
+void SetPayloadVersionInPlace(char* payload, size_t size, int version) {
+  char* footer = payload + size - kPayloadFooterBytes;
+  footer[0] = static_cast<char>(version & 0xff);
+  footer[1] = static_cast<char>((version >> 8) & 0xff);
+  uint64_t crc = redis::Crc64(0, absl::string_view(payload, size - 8));
+  for (int i = 0; i < 8; ++i) {
+    footer[2 + i] = static_cast<char>(crc & 0xff);
+    crc >>= 8;
+  }
+}
+
+bool IsHashFieldTtlRead(absl::string_view upper_name) {
+  return upper_name == "HTTL" || upper_name == "HPTTL" || upper_name == "HEXPIRETIME" ||
+         upper_name == "HPEXPIRETIME";
+}
+
+FieldTtlRead RewriteFieldTtlRead(absl::Span<const absl::string_view> argv) {
+  FieldTtlRead read;
+  // The arity check of processCommand (arity -5: key FIELDS numfields field...).
+  if (argv.size() < 5) {
+    read.reply = absl::StrCat("-ERR wrong number of arguments for '",
+                              absl::AsciiStrToLower(argv[0]), "' command\r\n");
+    return read;
+  }
+  // Then httlGenericCommand's checks, in its order, after the key's type.
+  int64_t num_fields = 0;
+  if (!absl::EqualsIgnoreCase(argv[2], "FIELDS")) {
+    read.argument_error =
+        "-ERR Mandatory argument FIELDS is missing or not at the right position\r\n";
+  } else if (!ParseRedisLong(argv[3], &num_fields) || num_fields < 1) {
+    read.argument_error = "-ERR Number of fields must be a positive integer\r\n";
+  } else if (num_fields != static_cast<int64_t>(argv.size()) - 4) {
+    read.argument_error = "-ERR The `numfields` parameter must match the number of arguments\r\n";
+  }
+  std::vector<absl::string_view> hmget = {"HMGET", argv[1]};
+  if (read.argument_error.empty()) {
+    hmget.insert(hmget.end(), argv.begin() + 4, argv.end());
+  } else {
+    hmget.push_back(argv[4]);  // Only for its WRONGTYPE, which comes first.
+  }
+  read.forward = EncodeCommand(hmget);
+  return read;
+}
+
+std::string FieldTtlReply(absl::string_view hmget_reply, absl::string_view argument_error) {
+  if (hmget_reply.empty() || hmget_reply[0] != '*') {
+    return std::string(hmget_reply);  // WRONGTYPE, NOAUTH..., or +QUEUED inside MULTI.
+  }
+  if (!argument_error.empty()) return std::string(argument_error);
+  size_t pos = 0;
+  int64_t count = 0;
+  if (!absl::SimpleAtoi(TakeLine(hmget_reply, &pos).substr(1), &count) || count < 0) {
+    return std::string(hmget_reply);
+  }
+  std::string out = absl::StrCat("*", count, "\r\n");
+  for (int64_t i = 0; i < count && pos < hmget_reply.size(); ++i) {
+    // HMGET's elements: a bulk string (the field exists), or nil: `$-1` in RESP2, `_` in RESP3.
+    const absl::string_view line = TakeLine(hmget_reply, &pos);
+    int64_t len = -1;
+    if (line[0] == '$' && absl::SimpleAtoi(line.substr(1), &len) && len >= 0) {
+      pos += static_cast<size_t>(len) + 2;
+    }
+    // Data on 7.0 has no field TTLs: an existing field answers -1, a missing one -2.
+    out.append(len >= 0 ? ":-1\r\n" : ":-2\r\n");
+  }
+  return out;
+}
+
+void AppendDumpReply(absl::string_view reply, int version, std::string* out) {
+  const size_t start = out->size();
+  out->append(reply.data(), reply.size());
+  const size_t eol = reply.find("\r\n");
+  int64_t len = 0;
+  if (reply.empty() || reply[0] != '$' || eol == absl::string_view::npos ||
+      !absl::SimpleAtoi(reply.substr(1, eol - 1), &len) ||
+      len < static_cast<int64_t>(kPayloadFooterBytes) ||
+      reply.size() < eol + 2 + static_cast<size_t>(len)) {
+    return;  // Nil (no such key), an error, or not a payload.
+  }
+  const absl::string_view payload = reply.substr(eol + 2, static_cast<size_t>(len));
+  if (redis::PayloadVersion(payload) == version) return;
+  SetPayloadVersionInPlace(out->data() + start + eol + 2, static_cast<size_t>(len), version);
+}
 
 }  // namespace ferry::testing

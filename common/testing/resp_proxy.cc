@@ -73,6 +73,10 @@ int ConnectUpstream(const RespProxyOptions& options) {
 
 }  // namespace
 
+// One client socket and its upstream socket. The request thread reads commands, answers the
+// refused ones by queueing their reply, and forwards the rest; the response thread reads
+// upstream replies and writes every reply to the client in command order. Only the response
+// thread writes to the client, so a client that sends a long pipeline before reading never
 // blocks the forwarding of its commands.
 class RespProxy::ClientConnection {
  public:
@@ -110,8 +114,12 @@ class RespProxy::ClientConnection {
   struct PendingReply {
     // When not empty, the whole reply, sent in place of an upstream one (a refused command).
     std::string synthesized;
+    bool is_dump = false;  // Its payload gets options.dump_payload_version.
     bool is_info = false;
     std::vector<std::string> info_sections;
+    // A hash field TTL read forwarded as HMGET (FieldTtlReply).
+    bool is_field_ttl = false;
+    std::string field_ttl_error;
   };
 
   void Wake() {
@@ -122,21 +130,50 @@ class RespProxy::ClientConnection {
   // Queues the reply `argv` will get and appends the bytes to forward, if any, to `forward`.
   void HandleCommand(absl::string_view message, absl::Span<const absl::string_view> argv,
                      std::string* forward, bool* synthesized) {
+    const RespProxyOptions& options = proxy_->options_;
     const std::string name = absl::AsciiStrToUpper(argv[0]);
     proxy_->CountCommand(name);
     PendingReply reply;
-    if (proxy_->options_.unknown_commands.count(name) > 0) {
+    if (options.unknown_commands.count(name) > 0) {
       reply.synthesized = UnknownCommandReply(argv);
+    } else if (std::optional<std::string> refusal =
+                   RefusalReply(name, argv, options.refused_arguments)) {
+      reply.synthesized = *std::move(refusal);
+    }
+    if (reply.synthesized.empty() && options.emulate_hash_field_ttl_reads &&
+        IsHashFieldTtlRead(name)) {
+      FieldTtlRead read = RewriteFieldTtlRead(argv);
+      reply.synthesized = std::move(read.reply);
+      forward->append(read.forward);
+      reply.is_field_ttl = reply.synthesized.empty();
+      reply.field_ttl_error = std::move(read.argument_error);
+    }
+    if (!reply.synthesized.empty()) {
       *synthesized = true;
-    } else {
-      forward->append(message.data(), message.size());
-      reply.is_info = name == "INFO" && RewritesInfo(proxy_->options_);
+    } else if (!reply.is_field_ttl) {
+      Forward(name, message, argv, forward);
+      reply.is_dump = name == "DUMP" && options.dump_payload_version > 0;
+      reply.is_info = name == "INFO" && RewritesInfo(options);
       for (size_t i = 1; reply.is_info && i < argv.size(); ++i) {
         reply.info_sections.emplace_back(argv[i]);
       }
     }
     absl::MutexLock lock(&mu_);
     pending_.push_back(std::move(reply));
+  }
+
+  // Appends `message` to `forward`, a RESTORE's payload with the version the pretended server
+  // makes 7.0 read it with (RestoreForwardVersion).
+  void Forward(absl::string_view name, absl::string_view message,
+               absl::Span<const absl::string_view> argv, std::string* forward) const {
+    const size_t start = forward->size();
+    forward->append(message.data(), message.size());
+    if (name != "RESTORE" || argv.size() < 4) return;
+    const std::optional<int> version = RestoreForwardVersion(argv[3], proxy_->options_);
+    if (!version.has_value()) return;
+    // argv views `message`, so the payload sits at the same offset in the copy.
+    char* payload = forward->data() + start + static_cast<size_t>(argv[3].data() - message.data());
+    SetPayloadVersionInPlace(payload, argv[3].size(), *version);
   }
 
   // Queues a reply for, and forwards, every complete command in `framer`. The bytes to send
@@ -197,6 +234,10 @@ class RespProxy::ClientConnection {
     }
     if (expected.has_value() && expected->is_info) {
       out->append(RewriteInfoReply(reply, expected->info_sections, proxy_->options_));
+    } else if (expected.has_value() && expected->is_field_ttl) {
+      out->append(FieldTtlReply(reply, expected->field_ttl_error));
+    } else if (expected.has_value() && expected->is_dump) {
+      AppendDumpReply(reply, proxy_->options_.dump_payload_version, out);
     } else {
       out->append(reply.data(), reply.size());
     }

@@ -1,0 +1,70 @@
+#pragma once
+
+// The parts of ValueCopier (value_copy.h) that its per-type page copiers share, and the copier
+// of streams, the one type with more to it than its elements: the stream's counters, consumer
+// groups, consumers and pending entries.
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "agent/expiry.h"
+#include "agent/value_copy.h"
+#include "common/redis/capabilities.h"
+#include "common/redis/connection.h"
+#include "common/redis/router.h"
+
+namespace ferry::agent {
+
+// One key being copied page by page into its temporary key `tmp`. Not thread-safe.
+struct KeyPages {
+  redis::Connection& source;
+  const redis::Capabilities& source_caps;
+  const std::optional<SourceClock>& clock;
+  redis::Router& target;
+  const redis::Capabilities& target_caps;
+  const ExpiryMapper& expiry;
+  const ValueCopyOptions& options;
+  absl::string_view key;
+  absl::string_view tmp;
+  uint64_t bytes = 0;  // Value bytes written to `tmp` so far.
+  // Why the key cannot be copied to this target (KeyCopy::kFailed), when a page found out.
+  std::optional<std::string> refusal;
+  ArgArena arena;  // Arguments of the commands queued on `target`.
+
+  // Sends one command to the source; an error reply becomes a status naming the command.
+  absl::StatusOr<redis::Reply> Read(absl::Span<const absl::string_view> argv);
+  absl::StatusOr<redis::Reply> Read(std::initializer_list<absl::string_view> argv) {
+    return Read(absl::MakeConstSpan(argv.begin(), argv.size()));
+  }
+  // Executes what is queued on the target and clears `arena`. The first error reply becomes a
+  // status naming `what` (a redirect that outlived the router's retries: UNAVAILABLE).
+  absl::StatusOr<std::vector<redis::Reply>> Write(absl::string_view what);
+  // COUNT for the next page, after one of `elements` elements and `page_bytes` bytes: pages
+  // stop growing past options.chunk_bytes.
+  int NextCount(size_t elements, uint64_t page_bytes) const;
+};
+
+// What XINFO STREAM says of a stream, as arguments for the target.
+struct StreamInfo {
+  std::string last_id;  // last-generated-id.
+  // Empty when the source has no stream counters (capabilities.h stream_counters).
+  std::string entries_added;
+  std::string max_deleted_id;
+};
+
+// From an XINFO STREAM reply.
+StreamInfo ParseStreamInfo(redis::ReplyView xinfo);
+
+// Copies the stream `pages.key` into `pages.tmp` (which must not exist): its entries up to
+// `info.last_id`, its last id and counters, then each consumer group with its consumers and
+// pending entries. A pending entry whose stream entry was deleted cannot be recreated (XCLAIM
+// ignores it) and sets `pages.refusal`.
+absl::Status CopyStream(KeyPages& pages, const StreamInfo& info);
+
+}  // namespace ferry::agent
