@@ -200,7 +200,7 @@ struct Target {
 void LogRestoreRefusedOnce(const TargetFacts& facts) {
   static std::atomic<bool> said{false};
   if (facts.restore_allowed || said.exchange(true)) return;
-  FERRY_LOG(Warning) << "the target refuses RESTORE (" << facts.restore_refusal
+  FERRY_LOG(Info) << "the target refuses RESTORE (" << facts.restore_refusal
                      << "): keys are copied type by type";
 }
 

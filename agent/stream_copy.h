@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <initializer_list>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -36,6 +38,12 @@ struct KeyPages {
   // Why the key cannot be copied to this target (KeyCopy::kFailed), when a page found out.
   std::optional<std::string> refusal;
   ArgArena arena;  // Arguments of the commands queued on `target`.
+  // Streams: pending entries whose stream entry was deleted (XCLAIM cannot claim those), found
+  // by an earlier pass over the key. The next pass writes them as entries, claims them and
+  // deletes them again.
+  std::set<std::pair<uint64_t, uint64_t>> deleted_pending;
+  // Set by a pass that found more of those: the key must be copied again.
+  bool again = false;
 
   // Sends one command to the source; an error reply becomes a status naming the command.
   absl::StatusOr<redis::Reply> Read(absl::Span<const absl::string_view> argv);
@@ -63,8 +71,15 @@ StreamInfo ParseStreamInfo(redis::ReplyView xinfo);
 
 // Copies the stream `pages.key` into `pages.tmp` (which must not exist): its entries up to
 // `info.last_id`, its last id and counters, then each consumer group with its consumers and
-// pending entries. A pending entry whose stream entry was deleted cannot be recreated (XCLAIM
-// ignores it) and sets `pages.refusal`.
+// pending entries. A pending entry whose stream entry was deleted is added to
+// `pages.deleted_pending` and sets `pages.again`.
 absl::Status CopyStream(KeyPages& pages, const StreamInfo& info);
+
+// What a conflict check compares of stream `key` on the target: entries, last id, counters,
+// groups and pending entries with their owners and delivery counts, but not delivery times or
+// consumers' last-seen times (a rebuilt stream has its own). nullopt when it is unreadable or
+// has page_elements entries or pending entries of a group or more: too big to compare.
+absl::StatusOr<std::optional<std::string>> StreamFingerprint(KeyPages& pages,
+                                                             absl::string_view key);
 
 }  // namespace ferry::agent

@@ -35,7 +35,8 @@ absl::StatusOr<TargetFacts> ProbeTarget(redis::Connection& node, int slot) {
   FERRY_ASSIGN_OR_RETURN(facts.caps, redis::ReadCapabilities(node));
   facts.payload_version = facts.caps.TablePayloadVersion();
   const std::string key = ProbeKey(slot);
-  node.Append({"SET", key, "ferry", "PX", "60000"});
+  // Short-lived, and RESTOREd with a TTL of 1 ms: gone without a DEL the user may not have.
+  node.Append({"SET", key, "ferry", "PX", "2000"});
   node.Append({"DUMP", key});
   FERRY_RETURN_IF_ERROR(node.Flush());
   FERRY_ASSIGN_OR_RETURN(redis::Reply set, node.ReadReply());
@@ -49,15 +50,17 @@ absl::StatusOr<TargetFacts> ProbeTarget(redis::Connection& node, int slot) {
   if (std::optional<int> version = redis::PayloadVersion(dump.str()); version.has_value()) {
     facts.payload_version = *version;
   }
-  node.Append({"RESTORE", key, "60000", dump.str(), "REPLACE"});
-  node.Append({"DEL", key});
+  node.Append({"RESTORE", key, "1", dump.str(), "REPLACE"});
   FERRY_RETURN_IF_ERROR(node.Flush());
   FERRY_ASSIGN_OR_RETURN(redis::Reply restore, node.ReadReply());
-  FERRY_ASSIGN_OR_RETURN(redis::Reply del, node.ReadReply());
-  if (restore.is_error() && RestoreRefused(restore.str())) {
-    facts.restore_allowed = false;
-    facts.restore_refusal = std::string(restore.str());
+  if (restore.is_error()) {
+    (void)node.Command({"DEL", key});
+    if (RestoreRefused(restore.str())) {
+      facts.restore_allowed = false;
+      facts.restore_refusal = std::string(restore.str());
+    }
   }
+  if (node.broken()) return absl::UnavailableError("target connection lost");
   return facts;
 }
 

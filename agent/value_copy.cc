@@ -108,6 +108,8 @@ class OneKey {
   absl::StatusOr<KeyCopy> Conflict();
   absl::StatusOr<bool> SameOnTarget();
   absl::Status RemoveTemp();
+  // DUMPs of two streams built at different times differ in their delivery times.
+  absl::StatusOr<bool> SameStream();
 
   KeyCopy Result(KeyCopy::Outcome outcome, std::string reason = "") const {
     return KeyCopy{outcome, std::move(reason), pages_.bytes};
@@ -116,6 +118,7 @@ class OneKey {
   bool replace() const { return pages_.options.on_conflict == OnConflict::kReplace; }
 
   KeyPages& pages_;
+  std::string type_;  // The key's type, as the last pass found it.
 };
 
 absl::StatusOr<KeyCopy> OneKey::Run() {
@@ -155,9 +158,12 @@ absl::StatusOr<OneKey::Pass> OneKey::CopyOnce() {
   FERRY_ASSIGN_OR_RETURN(Shape before, ReadShape(type.str()));
   if (before.type == "none") return Pass::kVanished;
   if (before.type != type.str()) return Pass::kChanged;
+  type_ = before.type;
+  pages_.again = false;
   const absl::Status copied = CopyPages(before);
   if (!copied.ok() && redis::Classify(copied) != redis::ErrorClass::kPerKey) return copied;
   if (pages_.refusal.has_value()) return Pass::kRefused;
+  if (pages_.again) return Pass::kChanged;
   FERRY_ASSIGN_OR_RETURN(Shape after, ReadShape(before.type));
   if (after.type == "none") return Pass::kVanished;
   if (!before.Same(after)) return Pass::kChanged;
@@ -284,6 +290,7 @@ absl::Status OneKey::CopyList(int64_t length) {
 // Hash field TTLs (Redis 7.4, Valkey 9.0) of one HSCAN page, queued for `tmp` after the page's
 // HSETs, in the same pipeline.
 absl::Status OneKey::CopyFieldTtls(ReplyView elements) {
+  if (elements.size() == 0) return absl::OkStatus();
   const std::string fields = absl::StrCat(elements.size() / 2);
   std::vector<absl::string_view> argv = {pages_.clock ? "HPEXPIRETIME" : "HPTTL", pages_.key,
                                          "FIELDS", fields};
@@ -357,18 +364,29 @@ absl::StatusOr<KeyCopy> OneKey::Conflict() {
 }
 
 // Compares DUMPs of the temporary key and the key on the target when both are small (a DUMP is
-// one command over the whole value); a big or unreadable one counts as different.
+// one command over the whole value); a big or unreadable one counts as different. Not on a
+// cluster: redis::Router routes by the second argument, and MEMORY USAGE's key is its third.
 absl::StatusOr<bool> OneKey::SameOnTarget() {
   const uint64_t small = pages_.options.chunk_bytes;
-  if (pages_.bytes >= small || !pages_.target_caps.memory_usage()) return false;
+  if (pages_.bytes >= small || !pages_.target_caps.memory_usage() || pages_.target.cluster()) {
+    return false;
+  }
   pages_.target.Add({"MEMORY", "USAGE", pages_.key});
   FERRY_ASSIGN_OR_RETURN(std::vector<Reply> usage, pages_.target.Execute());
   if (!usage[0].is_integer() || static_cast<uint64_t>(usage[0].integer()) >= small) return false;
+  if (type_ == "stream") return SameStream();
   pages_.target.Add({"DUMP", pages_.tmp});
   pages_.target.Add({"DUMP", pages_.key});
   FERRY_ASSIGN_OR_RETURN(std::vector<Reply> dumps, pages_.target.Execute());
   if (dumps[0].is_error() || dumps[1].is_error() || dumps[1].is_nil()) return false;
   return SameDumpValue(dumps[0].str(), dumps[1].str());
+}
+
+absl::StatusOr<bool> OneKey::SameStream() {
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> copied, StreamFingerprint(pages_, pages_.tmp));
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> existing,
+                         StreamFingerprint(pages_, pages_.key));
+  return copied.has_value() && existing.has_value() && *copied == *existing;
 }
 
 absl::Status OneKey::RemoveTemp() {
@@ -468,8 +486,9 @@ ValueCopier::ValueCopier(redis::Connection& source, const redis::Capabilities& s
 
 absl::StatusOr<KeyCopy> ValueCopier::Copy(absl::string_view key) {
   const std::string tmp = temp_keys_.For(key);
-  KeyPages pages{source_,  source_caps_, clock_, target_,     target_caps_, expiry_,
-                 options_, key,          tmp,    /*bytes=*/0, std::nullopt, {}};
+  KeyPages pages{
+      source_, source_caps_, clock_,      target_,      target_caps_, expiry_, options_,
+      key,     tmp,          /*bytes=*/0, std::nullopt, {},           {},      /*again=*/false};
   OneKey one(pages);
   absl::StatusOr<KeyCopy> copy = one.Run();
   if (!copy.ok()) one.Abandon();

@@ -114,22 +114,6 @@ TEST_F(MigrateAccessTest, SourceUserWithoutDumpIsRefusedBeforeAnyWrite) {
   EXPECT_THAT(r.output, HasSubstr("does not allow DUMP"));
 }
 
-TEST_F(MigrateAccessTest, RestoreDisabledOnTheTargetIsAClearError) {
-  RedisServerOptions target_options;
-  target_options.rename_commands = {{"RESTORE", ""}};
-  auto source = StartServer();
-  auto target = StartServer(target_options);
-  ASSERT_TRUE(source && target);
-  redis::Connection src = Connect(*source);
-  ASSERT_TRUE(LoadMixedData(src, 0, 100, 1, 0).ok());
-  CliResult r =
-      RunFerry({"migrate", "--from", source->uri(), "--to", target->uri(), "--progress", "none"});
-  EXPECT_EQ(r.exit_code, 3) << r.output;
-  EXPECT_THAT(r.output, HasSubstr("does not allow RESTORE"));
-  redis::Connection dst = Connect(*target);
-  EXPECT_EQ(dst.Command({"DBSIZE"})->integer(), 0);
-}
-
 TEST_F(MigrateAccessTest, SourceKilledDuringTheCopy) {
   auto source = StartServer();
   auto target = StartServer();

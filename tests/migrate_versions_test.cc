@@ -98,9 +98,13 @@ class MigrateVersionsTest : public ::testing::Test {
     return RunFerry(args, env);
   }
 
-  ::testing::AssertionResult TargetEqualsSource() {
+  // `stream_counters`: false when the target only pretends to be older than 7.0 (its real 7.0
+  // keeps entries-added and entries-read that a copy into a real 6.2 could not set).
+  ::testing::AssertionResult TargetEqualsSource(bool stream_counters = true) {
     redis::Connection src = Connect(*source_), dst = Connect(*target_);
-    return SameData(src, dst);
+    CompareOptions options;
+    options.stream_counters = stream_counters;
+    return SameData(src, dst, options);
   }
 
   std::unique_ptr<RedisServer> source_;
@@ -150,7 +154,7 @@ TEST_F(MigrateVersionsTest, OlderTargetIsWrittenTypeByType) {
   CliResult r = Migrate(source_->uri(), ProxyUri(*target));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.json_int("failed"), 0) << r.output;
-  EXPECT_TRUE(TargetEqualsSource());
+  EXPECT_TRUE(TargetEqualsSource(/*stream_counters=*/false));
   // Redis 6.2 has no XSETID ENTRIESADDED or ENTRIESREAD: the proxy refuses them, so a copy that
   // sent them would have failed keys above.
 }

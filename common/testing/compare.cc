@@ -96,9 +96,10 @@ void AppendValueCommands(const std::string& type, const std::string& key, Comman
 }
 
 // Turns the replies of AppendValueCommands into value's canonical form. For streams, returns
-// the group names (sorted) whose consumers are still to be read.
+// the group names (sorted) whose consumers are still to be read. `stream_counters`:
+// CompareOptions::stream_counters.
 std::vector<std::string> Canonicalize(const std::vector<redis::Reply>& replies, size_t first,
-                                      Value* value) {
+                                      bool stream_counters, Value* value) {
   const redis::ReplyView main = replies[first];
   if (main.is_error() || (value->type != "hash" && value->type != "set")) {
     Serialize(main, value);
@@ -128,13 +129,15 @@ std::vector<std::string> Canonicalize(const std::vector<redis::Reply>& replies, 
   absl::StrAppend(&value->canonical, "|last-generated-id=", Field(info, "last-generated-id"));
   // Redis 7.0 and later also count entries ever added and know the last id deleted (empty on
   // older servers, which do not have them).
-  absl::StrAppend(&value->canonical, "|entries-added=", Field(info, "entries-added"),
-                  "|max-deleted-entry-id=", Field(info, "max-deleted-entry-id"));
+  if (stream_counters) {
+    absl::StrAppend(&value->canonical, "|entries-added=", Field(info, "entries-added"),
+                    "|max-deleted-entry-id=", Field(info, "max-deleted-entry-id"));
+  }
   std::vector<std::tuple<std::string, std::string, std::string, std::string>> sorted;
   for (size_t i = 0; i < groups.size(); ++i) {
     redis::ReplyView g = groups.element(i);
     sorted.emplace_back(Field(g, "name"), Field(g, "last-delivered-id"), Field(g, "pending"),
-                        Field(g, "entries-read"));
+                        stream_counters ? Field(g, "entries-read") : "");
   }
   std::sort(sorted.begin(), sorted.end());
   std::vector<std::string> names;
@@ -192,7 +195,8 @@ absl::Status AppendConsumers(redis::Connection& conn, const std::vector<std::str
 // Reads type, PTTL and canonical value of each key of `keys` in `db`: three pipelined round
 // trips (the last only for streams with groups).
 absl::StatusOr<std::vector<Value>> FetchValues(redis::Connection& conn, int db,
-                                               const std::vector<std::string>& keys) {
+                                               const std::vector<std::string>& keys,
+                                               bool stream_counters) {
   FERRY_RETURN_IF_ERROR(conn.Select(db));
   Commands cmds;
   for (const std::string& key : keys) {
@@ -219,7 +223,7 @@ absl::StatusOr<std::vector<Value>> FetchValues(redis::Connection& conn, int db,
   std::vector<std::pair<size_t, std::string>> stream_groups;  // (key index, group)
   for (size_t i = 0; i < keys.size(); ++i) {
     if (values[i].type == "none") continue;
-    for (std::string& group : Canonicalize(replies, first[i], &values[i])) {
+    for (std::string& group : Canonicalize(replies, first[i], stream_counters, &values[i])) {
       stream_groups.emplace_back(i, std::move(group));
     }
   }
@@ -450,8 +454,10 @@ absl::StatusOr<std::vector<KeyDiff>> CompareDatabases(redis::Connection& source,
   FERRY_RETURN_IF_ERROR(ScanBatches(
       source, source_db, options.match, count,
       [&](const std::vector<std::string>& keys) -> absl::Status {
-        FERRY_ASSIGN_OR_RETURN(std::vector<Value> s, FetchValues(source, source_db, keys));
-        FERRY_ASSIGN_OR_RETURN(std::vector<Value> t, FetchValues(target, target_db, keys));
+        FERRY_ASSIGN_OR_RETURN(std::vector<Value> s,
+                               FetchValues(source, source_db, keys, options.stream_counters));
+        FERRY_ASSIGN_OR_RETURN(std::vector<Value> t,
+                               FetchValues(target, target_db, keys, options.stream_counters));
         for (size_t i = 0; i < keys.size(); ++i) {
           CompareKey(keys[i], source_db, s[i], t[i], options.ttl_slack, &diffs);
         }

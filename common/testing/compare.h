@@ -36,6 +36,10 @@ struct CompareOptions {
   absl::Duration ttl_slack = absl::Seconds(2);
   // Also SCAN the target for keys the source does not have.
   bool check_extra_in_target = true;
+  // Streams' entries-added, max-deleted-entry-id and groups' entries-read (Redis 7.0 and
+  // later). False for a target that only pretends to be older (a RespProxy): its real 7.0
+  // keeps counters that the copy, rightly, did not set.
+  bool stream_counters = true;
   // Keys fetched per pipelined round trip.
   int batch_size = 1000;
 };

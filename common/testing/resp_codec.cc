@@ -345,7 +345,7 @@ std::string FieldTtlReply(absl::string_view hmget_reply, absl::string_view argum
     // HMGET's elements: a bulk string (the field exists), or nil: `$-1` in RESP2, `_` in RESP3.
     const absl::string_view line = TakeLine(hmget_reply, &pos);
     int64_t len = -1;
-    if (line[0] == '$' && absl::SimpleAtoi(line.substr(1), &len) && len >= 0) {
+    if (!line.empty() && line[0] == '$' && absl::SimpleAtoi(line.substr(1), &len) && len >= 0) {
       pos += static_cast<size_t>(len) + 2;
     }
     // Data on 7.0 has no field TTLs: an existing field answers -1, a missing one -2.
