@@ -40,10 +40,14 @@ absl::string_view LengthCommand(absl::string_view type) {
   return "";
 }
 
-// Bytes of the strings in a reply, for the queue's bound.
+// What one reply element costs in memory beyond its bytes: hiredis's redisReply and the
+// allocation of its string.
+constexpr uint64_t kReplyOverhead = 64;
+
+// Memory a reply holds, for the queue's bound: values read type by type are many small strings.
 uint64_t ReplyBytes(ReplyView reply) {
-  if (!reply.is_array()) return reply.str().size();
-  uint64_t bytes = 0;
+  if (!reply.is_array()) return reply.str().size() + kReplyOverhead;
+  uint64_t bytes = kReplyOverhead;
   for (size_t i = 0; i < reply.size(); ++i) bytes += ReplyBytes(reply.element(i));
   return bytes;
 }

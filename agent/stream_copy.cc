@@ -279,13 +279,6 @@ absl::Status CopyStream(KeyPages& pages, const StreamInfo& info) {
   FERRY_ASSIGN_OR_RETURN(bool has_entries, CopyEntries(pages, info.last_id));
   FERRY_RETURN_IF_ERROR(SetLastId(pages, info, has_entries));
   FERRY_ASSIGN_OR_RETURN(std::vector<Group> groups, ReadGroups(pages));
-  // redis::Router routes a command by its second argument, and XGROUP's key is its third.
-  if (!groups.empty() && pages.target.cluster()) {
-    pages.refusal =
-        "a stream with consumer groups, and the target is a cluster: XGROUP cannot be routed "
-        "to the node of its key yet";
-    return absl::OkStatus();
-  }
   for (const Group& group : groups) {
     FERRY_RETURN_IF_ERROR(CreateGroup(pages, group));
     FERRY_RETURN_IF_ERROR(CopyPending(pages, group));

@@ -364,11 +364,10 @@ absl::StatusOr<KeyCopy> OneKey::Conflict() {
 }
 
 // Compares DUMPs of the temporary key and the key on the target when both are small (a DUMP is
-// one command over the whole value); a big or unreadable one counts as different. Not on a
-// cluster: redis::Router routes by the second argument, and MEMORY USAGE's key is its third.
+// one command over the whole value); a big or unreadable one counts as different.
 absl::StatusOr<bool> OneKey::SameOnTarget() {
   const uint64_t small = pages_.options.chunk_bytes;
-  if (pages_.bytes >= small || !pages_.target_caps.memory_usage() || pages_.target.cluster()) {
+  if (pages_.bytes >= small || !pages_.target_caps.memory_usage()) {
     return false;
   }
   pages_.target.Add({"MEMORY", "USAGE", pages_.key});

@@ -537,7 +537,7 @@ TEST(TempKeysTest, LandInTheKeysSlot) {
   EXPECT_NE(TempKeys().For("a"), TempKeys().For("a"));
 }
 
-// Every key type but streams with consumer groups (the next test), keys with braces included.
+// Every key type, keys with braces included.
 TEST_F(ValueCopyTest, ClusterTarget) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ft::RedisCluster> cluster, ft::RedisCluster::Start(3, 0));
   ASSERT_OK(ft::LoadMixedData(*source_, 0, 650, 11, 0.3));
@@ -557,21 +557,17 @@ TEST_F(ValueCopyTest, ClusterTarget) {
       ft::CompareDeployments(source_server_->endpoint(), 0, cluster->endpoint(), 0));
   EXPECT_THAT(diffs, ::testing::IsEmpty());
 
-  // Until XGROUP can be routed (the next test): refused, not half copied.
+  // XGROUP reaches the node of its key (its third argument), and no temporary key is left.
   Send(*source_, {{"XGROUP", "CREATE", "stream:grouped", "g", "$", "MKSTREAM"}});
-  const KeyCopy grouped = CopyKey("stream:grouped");
-  EXPECT_EQ(grouped.outcome, Outcome::kFailed);
-  EXPECT_THAT(grouped.reason, HasSubstr("cluster"));
-  ASSERT_OK(source_->Command({"DEL", "stream:grouped"}).status());
+  EXPECT_EQ(CopyKey("stream:grouped").outcome, Outcome::kCopied);
   ASSERT_OK_AND_ASSIGN(
       diffs, ft::CompareDeployments(source_server_->endpoint(), 0, cluster->endpoint(), 0));
-  EXPECT_THAT(diffs, ::testing::IsEmpty());  // No temporary key left.
+  EXPECT_THAT(diffs, ::testing::IsEmpty());
 }
-// XGROUP's key is its third argument, but redis::Router routes every command by its second
-// ("CREATE"), so XGROUP would reach the wrong node for two keys in three: CopyStream refuses
-// streams with groups into a cluster. Enable once the router knows where each command's key is
-// and that refusal is gone.
-TEST_F(ValueCopyTest, DISABLED_ClusterTargetStreamGroups) {
+
+// XGROUP's key is its third argument: the router must send it to the node of that key, not of
+// "CREATE", for streams with groups to reach a cluster whole.
+TEST_F(ValueCopyTest, ClusterTargetStreamGroups) {
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<ft::RedisCluster> cluster, ft::RedisCluster::Start(3, 0));
   LoadSpecials(*source_);
   for (const std::string& key : Keys(*source_)) {

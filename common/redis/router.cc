@@ -5,6 +5,7 @@
 #include <numeric>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/base/logging.h"
@@ -233,9 +234,21 @@ absl::StatusOr<std::unique_ptr<Router>> Router::Open(const Endpoint& seed, int d
   return router;
 }
 
+size_t KeyArgument(absl::Span<const absl::string_view> argv) {
+  // Container commands name a subcommand first: XGROUP CREATE key, XINFO STREAM key, MEMORY
+  // USAGE key, OBJECT ENCODING key.
+  if (argv.size() > 2) {
+    for (absl::string_view container : {"XGROUP", "XINFO", "MEMORY", "OBJECT"}) {
+      if (absl::EqualsIgnoreCase(argv[0], container)) return 2;
+    }
+  }
+  return 1;
+}
+
 void Router::Add(absl::Span<const absl::string_view> argv) {
   // CRC16 only matters with a slot map.
-  const int slot = cluster_ && argv.size() > 1 ? KeySlot(argv[1]) : 0;
+  const size_t key = KeyArgument(argv);
+  const int slot = cluster_ && argv.size() > key ? KeySlot(argv[key]) : 0;
   commands_.push_back({args_.size(), argv.size(), slot});
   args_.insert(args_.end(), argv.begin(), argv.end());
 }

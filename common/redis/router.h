@@ -50,6 +50,10 @@ struct RouterStats {
 // Not thread-safe: one thread adds and executes. Every command may be sent more than once (a
 // lost connection leaves its fate unknown), so commands must be idempotent: RESTORE ... REPLACE,
 // DEL, SET, reads.
+// Where a keyed command's key is: argv[2] for XGROUP, XINFO, MEMORY and OBJECT (after their
+// subcommand), else argv[1].
+size_t KeyArgument(absl::Span<const absl::string_view> argv);
+
 class Router {
  public:
   // Connects to `seed` and detects cluster mode (a user that may run neither INFO nor CLUSTER
@@ -71,8 +75,8 @@ class Router {
   Router& operator=(const Router&) = delete;
   ~Router();
 
-  // Queues one command; argv[1] is its key (a command without one goes to any node). Only the
-  // views are stored: the bytes must stay valid until Execute returns.
+  // Queues one command; its key is argv[KeyArgument(argv)] (a command without one goes to any
+  // node). Only the views are stored: the bytes must stay valid until Execute returns.
   void Add(absl::Span<const absl::string_view> argv);
   void Add(std::initializer_list<absl::string_view> argv) {
     Add(absl::MakeConstSpan(argv.begin(), argv.size()));
