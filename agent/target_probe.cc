@@ -50,11 +50,13 @@ absl::StatusOr<TargetFacts> ProbeTarget(redis::Connection& node, int slot) {
   if (std::optional<int> version = redis::PayloadVersion(dump.str()); version.has_value()) {
     facts.payload_version = *version;
   }
+  // DEL too: an expired key still counts in DBSIZE until the server's expiry cycle finds it.
   node.Append({"RESTORE", key, "1", dump.str(), "REPLACE"});
+  node.Append({"DEL", key});
   FERRY_RETURN_IF_ERROR(node.Flush());
   FERRY_ASSIGN_OR_RETURN(redis::Reply restore, node.ReadReply());
+  FERRY_ASSIGN_OR_RETURN(redis::Reply del, node.ReadReply());
   if (restore.is_error()) {
-    (void)node.Command({"DEL", key});
     if (RestoreRefused(restore.str())) {
       facts.restore_allowed = false;
       facts.restore_refusal = std::string(restore.str());

@@ -30,7 +30,8 @@ struct TargetFacts {
 };
 
 // Reads INFO server and writes, dumps and restores a probe value (a key of ferry's own,
-// "ferry:probe:{<tag>}:<random>", set with a 2 s TTL and restored with 1 ms) on `node`. `slot`: a
+// "ferry:probe:{<tag>}:<random>", set with a 2 s TTL, restored with 1 ms and deleted) on `node`;
+// a user without DEL leaves a key that has expired. `slot`: a
 // slot the node serves (cluster), else -1. What cannot be probed (a user without SET or DUMP)
 // falls back to the table; RESTORE refused as not permitted or unknown (ACL, rename-command)
 // makes restore_allowed false. Transport errors are returned.

@@ -101,12 +101,12 @@ std::vector<SlowCommand> SlowLog(redis::Connection& conn) {
   return out;
 }
 
-// Every command in `log` is one that touches a page of a value, never a whole big value; on a
-// machine whose 2 CPUs the servers share with ferry and the test, a page can still be logged
-// when the server is descheduled, so a few are allowed. Growing a big string (APPEND to a
-// temporary key) is logged apart: Redis reallocates, and may copy, the whole string.
+// Every command in `log` is one that touches a page of a value, never a whole big value (a DUMP,
+// RESTORE, HGETALL... of a big key takes seconds). A page takes about 2 ms on an idle server;
+// on a machine whose 2 CPUs the servers share with ferry and other tests, a descheduled server
+// logs more, so pages may take up to 50 ms. Growing a big string (APPEND to a temporary key) is
+// apart: Redis reallocates, and may copy, the whole string (bench/bigkeys.sh measures it).
 void ExpectOnlyPagesWereSlow(const std::vector<SlowCommand>& log, absl::string_view side) {
-  int pages = 0;
   for (const SlowCommand& slow : log) {
     const std::string name = slow.command.substr(0, slow.command.find(' '));
     SCOPED_TRACE(absl::StrCat(side, ": ", slow.command, " took ", slow.micros, " us"));
@@ -115,10 +115,9 @@ void ExpectOnlyPagesWereSlow(const std::vector<SlowCommand>& log, absl::string_v
     if (name == "APPEND") {
       EXPECT_THAT(slow.command, ::testing::HasSubstr("ferry:tmp:"));
     } else {
-      ++pages;
+      EXPECT_LE(slow.micros, 50'000);
     }
   }
-  EXPECT_LE(pages, 5) << side;
 }
 
 TEST(MigrateBigKeysTest, CopiesInChunksWithBoundedMemoryAndShortCommands) {

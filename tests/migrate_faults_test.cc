@@ -239,17 +239,6 @@ TEST_F(MigrateFaultsTest, StalledSourceNeitherShortensNorExtendsTtls) {
 }
 
 // A proxy in front of the source that makes its Redis 7.0 answer as another server would.
-std::unique_ptr<RespProxy> ProxyFor(RedisServer& server, RespProxyOptions options) {
-  options.upstream_port = server.port();
-  auto proxy = RespProxy::Start(std::move(options));
-  EXPECT_TRUE(proxy.ok()) << proxy.status();
-  return proxy.ok() ? *std::move(proxy) : nullptr;
-}
-
-std::string ProxyUri(const RespProxy& proxy) {
-  return absl::StrCat("redis://", proxy.host(), ":", proxy.port());
-}
-
 // Case 1: a Redis 4.0 source answers `INFO everything` with an empty reply (seen on 4.0.14).
 // Before, the planner saw no databases and the job ended "done", exit 0, 0 keys copied.
 TEST_F(MigrateFaultsTest, RedisFourSourceIsCopiedWhole) {

@@ -25,17 +25,6 @@ using ::testing::Not;
 
 constexpr int kMixedKeys = 3000;
 
-std::unique_ptr<RespProxy> ProxyFor(const RedisServer& server, RespProxyOptions options) {
-  options.upstream_port = server.port();
-  auto proxy = RespProxy::Start(std::move(options));
-  EXPECT_TRUE(proxy.ok()) << proxy.status();
-  return proxy.ok() ? *std::move(proxy) : nullptr;
-}
-
-std::string ProxyUri(const RespProxy& proxy) {
-  return absl::StrCat("redis://", proxy.host(), ":", proxy.port());
-}
-
 // Values a type-by-type copy must get exactly right, beyond LoadMixedData's: infinite and
 // 17-digit scores, a stream with two groups, consumers and pending entries delivered more than
 // once, deleted entries and a last id moved past the top entry, an empty stream with a group,

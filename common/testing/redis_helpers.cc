@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace ferry::testing {
@@ -28,6 +29,17 @@ int64_t DbSize(const RedisServer& server, int db) {
 std::string WithUser(const std::string& uri, const std::string& user) {
   const size_t scheme_end = uri.find("://") + 3;
   return uri.substr(0, scheme_end) + user + "@" + uri.substr(scheme_end);
+}
+
+std::unique_ptr<RespProxy> ProxyFor(const RedisServer& server, RespProxyOptions options) {
+  options.upstream_port = server.port();
+  auto proxy = RespProxy::Start(std::move(options));
+  EXPECT_TRUE(proxy.ok()) << proxy.status();
+  return proxy.ok() ? *std::move(proxy) : nullptr;
+}
+
+std::string ProxyUri(const RespProxy& proxy) {
+  return absl::StrCat("redis://", proxy.host(), ":", proxy.port());
 }
 
 }  // namespace ferry::testing

@@ -9,6 +9,7 @@
 
 #include "common/redis/connection.h"
 #include "common/testing/redis_server.h"
+#include "common/testing/resp_proxy.h"
 
 namespace ferry::testing {
 
@@ -24,5 +25,12 @@ int64_t DbSize(const RedisServer& server, int db = 0);
 
 // `uri` (scheme://host...) with `user@` put in front of the host.
 std::string WithUser(const std::string& uri, const std::string& user);
+
+// A RespProxy in front of `server` (options.upstream_port set to it); null (after a test
+// failure) when it cannot start.
+std::unique_ptr<RespProxy> ProxyFor(const RedisServer& server, RespProxyOptions options);
+
+// redis://host:port of `proxy`.
+std::string ProxyUri(const RespProxy& proxy);
 
 }  // namespace ferry::testing
