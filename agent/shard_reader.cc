@@ -2,8 +2,8 @@
 
 #include <utility>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/rate_limiter.h"
 #include "agent/value_copy.h"
@@ -29,16 +29,6 @@ constexpr int kMaxTtlRereads = 3;
 // Where MEMORY USAGE is refused, an aggregate's size is estimated from its length.
 constexpr int64_t kBytesPerElement = 64;
 
-// The length command of a type (TYPE's name), or empty for a type without one.
-absl::string_view LengthCommand(absl::string_view type) {
-  if (type == "string") return "STRLEN";
-  if (type == "hash") return "HLEN";
-  if (type == "list") return "LLEN";
-  if (type == "set") return "SCARD";
-  if (type == "zset") return "ZCARD";
-  if (type == "stream") return "XLEN";
-  return "";
-}
 
 // What one reply element costs in memory beyond its bytes: hiredis's redisReply and the
 // allocation of its string.
@@ -57,6 +47,11 @@ void EraseKeys(Batch& batch, const std::vector<bool>& erase) {
   size_t kept = 0;
   for (size_t i = 0; i < batch.keys.size(); ++i) {
     if (erase[i]) continue;
+    // A self-move would leave a string (a type) empty.
+    if (kept == i) {
+      ++kept;
+      continue;
+    }
     batch.keys[kept] = batch.keys[i];
     if (i < batch.expiry.size()) batch.expiry[kept] = batch.expiry[i];
     if (i < batch.dump.size()) batch.dump[kept] = std::move(batch.dump[i]);
@@ -417,13 +412,21 @@ absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t ne
 absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {
   batch.source = &source_.endpoint();
   batch.replica = replica_;
-  if (!batch.keys.empty()) {
-    FERRY_RETURN_IF_ERROR(Probe(batch, then_scan, next_cursor));
+  batch.source_caps = &path_.source;
+  batch.clock = clock_;
+  // MGET needs every key in one slot on a cluster node; only strings are worth it.
+  const bool by_mget = !spec_.cluster() && (spec_.type.empty() || spec_.type == "string");
+  const bool sizes = path_.big_key_bytes != wire::kBigKeysOff;
+  if (!batch.keys.empty() && (sizes || typed_ || filter_types_)) {
+    FERRY_RETURN_IF_ERROR(Probe(batch, then_scan, next_cursor, by_mget && sizes));
     then_scan = false;  // Sent with the probe.
   }
-  // MGET needs every key in one slot on a cluster node; only strings are worth it.
-  if (!batch.keys.empty() && !spec_.cluster() && (spec_.type.empty() || spec_.type == "string")) {
+  if (!batch.keys.empty() && by_mget) {
     FERRY_RETURN_IF_ERROR(ReadWithMget(batch, then_scan, next_cursor));
+    // What MGET found tells the next probe which command sizes this shard's keys best.
+    size_t strings = 0;
+    for (const auto& value : batch.string_value) strings += value.has_value() ? 1 : 0;
+    mostly_strings_ = strings * 10 >= batch.keys.size() * 9;
   } else {
     FERRY_RETURN_IF_ERROR(ReadPerKey(batch, then_scan, next_cursor));
   }
@@ -434,7 +437,7 @@ absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_
 void ShardReader::AppendValueRead(const Batch& batch, size_t i) {
   if (!typed_) {
     source_.Append({"DUMP", batch.keys[i]});
-  } else if (ReadableWhole(batch.type[i])) {
+  } else if (ReadableWhole(batch.type[i], path_.source)) {
     AppendWholeRead(source_, batch.type[i], batch.keys[i]);
   } else {
     // Type unknown (the probe met a redirect) or changed: TYPE keeps the replies in step; the
@@ -447,9 +450,12 @@ absl::StatusOr<bool> ShardReader::TakeValue(Batch& batch, size_t i, Reply value)
   if (value.is_error()) {
     absl::Status status = ReplyStatus("source", typed_ ? "read" : "DUMP", value);
     if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
-    // WRONGTYPE: the key's type changed since the probe.
-    if (typed_ && absl::StartsWith(value.str(), "WRONGTYPE")) return true;
-  } else if (typed_ && !ReadableWhole(batch.type[i])) {
+    // WRONGTYPE: the key's type changed since the probe. XINFO STREAM also answers an error
+    // for a stream gone since: ValueCopier tells which.
+    if (typed_ && (absl::StartsWith(value.str(), "WRONGTYPE") || batch.type[i] == "stream")) {
+      return true;
+    }
+  } else if (typed_ && !ReadableWhole(batch.type[i], path_.source)) {
     return true;
   }
   batch.bytes += ReplyBytes(value) + batch.keys[i].size();
@@ -477,22 +483,33 @@ void ShardReader::DeferUnreadablePayloads(Batch& batch) {
     if (!version.has_value() || path_.target->Reads(*version)) continue;
     unreadable[i] = true;
     if (!typed_) {
-      FERRY_LOG(Info) << "source " << source_.endpoint().Address() << " writes DUMP payload version "
-                      << *version << ", which the target (" << path_.target->caps.Describe()
-                      << ", payload version " << path_.target->payload_version
-                      << ") cannot read: shard " << spec_.shard_index
-                      << " copies its keys type by type";
+      FERRY_LOG(Info) << "source " << source_.endpoint().Address()
+                      << " writes DUMP payload version " << *version << ", which the target ("
+                      << path_.target->caps.Describe() << ", payload version "
+                      << path_.target->payload_version << ") cannot read: shard "
+                      << spec_.shard_index << " copies its keys type by type";
     }
     typed_ = true;
   }
   DeferChanged(batch, unreadable);
 }
 
-absl::Status ShardReader::Probe(Batch& batch, bool then_scan, uint64_t next_cursor) {
+absl::Status ShardReader::Probe(Batch& batch, bool then_scan, uint64_t next_cursor,
+                                bool strings_by_mget) {
   const bool want_type = typed_ || filter_types_;
+  // Where strings are read with MGET and the shard has held mostly strings, STRLEN sizes them at
+  // half the source's cost of MEMORY USAGE; the few other keys (WRONGTYPE) are sized next.
+  const bool strlen = mostly_strings_ && strings_by_mget && !want_type;
+  const absl::string_view size_command = strlen ? "STRLEN" : "MEMORY USAGE";
+  const bool sizes = path_.big_key_bytes != wire::kBigKeysOff;
+  const bool want_size = sizes && (strlen || memory_usage_ok_);
   const size_t n = batch.keys.size();
   for (absl::string_view key : batch.keys) {
-    if (memory_usage_ok_) source_.Append({"MEMORY", "USAGE", key});
+    if (strlen) {
+      source_.Append({"STRLEN", key});
+    } else if (want_size) {
+      source_.Append({"MEMORY", "USAGE", key});
+    }
     if (want_type) source_.Append({"TYPE", key});
   }
   if (then_scan) AppendScan(next_cursor);
@@ -517,8 +534,8 @@ absl::Status ShardReader::Probe(Batch& batch, bool then_scan, uint64_t next_curs
     return status;
   };
   for (size_t i = 0; i < n; ++i) {
-    if (memory_usage_ok_) {
-      FERRY_ASSIGN_OR_RETURN(std::optional<Reply> usage, take("MEMORY USAGE"));
+    if (want_size) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<Reply> usage, take(size_command));
       if (usage.has_value()) size[i] = usage->is_nil() ? 0 : usage->integer();
     }
     if (want_type) {
@@ -529,18 +546,31 @@ absl::Status ShardReader::Probe(Batch& batch, bool then_scan, uint64_t next_curs
   if (then_scan) {
     FERRY_ASSIGN_OR_RETURN(prefetched_, source_.ReadReply());
   }
+  if (strlen && memory_usage_ok_) {
+    std::vector<size_t> others;  // STRLEN said WRONGTYPE: not strings.
+    for (size_t i = 0; i < n; ++i) {
+      if (size[i] < 0) others.push_back(i);
+    }
+    for (size_t i : others) source_.Append({"MEMORY", "USAGE", batch.keys[i]});
+    FERRY_RETURN_IF_ERROR(source_.Flush());
+    for (size_t i : others) {
+      FERRY_ASSIGN_OR_RETURN(std::optional<Reply> usage, take("MEMORY USAGE"));
+      if (usage.has_value()) size[i] = usage->is_nil() ? 0 : usage->integer();
+    }
+  }
   if (refused) {
     FERRY_LOG(Warning) << "source " << source_.endpoint().Address()
                        << " refuses MEMORY USAGE: big keys are found by their length instead";
     memory_usage_ok_ = false;
   }
-  if (!memory_usage_ok_) FERRY_RETURN_IF_ERROR(ProbeLengths(batch, type, size));
+  if (sizes && !memory_usage_ok_) FERRY_RETURN_IF_ERROR(ProbeLengths(batch, type, size));
   std::vector<bool> erase(n, false);
   for (size_t i = 0; i < n; ++i) {
     if (filter_types_ && !type[i].empty() && type[i] != spec_.type) {
       erase[i] = true;  // What SCAN ... TYPE would have left out.
-    } else if (size[i] > static_cast<int64_t>(path_.big_key_bytes) ||
-               (typed_ && !type[i].empty() && type[i] != "none" && !ReadableWhole(type[i]))) {
+    } else if ((size[i] >= 0 && static_cast<uint64_t>(size[i]) > path_.big_key_bytes) ||
+               (typed_ && !type[i].empty() && type[i] != "none" &&
+                !ReadableWhole(type[i], path_.source))) {
       batch.individual.emplace_back(batch.keys[i]);
       erase[i] = true;
     }

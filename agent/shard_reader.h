@@ -47,13 +47,19 @@ struct Batch {
   // Per key, when values are read type by type: the key's TYPE; empty otherwise (DUMP).
   std::vector<std::string> type;
   // Keys the writer copies one at a time in chunks (ValueCopier), not in this batch's
-  // pipeline: big keys, streams and module types read type by type, keys whose DUMP payload the
-  // target cannot read and keys whose type changed between the probe and the read.
+  // pipeline: big keys, module types and (sources without XINFO STREAM FULL) streams read type
+  // by type, keys whose DUMP payload the target cannot read and keys whose type changed (or, a
+  // stream, that vanished) between the probe and the read.
   std::vector<std::string> individual;
   // The source node read, for the writer's own connection to it (individual keys); valid while
   // the batch is written. `replica`: it is a replica (READONLY).
   const redis::Endpoint* source = nullptr;
   bool replica = false;
+  // What the source can do (gates what a rebuilt stream's commands may carry), valid as
+  // `source`; and its clock against this host's where measured (AbsoluteExpiryClock), from which
+  // a rebuilt stream's pending entries' idle times are counted.
+  const redis::Capabilities* source_caps = nullptr;
+  std::optional<SourceClock> clock;
   // Standalone sources: string values come from one MGET per batch (cheaper than DUMP on the
   // source and SET cheaper than RESTORE on the target). `string_value[i]` is set when key i
   // held a string; its bytes are owned by `mget`. Then `dump[i]` is empty.
@@ -120,8 +126,8 @@ class ShardReader {
   // read on purpose (READONLY). `clock`: the source answers PEXPIRETIME, and this is its
   // clock (AbsoluteExpiryClock); nullopt: expiries come from PTTL.
   ShardReader(const ShardSpec& spec, const CopyOptions& options, redis::Connection& source,
-              bool replica, std::optional<SourceClock> clock, ReadPath path,
-              RateLimiter* limiter, const std::atomic<bool>* cancel, BatchQueue& queue);
+              bool replica, std::optional<SourceClock> clock, ReadPath path, RateLimiter* limiter,
+              const std::atomic<bool>* cancel, BatchQueue& queue);
 
   // The SCAN walk from `cursor` until walk.Finished(); batches carry their cursors.
   absl::Status Walk(const ShardWalk& walk, uint64_t cursor);
@@ -143,7 +149,10 @@ class ShardReader {
   // unread, and TYPE where values are read type by type or the source cannot filter SCAN by
   // TYPE (keys of other types are dropped). Sends the next SCAN in the same flush and reads
   // its reply into prefetched_.
-  absl::Status Probe(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // `strings_by_mget`: strings are read with MGET (standalone); where the shard's last batch
+  // was mostly strings, the probe sizes keys with STRLEN (half the source's cost of MEMORY
+  // USAGE) and only the others with MEMORY USAGE.
+  absl::Status Probe(Batch& batch, bool then_scan, uint64_t next_cursor, bool strings_by_mget);
   // Where MEMORY USAGE is refused: sizes from STRLEN / HLEN / LLEN / SCARD / ZCARD / XLEN
   // (aggregates at kBytesPerElement each); `type` per key, read first when empty.
   absl::Status ProbeLengths(const Batch& batch, std::vector<std::string>& type,
@@ -206,6 +215,7 @@ class ShardReader {
   ReadPath path_;
   bool typed_;                   // Values are read type by type.
   bool memory_usage_ok_ = true;  // MEMORY USAGE answers (not refused).
+  bool mostly_strings_ = false;  // 90% of the last batch read with MGET were strings.
   // SCAN ... TYPE is not there (Redis < 6.0): the probe reads TYPE and filters.
   const bool filter_types_;
 };

@@ -7,7 +7,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/dump_compare.h"
+#include "agent/stream_copy.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
 #include "common/redis/info.h"
@@ -153,6 +155,15 @@ void ShardWriter::Queue(const Batch& batch, size_t i, ferry::v1::Counters& delta
 }
 
 void ShardWriter::QueueTyped(const Batch& batch, size_t i, ferry::v1::Counters& delta) {
+  const absl::string_view key = batch.keys[i];
+  const absl::string_view type = batch.type[i];
+  if (target_facts_ != nullptr) {
+    // The reason ValueCopier gives (a stream into a target without streams).
+    if (std::optional<std::string> refusal = CannotHold(type, target_facts_->caps)) {
+      Fail(key, *std::move(refusal), delta);
+      return;
+    }
+  }
   const std::optional<int64_t> ttl = TtlOrExpire(batch, i, delta);
   if (!ttl.has_value()) return;
   const redis::ReplyView value = batch.dump[i];
@@ -160,12 +171,16 @@ void ShardWriter::QueueTyped(const Batch& batch, size_t i, ferry::v1::Counters& 
     delta.set_vanished(delta.vanished() + 1);  // Gone between the probe and the read.
     return;
   }
-  delta.set_bytes(delta.bytes() + ValueBytes(value));
+  delta.set_bytes(delta.bytes() + (type == "stream" ? StreamEntryBytes(value) : ValueBytes(value)));
   if (target_ == nullptr) return;  // Dry run.
-  const absl::string_view key = batch.keys[i];
   tmp_of_[i] = arena_.emplace_back(temp_keys_.For(key));
-  const size_t parts = AppendRebuild(*target_, batch.type[i], tmp_of_[i], value,
-                                     kMaxElementsPerCommand, arena_);
+  RebuildOptions rebuild;
+  rebuild.max_per_command = kMaxElementsPerCommand;
+  rebuild.source_caps = batch.source_caps;
+  rebuild.target_caps = &target_facts_->caps;
+  rebuild.source_now_ms =
+      absl::ToUnixMillis(absl::Now()) + (batch.clock ? batch.clock->max_offset_ms() : 0);
+  const size_t parts = AppendRebuild(*target_, type, tmp_of_[i], value, rebuild, arena_);
   const size_t finish = AppendFinish(
       *target_, tmp_of_[i], key, batch.expiry[i] >= 0 ? ttl : std::nullopt, expiry_.absolute(),
       options_.on_conflict == OnConflict::kReplace, /*unlink_first=*/false, arena_);
@@ -224,8 +239,7 @@ absl::Status ShardWriter::ReadReplies(const Batch& batch, ferry::v1::Counters& d
       continue;
     }
     const absl::string_view key = batch.keys[i];
-    absl::Status status =
-        ReplyStatus("target", CommandName(static_cast<int>(sent)), reply);
+    absl::Status status = ReplyStatus("target", CommandName(static_cast<int>(sent)), reply);
     switch (redis::Classify(status)) {
       case redis::ErrorClass::kPerKey:
         if (status.code() == absl::StatusCode::kAlreadyExists) {
@@ -256,7 +270,22 @@ absl::Status ShardWriter::ReadReplies(const Batch& batch, ferry::v1::Counters& d
 }
 
 absl::Status ShardWriter::CheckConflicts(const Batch& batch, ferry::v1::Counters& delta) {
+  std::vector<size_t> dumps;
+  std::vector<size_t> streams;
   for (size_t n : conflicts_) {
+    const auto [i, sent] = sent_[n];
+    const bool stream = sent == Sent::kRename && batch.type[i] == "stream";
+    (stream ? streams : dumps).push_back(n);
+  }
+  if (!dumps.empty()) FERRY_RETURN_IF_ERROR(CheckDumpConflicts(batch, dumps, delta));
+  for (size_t n : streams) FERRY_RETURN_IF_ERROR(CheckStreamConflict(batch, sent_[n].first, delta));
+  return absl::OkStatus();
+}
+
+absl::Status ShardWriter::CheckDumpConflicts(const Batch& batch,
+                                             const std::vector<size_t>& conflicts,
+                                             ferry::v1::Counters& delta) {
+  for (size_t n : conflicts) {
     const auto [i, sent] = sent_[n];
     target_->Add({sent == Sent::kSet ? "GET" : "DUMP", batch.keys[i]});
     // A value built type by type is compared with what its temporary key holds, then removed.
@@ -267,7 +296,7 @@ absl::Status ShardWriter::CheckConflicts(const Batch& batch, ferry::v1::Counters
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, target_->Execute());
   size_t r = 0;
-  for (size_t n : conflicts_) {
+  for (size_t n : conflicts) {
     const auto [i, sent] = sent_[n];
     const redis::Reply& reply = replies[r++];
     std::optional<absl::string_view> ours;
@@ -283,14 +312,8 @@ absl::Status ShardWriter::CheckConflicts(const Batch& batch, ferry::v1::Counters
       if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
       Conflict(batch, i, delta);
     } else if (reply.is_nil()) {
-      // Gone since the write: a TTL (ours, never longer than the source's) ran out, or
-      // someone deleted it on the target.
-      if (batch.expiry[i] >= 0) {
-        delta.set_expired(delta.expired() + 1);
-      } else {
-        Conflict(batch, i, delta);
-      }
-    } else if (sent == Sent::kSet        ? reply.str() == *StringOf(batch, i)
+      Gone(batch, i, delta);
+    } else if (sent == Sent::kSet      ? reply.str() == *StringOf(batch, i)
                : sent == Sent::kRename ? ours.has_value() && SameDumpValue(*ours, reply.str())
                                        : SameDumpValue(batch.dump[i].str(), reply.str())) {
       delta.set_copied(delta.copied() + 1);
@@ -299,6 +322,35 @@ absl::Status ShardWriter::CheckConflicts(const Batch& batch, ferry::v1::Counters
     }
   }
   return absl::OkStatus();
+}
+
+absl::Status ShardWriter::CheckStreamConflict(const Batch& batch, size_t i,
+                                              ferry::v1::Counters& delta) {
+  const int limit = ValueCopyOptions().page_elements;  // As ValueCopier compares.
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> ours,
+                         StreamFingerprint(*target_, tmp_of_[i], limit));
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> theirs,
+                         StreamFingerprint(*target_, batch.keys[i], limit));
+  target_->Add({"EXISTS", batch.keys[i]});
+  target_->Add({"UNLINK", tmp_of_[i]});
+  FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> replies, target_->Execute());
+  if (replies[0].is_integer() && replies[0].integer() == 0) {
+    Gone(batch, i, delta);
+  } else if (ours.has_value() && theirs.has_value() && *ours == *theirs) {
+    delta.set_copied(delta.copied() + 1);
+  } else {
+    Conflict(batch, i, delta);
+  }
+  return absl::OkStatus();
+}
+
+void ShardWriter::Gone(const Batch& batch, size_t i, ferry::v1::Counters& delta) {
+  // A TTL (ours, never longer than the source's) ran out, or someone deleted it on the target.
+  if (batch.expiry[i] >= 0) {
+    delta.set_expired(delta.expired() + 1);
+  } else {
+    Conflict(batch, i, delta);
+  }
 }
 
 void ShardWriter::Conflict(const Batch& batch, size_t i, ferry::v1::Counters& delta) {
@@ -322,7 +374,8 @@ absl::Status ShardWriter::OpenSideSource(const Batch& batch) {
     return absl::OkStatus();
   }
   side_source_.reset();
-  absl::StatusOr<redis::Connection> source = redis::Connection::Open(*batch.source, options_.connect);
+  absl::StatusOr<redis::Connection> source =
+      redis::Connection::Open(*batch.source, options_.connect);
   if (!source.ok()) return Annotate(source.status(), "source");
   if (batch.replica) {
     absl::Status readonly = source->Command({"READONLY"}).status();
@@ -341,8 +394,8 @@ absl::Status ShardWriter::CopyIndividually(const Batch& batch, absl::string_view
   ValueCopyOptions options;
   options.on_conflict = options_.on_conflict;
   options.drop_field_ttls = options_.drop_field_ttls;
-  ValueCopier copier(*side_source_, side_caps_, side_clock_, *target_, target_facts_->caps,
-                     expiry_, temp_keys_, options);
+  ValueCopier copier(*side_source_, side_caps_, side_clock_, *target_, target_facts_->caps, expiry_,
+                     temp_keys_, options);
   FERRY_ASSIGN_OR_RETURN(const KeyCopy copy, copier.Copy(key));
   switch (copy.outcome) {
     case KeyCopy::Outcome::kCopied:

@@ -3,9 +3,9 @@
 // The write side of a shard copy: each batch through a redis::Router, so one code path serves
 // standalone and cluster targets, then a checkpoint. RESTORE for DUMP payloads, SET for
 // strings, type by type (value_copy.h) a temporary key renamed over the real one for values read
-// type by type, DEL for keys that expired on the way; then, one at a time in chunks, the
-// batch's individual keys (big keys, streams read type by type, and keys whose RESTORE the
-// target refused as unreadable).
+// type by type (small streams included), DEL for keys that expired on the way; then, one at a
+// time in chunks, the batch's individual keys (big keys, streams of sources without XINFO
+// STREAM FULL, and keys whose RESTORE the target refused as unreadable).
 
 #include <string>
 #include <vector>
@@ -62,6 +62,15 @@ class ShardWriter {
   // returns some keys twice, so the second write of a key often meets the first; a key that
   // already holds the source's value counts as copied (DESIGN.md, "Honesty rules").
   absl::Status CheckConflicts(const Batch& batch, ferry::v1::Counters& delta);
+  // Those compared by value: GET, DUMPs of the key and of the temporary key (then removed).
+  absl::Status CheckDumpConflicts(const Batch& batch, const std::vector<size_t>& conflicts,
+                                  ferry::v1::Counters& delta);
+  // A stream rebuilt in tmp_of_[i]: DUMPs of two rebuilt streams differ in their delivery
+  // times, so what StreamFingerprint compares (stream_copy.h) is compared, as ValueCopier does;
+  // then the temporary key is removed.
+  absl::Status CheckStreamConflict(const Batch& batch, size_t i, ferry::v1::Counters& delta);
+  // Key i is gone from the target since the write: expired with its TTL, else a conflict.
+  void Gone(const Batch& batch, size_t i, ferry::v1::Counters& delta);
   // Key `i` holds another value on the target: skipped or failed, by --on-conflict.
   void Conflict(const Batch& batch, size_t i, ferry::v1::Counters& delta);
   void Fail(absl::string_view key, std::string reason, ferry::v1::Counters& delta);

@@ -23,24 +23,46 @@ struct Group {
   std::string entries_read;  // Empty: unknown, or the source has no stream counters.
 };
 
-// The value of `name` in a flat field/value array (XINFO replies) as text; nullopt when it is
-// absent or nil.
-std::optional<std::string> FieldText(ReplyView map, absl::string_view name) {
+// The value of `name` in a flat field/value array (XINFO replies); a nil view when absent.
+ReplyView FieldValue(ReplyView map, absl::string_view name) {
   for (size_t i = 0; i + 1 < map.size(); i += 2) {
-    if (map.element(i).str() != name) continue;
-    const ReplyView value = map.element(i + 1);
-    if (value.is_integer()) return absl::StrCat(value.integer());
-    if (value.is_nil()) return std::nullopt;
-    return std::string(value.str());
+    if (map.element(i).str() == name) return map.element(i + 1);
   }
-  return std::nullopt;
+  return ReplyView(nullptr);
 }
 
-bool BothHaveCounters(const KeyPages& pages) {
-  return pages.source_caps.stream_counters() && pages.target_caps.stream_counters();
+// The same as text; nullopt when it is absent or nil.
+std::optional<std::string> FieldText(ReplyView map, absl::string_view name) {
+  const ReplyView value = FieldValue(map, name);
+  if (value.is_integer()) return absl::StrCat(value.integer());
+  if (value.is_nil()) return std::nullopt;
+  return std::string(value.str());
+}
+
+// From an XINFO GROUPS element or a group of XINFO STREAM FULL.
+Group ParseGroup(ReplyView map) {
+  return {FieldText(map, "name").value_or(""), FieldText(map, "last-delivered-id").value_or("0-0"),
+          FieldText(map, "entries-read").value_or("")};
+}
+
+// Where the commands that build a stream go, and what the two sides have: the one description
+// both the paged copy and the batch rebuild queue their commands through.
+struct StreamTarget {
+  redis::Router& router;
+  absl::string_view tmp;
+  bool counters;         // Both sides have the stream counters (ENTRIESADDED, ENTRIESREAD).
+  bool create_consumer;  // The target has XGROUP CREATECONSUMER.
+  ArgArena& arena;
+};
+
+StreamTarget TargetOf(KeyPages& pages) {
+  return {pages.target, pages.tmp,
+          pages.source_caps.stream_counters() && pages.target_caps.stream_counters(),
+          pages.target_caps.xgroup_createconsumer(), pages.arena};
 }
 
 using StreamId = std::pair<uint64_t, uint64_t>;
+using StreamIds = std::set<StreamId>;
 
 // "ms-seq"; nullopt for anything else.
 std::optional<StreamId> ParseId(absl::string_view id) {
@@ -66,20 +88,102 @@ std::string After(const KeyPages& pages, absl::string_view id) {
   return absl::StrCat(parsed->first, "-", parsed->second + 1);
 }
 
-// Queues XADDs of the deleted pending entries from `*next` up to (not including) `before`, so
-// that XCLAIM finds them; they are deleted again once claimed (DeletePhantoms).
-void AddPhantoms(KeyPages& pages, std::set<StreamId>::const_iterator* next,
-                 std::optional<StreamId> before) {
-  for (; *next != pages.deleted_pending.end() && (!before || **next <= *before); ++*next) {
+// ---- The commands that build a stream, shared by the paged copy and the batch rebuild.
+
+// Queues XADDs of the deleted pending entries `phantoms` from `*next` up to (not including)
+// `before`, so that XCLAIM finds them; they are deleted again once claimed (QueueDeletePhantoms).
+void QueuePhantoms(const StreamTarget& out, const StreamIds& phantoms,
+                   StreamIds::const_iterator* next, std::optional<StreamId> before) {
+  for (; *next != phantoms.end() && (!before || **next <= *before); ++*next) {
     if (before && **next == *before) continue;  // The entry exists.
-    pages.arena.push_back(absl::StrCat((*next)->first, "-", (*next)->second));
-    pages.target.Add({"XADD", pages.tmp, pages.arena.back(), "ferry", "deleted"});
+    out.arena.push_back(absl::StrCat((*next)->first, "-", (*next)->second));
+    out.router.Add({"XADD", out.tmp, out.arena.back(), "ferry", "deleted"});
   }
 }
+
+// Queues an XADD with its id of each of `entries` ([id, [field, value...]], as XRANGE and
+// XINFO STREAM FULL give them), the phantoms in order among them, and with `last` the phantoms
+// after them. Returns the bytes of the fields and values.
+uint64_t QueueEntries(const StreamTarget& out, ReplyView entries, const StreamIds& phantoms,
+                      StreamIds::const_iterator* next, bool last) {
+  uint64_t bytes = 0;
+  std::vector<absl::string_view> argv;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ReplyView entry = entries.element(i);
+    const ReplyView fields = entry.element(1);
+    QueuePhantoms(out, phantoms, next, ParseId(entry.element(0).str()));
+    argv = {"XADD", out.tmp, entry.element(0).str()};
+    for (size_t f = 0; f < fields.size(); ++f) {
+      argv.push_back(fields.element(f).str());
+      bytes += fields.element(f).str().size();
+    }
+    out.router.Add(argv);
+  }
+  if (last) QueuePhantoms(out, phantoms, next, std::nullopt);
+  return bytes;
+}
+
+// Gives `tmp` the source's last id and counters. An empty stream is created first by an entry
+// trimmed at once; XSETID then sets any last id (an empty stream has no top entry to respect)
+// and, where both sides have them, the counters that entry moved.
+// Copies the strings of `info` to the arena, as QueueGroup does.
+void QueueLastId(const StreamTarget& out, const StreamInfo& info, bool has_entries) {
+  if (!has_entries) out.router.Add({"XADD", out.tmp, "MAXLEN", "0", "0-1", "f", "v"});
+  std::vector<absl::string_view> argv = {"XSETID", out.tmp, out.arena.emplace_back(info.last_id)};
+  if (out.counters && !info.entries_added.empty()) {
+    argv.insert(argv.end(), {"ENTRIESADDED", out.arena.emplace_back(info.entries_added),
+                             "MAXDELETEDID", out.arena.emplace_back(info.max_deleted_id)});
+  }
+  out.router.Add(argv);
+}
+
+// Copies the group's strings to the arena: the batch rebuild's Group is gone before the
+// Execute.
+void QueueGroup(const StreamTarget& out, const Group& group) {
+  std::vector<absl::string_view> argv = {"XGROUP", "CREATE", out.tmp,
+                                         out.arena.emplace_back(group.name),
+                                         out.arena.emplace_back(group.last_delivered_id)};
+  if (out.counters && !group.entries_read.empty()) {
+    argv.insert(argv.end(), {"ENTRIESREAD", out.arena.emplace_back(group.entries_read)});
+  }
+  out.router.Add(argv);
+}
+
+// Where the target can create a consumer without a pending entry (the others appear with
+// their first pending entry).
+void QueueConsumer(const StreamTarget& out, absl::string_view group, absl::string_view consumer) {
+  if (!out.create_consumer) return;
+  out.router.Add({"XGROUP", "CREATECONSUMER", out.tmp, group, consumer});
+}
+
+// Pending entry `id` of `group`, owned by `consumer`, idle `idle_ms` and delivered `deliveries`
+// times.
+void QueueClaim(const StreamTarget& out, absl::string_view group, absl::string_view consumer,
+                absl::string_view id, int64_t idle_ms, int64_t deliveries) {
+  const absl::string_view idle = out.arena.emplace_back(absl::StrCat(idle_ms));
+  const absl::string_view count = out.arena.emplace_back(absl::StrCat(deliveries));
+  out.router.Add({"XCLAIM", out.tmp, group, consumer, "0", id, "IDLE", idle, "RETRYCOUNT", count,
+                  "FORCE", "JUSTID"});
+}
+
+// Deletes the phantoms once they are claimed, then sets the last id and counters again (XDEL
+// moved them).
+void QueueDeletePhantoms(const StreamTarget& out, const StreamIds& phantoms,
+                         const StreamInfo& info) {
+  std::vector<absl::string_view> argv = {"XDEL", out.tmp};
+  for (const StreamId& id : phantoms) {
+    argv.push_back(out.arena.emplace_back(absl::StrCat(id.first, "-", id.second)));
+  }
+  out.router.Add(argv);
+  QueueLastId(out, info, /*has_entries=*/true);
+}
+
+// ---- The paged copy.
 
 // XADDs the entries up to `last_id` page by page (and the phantoms of deleted pending
 // entries); returns whether there were any.
 absl::StatusOr<bool> CopyEntries(KeyPages& pages, const std::string& last_id) {
+  const StreamTarget out = TargetOf(pages);
   std::string start = "-";
   int count = pages.options.page_elements;
   auto phantom = pages.deleted_pending.cbegin();
@@ -88,70 +192,34 @@ absl::StatusOr<bool> CopyEntries(KeyPages& pages, const std::string& last_id) {
     const std::string count_text = absl::StrCat(count);
     FERRY_ASSIGN_OR_RETURN(Reply page,
                            pages.Read({"XRANGE", pages.key, start, last_id, "COUNT", count_text}));
-    uint64_t page_bytes = 0;
-    std::vector<absl::string_view> argv;
-    for (size_t i = 0; i < page.size(); ++i) {
-      const ReplyView entry = page.element(i);
-      const ReplyView fields = entry.element(1);
-      AddPhantoms(pages, &phantom, ParseId(entry.element(0).str()));
-      argv = {"XADD", pages.tmp, entry.element(0).str()};
-      for (size_t f = 0; f < fields.size(); ++f) {
-        argv.push_back(fields.element(f).str());
-        page_bytes += fields.element(f).str().size();
-      }
-      pages.target.Add(argv);
-    }
-    if (page.size() < static_cast<size_t>(count)) AddPhantoms(pages, &phantom, std::nullopt);
+    const bool last = page.size() < static_cast<size_t>(count);
+    const uint64_t page_bytes = QueueEntries(out, page, pages.deleted_pending, &phantom, last);
     if (pages.target.queued() > 0) FERRY_RETURN_IF_ERROR(pages.Write("XADD").status());
     pages.bytes += page_bytes;
     any = any || page.size() > 0;
-    if (page.size() < static_cast<size_t>(count)) return any;
+    if (last) return any;
     start = After(pages, page.element(page.size() - 1).element(0).str());
     count = pages.NextCount(page.size(), page_bytes);
   }
 }
 
-// Gives `tmp` the source's last id and counters. An empty stream is created first by an entry
-// trimmed at once; XSETID then sets any last id (an empty stream has no top entry to respect)
-// and, where both sides have them, the counters that entry moved.
-absl::Status SetLastId(KeyPages& pages, const StreamInfo& info, bool has_entries) {
-  if (!has_entries) pages.target.Add({"XADD", pages.tmp, "MAXLEN", "0", "0-1", "f", "v"});
-  std::vector<absl::string_view> argv = {"XSETID", pages.tmp, info.last_id};
-  if (BothHaveCounters(pages) && !info.entries_added.empty()) {
-    argv.insert(argv.end(),
-                {"ENTRIESADDED", info.entries_added, "MAXDELETEDID", info.max_deleted_id});
-  }
-  pages.target.Add(argv);
-  return pages.Write("XSETID").status();
-}
-
 absl::StatusOr<std::vector<Group>> ReadGroups(KeyPages& pages) {
   FERRY_ASSIGN_OR_RETURN(Reply reply, pages.Read({"XINFO", "GROUPS", pages.key}));
   std::vector<Group> groups;
-  for (size_t i = 0; i < reply.size(); ++i) {
-    const ReplyView g = reply.element(i);
-    groups.push_back({FieldText(g, "name").value_or(""),
-                      FieldText(g, "last-delivered-id").value_or("0-0"),
-                      FieldText(g, "entries-read").value_or("")});
-  }
+  for (size_t i = 0; i < reply.size(); ++i) groups.push_back(ParseGroup(reply.element(i)));
   return groups;
 }
 
-// The group, and its consumers where the target can create them without a pending entry
-// (the others appear with their first pending entry).
+// The group, and its consumers where the target can create them.
 absl::Status CreateGroup(KeyPages& pages, const Group& group) {
-  std::vector<absl::string_view> argv = {"XGROUP", "CREATE", pages.tmp, group.name,
-                                         group.last_delivered_id};
-  if (BothHaveCounters(pages) && !group.entries_read.empty()) {
-    argv.insert(argv.end(), {"ENTRIESREAD", group.entries_read});
-  }
-  pages.target.Add(argv);
+  const StreamTarget out = TargetOf(pages);
+  QueueGroup(out, group);
   Reply consumers;
-  if (pages.target_caps.xgroup_createconsumer()) {
+  if (out.create_consumer) {
     FERRY_ASSIGN_OR_RETURN(consumers, pages.Read({"XINFO", "CONSUMERS", pages.key, group.name}));
     for (size_t i = 0; i < consumers.size(); ++i) {
       pages.arena.push_back(FieldText(consumers.element(i), "name").value_or(""));
-      pages.target.Add({"XGROUP", "CREATECONSUMER", pages.tmp, group.name, pages.arena.back()});
+      QueueConsumer(out, group.name, pages.arena.back());
     }
   }
   return pages.Write("XGROUP").status();
@@ -159,14 +227,11 @@ absl::Status CreateGroup(KeyPages& pages, const Group& group) {
 
 // Claims one page of XPENDING (id, consumer, idle ms, deliveries) for the same consumers.
 absl::Status ClaimPage(KeyPages& pages, const Group& group, ReplyView page) {
+  const StreamTarget out = TargetOf(pages);
   for (size_t i = 0; i < page.size(); ++i) {
     const ReplyView pending = page.element(i);
-    pages.arena.push_back(absl::StrCat(pending.element(2).integer()));
-    const absl::string_view idle = pages.arena.back();
-    pages.arena.push_back(absl::StrCat(pending.element(3).integer()));
-    pages.target.Add({"XCLAIM", pages.tmp, group.name, pending.element(1).str(), "0",
-                      pending.element(0).str(), "IDLE", idle, "RETRYCOUNT", pages.arena.back(),
-                      "FORCE", "JUSTID"});
+    QueueClaim(out, group.name, pending.element(1).str(), pending.element(0).str(),
+               pending.element(2).integer(), pending.element(3).integer());
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<Reply> claimed, pages.Write("XCLAIM"));
   for (size_t i = 0; i < claimed.size(); ++i) {
@@ -183,19 +248,6 @@ absl::Status ClaimPage(KeyPages& pages, const Group& group, ReplyView page) {
   return absl::OkStatus();
 }
 
-// Deletes the phantoms of deleted pending entries once they are claimed, then sets the last id
-// and counters again (XDEL moved them).
-absl::Status DeletePhantoms(KeyPages& pages, const StreamInfo& info) {
-  std::vector<absl::string_view> argv = {"XDEL", pages.tmp};
-  for (const StreamId& id : pages.deleted_pending) {
-    pages.arena.push_back(absl::StrCat(id.first, "-", id.second));
-    argv.push_back(pages.arena.back());
-  }
-  pages.target.Add(argv);
-  FERRY_RETURN_IF_ERROR(pages.Write("XDEL").status());
-  return SetLastId(pages, info, /*has_entries=*/true);
-}
-
 absl::Status CopyPending(KeyPages& pages, const Group& group) {
   std::string start = "-";
   const int count = pages.options.page_elements;
@@ -209,6 +261,46 @@ absl::Status CopyPending(KeyPages& pages, const Group& group) {
     start = After(pages, page.element(page.size() - 1).element(0).str());
   }
   return absl::OkStatus();
+}
+
+// ---- The batch rebuild.
+
+// The pending entries of `groups` (XINFO STREAM FULL) whose entry is not among `entries`.
+StreamIds DeletedPending(ReplyView entries, ReplyView groups) {
+  StreamIds deleted;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    const ReplyView pel = FieldValue(groups.element(g), "pending");
+    for (size_t p = 0; p < pel.size(); ++p) {
+      if (std::optional<StreamId> id = ParseId(pel.element(p).element(0).str())) {
+        deleted.insert(*id);
+      }
+    }
+  }
+  for (size_t i = 0; i < entries.size() && !deleted.empty(); ++i) {
+    if (std::optional<StreamId> id = ParseId(entries.element(i).element(0).str())) {
+      deleted.erase(*id);
+    }
+  }
+  return deleted;
+}
+
+// A group of XINFO STREAM FULL with its consumers and pending entries ("pending": [id,
+// consumer, delivery-time, delivery-count]). Names and ids are views of `map`, which outlives the
+// Execute.
+void QueueFullGroup(const StreamTarget& out, ReplyView map, int64_t source_now_ms) {
+  QueueGroup(out, ParseGroup(map));
+  const absl::string_view name = FieldValue(map, "name").str();
+  const ReplyView consumers = FieldValue(map, "consumers");
+  for (size_t c = 0; c < consumers.size(); ++c) {
+    QueueConsumer(out, name, FieldValue(consumers.element(c), "name").str());
+  }
+  const ReplyView pel = FieldValue(map, "pending");
+  for (size_t p = 0; p < pel.size(); ++p) {
+    const ReplyView pending = pel.element(p);
+    const int64_t idle = std::max<int64_t>(source_now_ms - pending.element(2).integer(), 0);
+    QueueClaim(out, name, pending.element(1).str(), pending.element(0).str(), idle,
+               pending.element(3).integer());
+  }
 }
 
 // Appends a length-prefixed form of `reply` (bulk strings and arrays) to `out`.
@@ -230,14 +322,15 @@ void AppendFields(ReplyView map, std::initializer_list<absl::string_view> names,
 
 }  // namespace
 
-absl::StatusOr<std::optional<std::string>> StreamFingerprint(KeyPages& pages,
-                                                             absl::string_view key) {
-  const std::string limit = absl::StrCat(pages.options.page_elements);
-  pages.target.Add({"XRANGE", key, "-", "+", "COUNT", limit});
-  pages.target.Add({"XINFO", "STREAM", key});
-  pages.target.Add({"XINFO", "GROUPS", key});
-  FERRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, pages.target.Execute());
-  const size_t page = static_cast<size_t>(pages.options.page_elements);
+absl::StatusOr<std::optional<std::string>> StreamFingerprint(redis::Router& target,
+                                                             absl::string_view key,
+                                                             int max_elements) {
+  const std::string limit = absl::StrCat(max_elements);
+  target.Add({"XRANGE", key, "-", "+", "COUNT", limit});
+  target.Add({"XINFO", "STREAM", key});
+  target.Add({"XINFO", "GROUPS", key});
+  FERRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, target.Execute());
+  const size_t page = static_cast<size_t>(max_elements);
   if (replies[0].is_error() || replies[1].is_error() || replies[2].is_error() ||
       replies[0].size() >= page) {
     return std::nullopt;
@@ -250,12 +343,10 @@ absl::StatusOr<std::optional<std::string>> StreamFingerprint(KeyPages& pages,
     const ReplyView group = replies[2].element(g);
     AppendFields(group, {"name", "consumers", "pending", "last-delivered-id", "entries-read"},
                  &fingerprint);
-    pages.arena.push_back(FieldText(group, "name").value_or(""));
-    pages.target.Add({"XPENDING", key, pages.arena.back(), "-", "+", limit});
+    target.Add({"XPENDING", key, FieldValue(group, "name").str(), "-", "+", limit});
   }
-  if (pages.target.queued() == 0) return fingerprint;
-  FERRY_ASSIGN_OR_RETURN(std::vector<Reply> pending, pages.target.Execute());
-  pages.arena.clear();
+  if (target.queued() == 0) return fingerprint;
+  FERRY_ASSIGN_OR_RETURN(std::vector<Reply> pending, target.Execute());
   for (const Reply& entries : pending) {
     if (entries.is_error() || entries.size() >= page) return std::nullopt;
     for (size_t i = 0; i < entries.size(); ++i) {
@@ -277,7 +368,8 @@ StreamInfo ParseStreamInfo(ReplyView xinfo) {
 
 absl::Status CopyStream(KeyPages& pages, const StreamInfo& info) {
   FERRY_ASSIGN_OR_RETURN(bool has_entries, CopyEntries(pages, info.last_id));
-  FERRY_RETURN_IF_ERROR(SetLastId(pages, info, has_entries));
+  QueueLastId(TargetOf(pages), info, has_entries);
+  FERRY_RETURN_IF_ERROR(pages.Write("XSETID").status());
   FERRY_ASSIGN_OR_RETURN(std::vector<Group> groups, ReadGroups(pages));
   for (const Group& group : groups) {
     FERRY_RETURN_IF_ERROR(CreateGroup(pages, group));
@@ -286,7 +378,41 @@ absl::Status CopyStream(KeyPages& pages, const StreamInfo& info) {
   }
   // A pass that found deleted pending entries read every group's: the next one is the last.
   if (pages.again || pages.deleted_pending.empty()) return absl::OkStatus();
-  return DeletePhantoms(pages, info);
+  QueueDeletePhantoms(TargetOf(pages), pages.deleted_pending, info);
+  return pages.Write("XDEL").status();
+}
+
+size_t AppendStreamRebuild(redis::Router& target, absl::string_view dest, ReplyView full,
+                           const RebuildOptions& options, ArgArena& arena) {
+  const size_t queued_before = target.queued();
+  const bool known = options.source_caps != nullptr && options.target_caps != nullptr;
+  const StreamTarget out = {
+      target, dest,
+      known && options.source_caps->stream_counters() && options.target_caps->stream_counters(),
+      known && options.target_caps->xgroup_createconsumer(), arena};
+  const ReplyView entries = FieldValue(full, "entries");
+  const ReplyView groups = FieldValue(full, "groups");
+  // The whole PEL is here: the entries XCLAIM needs are written in this one pass.
+  const StreamIds phantoms = DeletedPending(entries, groups);
+  auto next = phantoms.cbegin();
+  QueueEntries(out, entries, phantoms, &next, /*last=*/true);
+  const StreamInfo info = ParseStreamInfo(full);
+  QueueLastId(out, info, entries.size() > 0 || !phantoms.empty());
+  for (size_t g = 0; g < groups.size(); ++g) {
+    QueueFullGroup(out, groups.element(g), options.source_now_ms);
+  }
+  if (!phantoms.empty()) QueueDeletePhantoms(out, phantoms, info);
+  return target.queued() - queued_before;
+}
+
+uint64_t StreamEntryBytes(ReplyView full) {
+  uint64_t bytes = 0;
+  const ReplyView entries = FieldValue(full, "entries");
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const ReplyView fields = entries.element(i).element(1);
+    for (size_t f = 0; f < fields.size(); ++f) bytes += fields.element(f).str().size();
+  }
+  return bytes;
 }
 
 absl::StatusOr<Reply> KeyPages::Read(absl::Span<const absl::string_view> argv) {

@@ -1,8 +1,9 @@
 #pragma once
 
-// The parts of ValueCopier (value_copy.h) that its per-type page copiers share, and the copier
-// of streams, the one type with more to it than its elements: the stream's counters, consumer
-// groups, consumers and pending entries.
+// The parts of ValueCopier (value_copy.h) that its per-type page copiers share, and streams, the
+// one type with more to it than its elements: the stream's counters, consumer groups, consumers
+// and pending entries. One set of command builders serves both ways a stream is written: page by
+// page (CopyStream) and whole from one XINFO STREAM FULL reply (AppendStreamRebuild).
 
 #include <cstdint>
 #include <initializer_list>
@@ -75,11 +76,29 @@ StreamInfo ParseStreamInfo(redis::ReplyView xinfo);
 // `pages.deleted_pending` and sets `pages.again`.
 absl::Status CopyStream(KeyPages& pages, const StreamInfo& info);
 
-// What a conflict check compares of stream `key` on the target: entries, last id, counters,
+// Queues on `target` the commands that rebuild in `dest` (which must not exist) the stream that
+// `full` describes: the reply of XINFO STREAM FULL COUNT 0 (every entry and every pending
+// entry; fields are found by name, so every version's layout reads), the batch path's whole
+// read of a stream (AppendWholeRead). The commands are those CopyStream sends, in one pass:
+// XADD of each entry with its id, XSETID (counters gated by `options`), XGROUP CREATE (with
+// ENTRIESREAD), CREATECONSUMER, XCLAIM ... IDLE RETRYCOUNT FORCE JUSTID per pending entry (idle
+// from options.source_now_ms), and for pending entries whose entry was deleted an entry written
+// at that id in order, claimed, deleted again, then XSETID once more. The router keeps views of
+// `full`, `dest` and `arena`. Returns the number of commands queued (never 0).
+size_t AppendStreamRebuild(redis::Router& target, absl::string_view dest, redis::ReplyView full,
+                           const RebuildOptions& options, ArgArena& arena);
+
+// The bytes of the entries' fields and values in an XINFO STREAM FULL reply: what a rebuild of
+// it writes.
+uint64_t StreamEntryBytes(redis::ReplyView full);
+
+// What a conflict check compares of stream `key` on `target`: entries, last id, counters,
 // groups and pending entries with their owners and delivery counts, but not delivery times or
-// consumers' last-seen times (a rebuilt stream has its own). nullopt when it is unreadable or
-// has page_elements entries or pending entries of a group or more: too big to compare.
-absl::StatusOr<std::optional<std::string>> StreamFingerprint(KeyPages& pages,
-                                                             absl::string_view key);
+// consumers' last-seen times (a rebuilt stream has its own). nullopt when it is unreadable (gone
+// included) or has `max_elements` entries or pending entries of a group or more: too big to
+// compare. Executes what is queued on `target`, which must be nothing else.
+absl::StatusOr<std::optional<std::string>> StreamFingerprint(redis::Router& target,
+                                                             absl::string_view key,
+                                                             int max_elements);
 
 }  // namespace ferry::agent

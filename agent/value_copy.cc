@@ -1,7 +1,6 @@
 #include "agent/value_copy.h"
 
 #include <algorithm>
-#include <array>
 #include <memory>
 #include <random>
 #include <utility>
@@ -20,35 +19,6 @@ namespace {
 
 using redis::Reply;
 using redis::ReplyView;
-
-// For each cluster slot, a short string whose CRC16 lands in it: the hash tag of temporary keys.
-// Built once (a few ms: every decimal number up to about 200000 is tried).
-const std::array<std::string, redis::kClusterSlots>& SlotTags() {
-  static const auto* tags = [] {
-    auto* table = new std::array<std::string, redis::kClusterSlots>();
-    int missing = redis::kClusterSlots;
-    for (uint64_t n = 0; missing > 0; ++n) {
-      std::string tag = absl::StrCat(n);
-      std::string& slot_tag = (*table)[redis::KeySlot(absl::StrCat("{", tag, "}"))];
-      if (!slot_tag.empty()) continue;
-      slot_tag = std::move(tag);
-      --missing;
-    }
-    return table;
-  }();
-  return *tags;
-}
-
-// The command that tells a value's length, by TYPE; empty for types without one.
-absl::string_view LengthCommand(absl::string_view type) {
-  if (type == "string") return "STRLEN";
-  if (type == "hash") return "HLEN";
-  if (type == "set") return "SCARD";
-  if (type == "zset") return "ZCARD";
-  if (type == "list") return "LLEN";
-  if (type == "stream") return "XLEN";
-  return "";
-}
 
 absl::string_view RebuildCommand(absl::string_view type) {
   if (type == "hash") return "HSET";
@@ -95,8 +65,6 @@ class OneKey {
 
   absl::StatusOr<Pass> CopyOnce();
   absl::StatusOr<Shape> ReadShape(absl::string_view type);
-  // Why the target cannot hold a value of `type`; nullopt when it can.
-  std::optional<std::string> Unsupported(absl::string_view type) const;
   absl::Status CopyPages(const Shape& shape);
   absl::Status CopyString(int64_t length);
   absl::Status CopyScanned(absl::string_view type, absl::string_view scan);
@@ -154,7 +122,9 @@ absl::StatusOr<KeyCopy> OneKey::Run() {
 absl::StatusOr<OneKey::Pass> OneKey::CopyOnce() {
   FERRY_ASSIGN_OR_RETURN(Reply type, pages_.Read({"TYPE", pages_.key}));
   if (type.str() == "none") return Pass::kVanished;
-  if ((pages_.refusal = Unsupported(type.str())).has_value()) return Pass::kRefused;
+  if ((pages_.refusal = CannotHold(type.str(), pages_.target_caps)).has_value()) {
+    return Pass::kRefused;
+  }
   FERRY_ASSIGN_OR_RETURN(Shape before, ReadShape(type.str()));
   if (before.type == "none") return Pass::kVanished;
   if (before.type != type.str()) return Pass::kChanged;
@@ -198,18 +168,6 @@ absl::StatusOr<Shape> OneKey::ReadShape(absl::string_view type) {
   if (replies[3].is_error()) return ReplyStatus("source", "XINFO STREAM", replies[3]);
   shape.stream = ParseStreamInfo(replies[3]);
   return shape;
-}
-
-std::optional<std::string> OneKey::Unsupported(absl::string_view type) const {
-  if (LengthCommand(type).empty()) {
-    return absl::StrCat("a value of the module type '", type,
-                        "', which only DUMP/RESTORE can copy and the target cannot RESTORE");
-  }
-  if (type == "stream" && !pages_.target_caps.streams()) {
-    return absl::StrCat("a stream, and the target (", pages_.target_caps.Describe(),
-                        ") has no streams");
-  }
-  return std::nullopt;
 }
 
 absl::Status OneKey::CopyPages(const Shape& shape) {
@@ -256,7 +214,7 @@ absl::Status OneKey::CopyScanned(absl::string_view type, absl::string_view scan)
     const ReplyView elements = page.element(1);
     const uint64_t page_bytes = ElementBytes(elements);
     const size_t queued = AppendRebuild(pages_.target, type, pages_.tmp, elements,
-                                        pages_.options.max_per_command, pages_.arena);
+                                        {pages_.options.max_per_command}, pages_.arena);
     if (type == "hash" && pages_.source_caps.hash_field_ttl()) {
       FERRY_RETURN_IF_ERROR(CopyFieldTtls(elements));
     }
@@ -276,7 +234,7 @@ absl::Status OneKey::CopyList(int64_t length) {
     const std::string last = absl::StrCat(start + count - 1);
     FERRY_ASSIGN_OR_RETURN(Reply page, pages_.Read({"LRANGE", pages_.key, first, last}));
     if (page.size() == 0) break;
-    AppendRebuild(pages_.target, "list", pages_.tmp, page, pages_.options.max_per_command,
+    AppendRebuild(pages_.target, "list", pages_.tmp, page, {pages_.options.max_per_command},
                   pages_.arena);
     FERRY_RETURN_IF_ERROR(pages_.Write("RPUSH").status());
     const uint64_t page_bytes = ElementBytes(page);
@@ -382,9 +340,11 @@ absl::StatusOr<bool> OneKey::SameOnTarget() {
 }
 
 absl::StatusOr<bool> OneKey::SameStream() {
-  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> copied, StreamFingerprint(pages_, pages_.tmp));
+  const int limit = pages_.options.page_elements;
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> copied,
+                         StreamFingerprint(pages_.target, pages_.tmp, limit));
   FERRY_ASSIGN_OR_RETURN(std::optional<std::string> existing,
-                         StreamFingerprint(pages_, pages_.key));
+                         StreamFingerprint(pages_.target, pages_.key, limit));
   return copied.has_value() && existing.has_value() && *copied == *existing;
 }
 
@@ -395,6 +355,16 @@ absl::Status OneKey::RemoveTemp() {
 
 }  // namespace
 
+absl::string_view LengthCommand(absl::string_view type) {
+  if (type == "string") return "STRLEN";
+  if (type == "hash") return "HLEN";
+  if (type == "set") return "SCARD";
+  if (type == "zset") return "ZCARD";
+  if (type == "list") return "LLEN";
+  if (type == "stream") return "XLEN";
+  return "";
+}
+
 TempKeys::TempKeys() {
   std::random_device seed;
   const uint64_t id = (static_cast<uint64_t>(seed()) << 32) ^ seed();
@@ -402,10 +372,23 @@ TempKeys::TempKeys() {
 }
 
 std::string TempKeys::For(absl::string_view key) {
-  return absl::StrCat("ferry:tmp:{", SlotTags()[redis::KeySlot(key)], "}:", id_, ":", next_++);
+  return absl::StrCat("ferry:tmp:{", redis::TagForSlot(redis::KeySlot(key)), "}:", id_, ":", next_++);
 }
 
-bool ReadableWhole(absl::string_view type) {
+std::optional<std::string> CannotHold(absl::string_view type,
+                                      const redis::Capabilities& target_caps) {
+  if (LengthCommand(type).empty()) {
+    return absl::StrCat("a value of the module type '", type,
+                        "', which only DUMP/RESTORE can copy and the target cannot RESTORE");
+  }
+  if (type == "stream" && !target_caps.streams()) {
+    return absl::StrCat("a stream, and the target (", target_caps.Describe(), ") has no streams");
+  }
+  return std::nullopt;
+}
+
+bool ReadableWhole(absl::string_view type, const redis::Capabilities& source_caps) {
+  if (type == "stream") return source_caps.xinfo_stream_full();
   return type == "string" || type == "hash" || type == "list" || type == "set" || type == "zset";
 }
 
@@ -418,20 +401,23 @@ void AppendWholeRead(redis::Connection& source, absl::string_view type, absl::st
     source.Append({"LRANGE", key, "0", "-1"});
   } else if (type == "set") {
     source.Append({"SMEMBERS", key});
+  } else if (type == "stream") {
+    // COUNT 0: every entry and every pending entry (the default is 10).
+    source.Append({"XINFO", "STREAM", key, "FULL", "COUNT", "0"});
   } else {
     source.Append({"ZRANGE", key, "0", "-1", "WITHSCORES"});
   }
 }
 
 size_t AppendRebuild(redis::Router& target, absl::string_view type, absl::string_view dest,
-                     ReplyView elements, int max_per_command,
-                     ArgArena& /*arena: every argument is in `elements`*/) {
+                     ReplyView elements, const RebuildOptions& options, ArgArena& arena) {
   if (type == "string") {
     target.Add({"SET", dest, elements.str()});
     return 1;
   }
+  if (type == "stream") return AppendStreamRebuild(target, dest, elements, options, arena);
   const size_t stride = Stride(type);
-  const size_t per_command = stride * static_cast<size_t>(std::max(max_per_command, 1));
+  const size_t per_command = stride * static_cast<size_t>(std::max(options.max_per_command, 1));
   size_t commands = 0;
   std::vector<absl::string_view> argv;
   for (size_t first = 0; first + stride <= elements.size(); first += per_command) {

@@ -8,8 +8,9 @@
 //   AppendWholeRead queues the one command that reads a value, AppendRebuild the commands that
 //   write it into a temporary key, AppendFinish its TTL and the RENAME over the real key. The
 //   writer pipelines many keys through one Router::Execute.
-// - One key at a time, in pages (ValueCopier): big keys, streams, and keys whose RESTORE was
-//   refused. Never holds a whole value; every command it sends touches at most a page.
+// - One key at a time, in pages (ValueCopier): big keys, streams of sources without XINFO
+//   STREAM FULL, and keys whose RESTORE was refused. Never holds a whole value; every command
+//   it sends touches at most a page.
 //
 // Values are always built in a temporary key (TempKeys) and renamed over the real one, so a
 // reader on the target never sees a half-built value, and the TTL is set on the temporary key
@@ -49,23 +50,51 @@ class TempKeys {
 
 // ---- Small values, in batches.
 
-// Types (as TYPE names them) that AppendWholeRead reads with one command: string, hash, list,
-// set, zset. Streams and module types are copied by ValueCopier.
-bool ReadableWhole(absl::string_view type);
+// Why the target cannot hold a value of `type` (TYPE's name): a module type (only DUMP/RESTORE
+// copies those), a stream into a target without streams; nullopt when it can. The one wording of
+// these per-key failures, for ValueCopier and the batch writer alike.
+std::optional<std::string> CannotHold(absl::string_view type,
+                                      const redis::Capabilities& target_caps);
+
+// Types (as TYPE names them) that AppendWholeRead reads with one command from a source with
+// `source_caps`: string, hash, list, set, zset, and stream where the source has XINFO STREAM
+// FULL (Redis 6.0). The others (older sources' streams, module types) are copied by ValueCopier.
+// The command that tells a value's length, by TYPE (STRLEN, HLEN, LLEN, SCARD, ZCARD, XLEN);
+// empty for types without one.
+absl::string_view LengthCommand(absl::string_view type);
+
+bool ReadableWhole(absl::string_view type, const redis::Capabilities& source_caps);
 
 // Queues on `source` the one command that reads a whole value of `type`: GET, HGETALL,
-// LRANGE 0 -1, SMEMBERS, ZRANGE 0 -1 WITHSCORES. `type` must be ReadableWhole.
+// LRANGE 0 -1, SMEMBERS, ZRANGE 0 -1 WITHSCORES, XINFO STREAM FULL COUNT 0 (every entry and
+// every pending entry). `type` must be ReadableWhole. XINFO answers an error for a key that is
+// gone; the others an empty reply.
 void AppendWholeRead(redis::Connection& source, absl::string_view type, absl::string_view key);
+
+// What AppendRebuild needs besides the value.
+struct RebuildOptions {
+  int max_per_command = 500;  // Elements per HSET/RPUSH/SADD/ZADD.
+  // Streams: the two sides' capabilities, which gate ENTRIESADDED/MAXDELETEDID and ENTRIESREAD
+  // (both sides have stream_counters) and XGROUP CREATECONSUMER (the target has it) as
+  // ValueCopier does; unset, none of them is sent. Must outlive the call.
+  const redis::Capabilities* source_caps = nullptr;
+  const redis::Capabilities* target_caps = nullptr;
+  // Streams: the source's clock now (Unix ms), from which pending entries' idle times are
+  // counted (now - delivery-time).
+  int64_t source_now_ms = 0;
+};
 
 // Queues on `target` the commands that write `elements` into `dest` (which must not exist):
 // for a string (a bulk reply) SET; for a hash, list, set or zset (the flat array reply of
 // AppendWholeRead, or one page of HSCAN/LRANGE/SSCAN/ZSCAN) HSET / RPUSH / SADD / ZADD of at
-// most `max_per_command` elements each (a hash element is a field and its value; a zset element
-// a member and its score, written exactly as the source printed it, `inf` and `-inf` included).
-// The router keeps views of `elements`, `dest` and `arena`: all must outlive Execute. Returns
-// the number of commands queued (0 for an empty array: nothing to write).
+// most `options.max_per_command` elements each (a hash element is a field and its value; a zset
+// element a member and its score, written exactly as the source printed it, `inf` and `-inf`
+// included); for a stream (the XINFO STREAM FULL reply of AppendWholeRead) its entries, last id,
+// counters, groups, consumers and pending entries (stream_copy.h AppendStreamRebuild). The
+// router keeps views of `elements`, `dest` and `arena`: all must outlive Execute. Returns the
+// number of commands queued (0 for an empty array: nothing to write).
 size_t AppendRebuild(redis::Router& target, absl::string_view type, absl::string_view dest,
-                     redis::ReplyView elements, int max_per_command, ArgArena& arena);
+                     redis::ReplyView elements, const RebuildOptions& options, ArgArena& arena);
 
 // Queues the end of a rebuild of `key` in `tmp`: the TTL on `tmp` (`ttl` from
 // ExpiryMapper::RestoreTtl: PEXPIREAT when `absolute`, else PEXPIRE; nothing for nullopt, a key

@@ -170,6 +170,27 @@ class ValueCopyTest : public ::testing::Test {
     expiry_.emplace(expiry);
   }
 
+  // Both sides through RESP proxies that answer as Redis 6.0 (and refuse what it would); the
+  // copier's connections go through them from now on.
+  std::vector<std::unique_ptr<ft::RespProxy>> PretendRedis60() {
+    std::vector<std::unique_ptr<ft::RespProxy>> proxies;
+    std::vector<redis::Endpoint> endpoints;
+    for (const ft::RedisServer* server : {source_server_.get(), target_server_.get()}) {
+      ft::RespProxyOptions options = ft::PretendServer(redis::Engine::kRedis, {6, 0});
+      options.upstream_port = server->port();
+      absl::StatusOr<std::unique_ptr<ft::RespProxy>> proxy = ft::RespProxy::Start(options);
+      EXPECT_TRUE(proxy.ok()) << proxy.status();
+      if (!proxy.ok()) return proxies;
+      absl::StatusOr<redis::Endpoint> endpoint =
+          redis::ParseEndpointUri(absl::StrCat("redis://127.0.0.1:", (*proxy)->port()));
+      EXPECT_TRUE(endpoint.ok()) << endpoint.status();
+      endpoints.push_back(*endpoint);
+      proxies.push_back(*std::move(proxy));
+    }
+    OpenSides(endpoints[0], endpoints[1]);
+    return proxies;
+  }
+
   ValueCopier Copier(const ValueCopyOptions& options) {
     return ValueCopier(*copy_source_, *source_caps_, clock_, *router_, *target_caps_, *expiry_,
                        temp_keys_, options);
@@ -179,6 +200,56 @@ class ValueCopyTest : public ::testing::Test {
     absl::StatusOr<KeyCopy> copy = Copier(options).Copy(key);
     EXPECT_TRUE(copy.ok()) << key << ": " << copy.status();
     return copy.ok() ? *copy : KeyCopy{Outcome::kFailed, copy.status().ToString()};
+  }
+
+  // The batch path for `keys`: each read whole (with its TTL) in one pipeline, then rebuilt in a
+  // temporary key and renamed, in another. Every key must be ReadableWhole.
+  void RebuildWhole(const std::vector<std::string>& keys) {
+    std::vector<std::string> types;
+    for (const std::string& key : keys) {
+      ASSERT_OK_AND_ASSIGN(redis::Reply type, copy_source_->Command({"TYPE", key}));
+      ASSERT_TRUE(ReadableWhole(type.str(), *source_caps_)) << key << ": " << type.str();
+      types.emplace_back(type.str());
+    }
+    for (size_t i = 0; i < keys.size(); ++i) {
+      AppendWholeRead(*copy_source_, types[i], keys[i]);
+      copy_source_->Append({clock_.has_value() ? "PEXPIRETIME" : "PTTL", keys[i]});
+    }
+    const absl::Time sent = absl::Now();
+    ASSERT_OK(copy_source_->Flush());
+    RebuildOptions options;
+    options.max_per_command = 3;
+    options.source_caps = &*source_caps_;
+    options.target_caps = &*target_caps_;
+    options.source_now_ms = absl::ToUnixMillis(absl::Now());
+    std::vector<redis::Reply> values;
+    std::vector<std::string> tmps;
+    ArgArena arena;
+    size_t commands = 0;
+    for (size_t i = 0; i < keys.size(); ++i) {
+      ASSERT_OK_AND_ASSIGN(redis::Reply value, copy_source_->ReadReply());
+      ASSERT_OK_AND_ASSIGN(redis::Reply expiry, copy_source_->ReadReply());
+      ASSERT_FALSE(value.is_error()) << keys[i] << ": " << value.str();
+      values.push_back(std::move(value));
+      tmps.push_back(temp_keys_.For(keys[i]));
+      const size_t rebuilt =
+          AppendRebuild(*router_, types[i], tmps.back(), values.back(), options, arena);
+      const size_t elements = types[i] == "hash" || types[i] == "zset" ? values.back().size() / 2
+                                                                       : values.back().size();
+      if (types[i] == "stream") {
+        EXPECT_GE(rebuilt, 2u) << keys[i];  // XSETID and at least one XADD.
+      } else {
+        EXPECT_EQ(rebuilt, types[i] == "string" ? 1 : (elements + 2) / 3) << keys[i];
+      }
+      std::optional<int64_t> ttl;
+      const int64_t local = LocalExpiry(expiry.integer(), clock_, sent);
+      if (local >= 0) ttl = expiry_->RestoreTtl(local);
+      commands += rebuilt + AppendFinish(*router_, tmps.back(), keys[i], ttl, expiry_->absolute(),
+                                         /*replace=*/true, /*unlink_first=*/false, arena);
+    }
+    EXPECT_EQ(router_->queued(), commands);
+    ASSERT_OK_AND_ASSIGN(std::vector<redis::Reply> replies, router_->Execute());
+    for (const redis::Reply& reply : replies) EXPECT_FALSE(reply.is_error()) << reply.str();
   }
 
   // Copies every key of the source; each must be copied.
@@ -223,46 +294,31 @@ TEST_F(ValueCopyTest, EveryTypeWithDefaultOptions) {
 TEST_F(ValueCopyTest, BatchHelpersRebuildEveryWholeType) {
   ASSERT_OK(ft::LoadMixedData(*source_, 0, 650, 9, 0.3));
   LoadSpecials(*source_);
-  std::vector<std::string> keys;
-  std::vector<std::string> types;
-  for (const std::string& key : Keys(*source_)) {
-    ASSERT_OK_AND_ASSIGN(redis::Reply type, source_->Command({"TYPE", key}));
-    if (ReadableWhole(type.str())) {
-      keys.push_back(key);
-      types.emplace_back(type.str());
-    } else {
-      ASSERT_EQ(type.str(), "stream");
-      ASSERT_OK(source_->Command({"DEL", key}).status());  // Not this path's.
-    }
-  }
-  for (size_t i = 0; i < keys.size(); ++i) {
-    AppendWholeRead(*source_, types[i], keys[i]);
-    source_->Append({"PEXPIRETIME", keys[i]});
-  }
-  ASSERT_OK(source_->Flush());
-  std::vector<redis::Reply> values;
-  std::vector<std::string> tmps;
-  ArgArena arena;
-  size_t commands = 0;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    ASSERT_OK_AND_ASSIGN(redis::Reply value, source_->ReadReply());
-    ASSERT_OK_AND_ASSIGN(redis::Reply expiry, source_->ReadReply());
-    ASSERT_FALSE(value.is_error()) << value.str();
-    values.push_back(std::move(value));
-    tmps.push_back(temp_keys_.For(keys[i]));
-    const size_t rebuilt = AppendRebuild(*router_, types[i], tmps.back(), values.back(), 3, arena);
-    const size_t elements =
-        types[i] == "hash" || types[i] == "zset" ? values.back().size() / 2 : values.back().size();
-    EXPECT_EQ(rebuilt, types[i] == "string" ? 1 : (elements + 2) / 3) << keys[i];
-    std::optional<int64_t> ttl;
-    if (expiry.integer() > 0) ttl = expiry_->RestoreTtl(LocalExpiry(expiry.integer(), clock_, {}));
-    commands += rebuilt + AppendFinish(*router_, tmps.back(), keys[i], ttl, expiry_->absolute(),
-                                       /*replace=*/true, /*unlink_first=*/false, arena);
-  }
-  EXPECT_EQ(router_->queued(), commands);
-  ASSERT_OK_AND_ASSIGN(std::vector<redis::Reply> replies, router_->Execute());
-  for (const redis::Reply& reply : replies) EXPECT_FALSE(reply.is_error()) << reply.str();
+  RebuildWhole(Keys(*source_));
   EXPECT_TRUE(ft::SameData(*source_, 0, *target_, 0));
+}
+
+// Pending entries whose entries were deleted (first, middle, last, all of a stream's), written,
+// claimed and deleted again in the one pass the whole PEL allows.
+TEST_F(ValueCopyTest, BatchHelpersRebuildDeletedPendingEntries) {
+  std::vector<std::vector<std::string>> commands;
+  for (int i = 1; i <= 20; ++i) commands.push_back({"XADD", "s", absl::StrCat(i, "-1"), "f", "v"});
+  for (int i = 1; i <= 3; ++i) commands.push_back({"XADD", "all", absl::StrCat(i, "-1"), "f", "v"});
+  commands.insert(commands.end(),
+                  {{"XGROUP", "CREATE", "s", "g", "0"},
+                   {"XGROUP", "CREATE", "s", "other", "0"},
+                   {"XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"},
+                   {"XREADGROUP", "GROUP", "other", "c", "COUNT", "3", "STREAMS", "s", ">"},
+                   {"XCLAIM", "s", "g", "d", "0", "9-1", "20-1"},
+                   {"XDEL", "s", "1-1", "8-1", "9-1", "15-1", "20-1"},
+                   {"XADD", "s", "21-1", "f", "v"},
+                   {"XGROUP", "CREATE", "all", "g", "0"},
+                   {"XREADGROUP", "GROUP", "g", "c", "STREAMS", "all", ">"},
+                   {"XDEL", "all", "1-1", "2-1", "3-1"}});
+  Send(*source_, commands);
+  RebuildWhole({"s", "all"});
+  EXPECT_TRUE(ft::SameData(*source_, 0, *target_, 0));
+  EXPECT_EQ(Integer(*target_, {"XLEN", "all"}), 0);
 }
 
 TEST_F(ValueCopyTest, AppendFinishWithoutReplaceLeavesAnExistingKey) {
@@ -277,7 +333,7 @@ TEST_F(ValueCopyTest, AppendFinishWithoutReplaceLeavesAnExistingKey) {
   ASSERT_OK_AND_ASSIGN(redis::Reply value, target_->Command({"GET", "k"}));
   EXPECT_EQ(value.str(), "old");
   EXPECT_GT(Integer(*target_, {"PTTL", "tmp"}), 50000);  // Left for the caller, with its TTL.
-  EXPECT_EQ(AppendRebuild(*router_, "hash", "tmp2", redis::ReplyView(nullptr), 3, arena), 0u);
+  EXPECT_EQ(AppendRebuild(*router_, "hash", "tmp2", redis::ReplyView(nullptr), {3}, arena), 0u);
 }
 
 TEST_F(ValueCopyTest, TtlsAreNeverExtendedAndAnOldTtlIsDropped) {
@@ -498,20 +554,7 @@ std::string StreamCore(redis::Connection& conn, const std::string& key) {
 TEST_F(ValueCopyTest, OlderServers) {
   ASSERT_OK(ft::LoadMixedData(*source_, 0, 300, 10, 0.3));
   LoadSpecials(*source_);
-  std::vector<std::unique_ptr<ft::RespProxy>> proxies;
-  for (const ft::RedisServer* server : {source_server_.get(), target_server_.get()}) {
-    ft::RespProxyOptions options = ft::PretendServer(redis::Engine::kRedis, {6, 0});
-    options.upstream_port = server->port();
-    ASSERT_OK_AND_ASSIGN(std::unique_ptr<ft::RespProxy> proxy, ft::RespProxy::Start(options));
-    proxies.push_back(std::move(proxy));
-  }
-  auto through = [](const ft::RespProxy& proxy) {
-    absl::StatusOr<redis::Endpoint> endpoint =
-        redis::ParseEndpointUri(absl::StrCat("redis://127.0.0.1:", proxy.port()));
-    EXPECT_TRUE(endpoint.ok()) << endpoint.status();
-    return *endpoint;
-  };
-  OpenSides(through(*proxies[0]), through(*proxies[1]));
+  std::vector<std::unique_ptr<ft::RespProxy>> proxies = PretendRedis60();
   ASSERT_EQ(source_caps_->version(), std::make_pair(6, 0));
   ASSERT_FALSE(clock_.has_value());
   CopyAll(SmallPages());
@@ -522,6 +565,25 @@ TEST_F(ValueCopyTest, OlderServers) {
     ASSERT_OK(target_->Command({"DEL", key}).status());
   }
   EXPECT_TRUE(ft::SameData(*source_, 0, *target_, 0));
+}
+
+// A 6.0 source has XINFO STREAM FULL, so its small streams are read whole in batches, but no
+// stream counters, and a 6.0 target has no XGROUP CREATECONSUMER: the rebuild sends neither
+// (the proxy refuses what 6.0 would). A 5.0 source's streams are ValueCopier's.
+TEST_F(ValueCopyTest, BatchStreamsFromOlderServers) {
+  LoadSpecials(*source_);
+  std::vector<std::unique_ptr<ft::RespProxy>> proxies = PretendRedis60();
+  ASSERT_EQ(source_caps_->version(), std::make_pair(6, 0));
+  EXPECT_FALSE(ReadableWhole("stream", redis::Capabilities::ForVersion({5, 0})));
+  const std::vector<std::string> streams = Keys(*source_, "stream:*");
+  ASSERT_EQ(streams.size(), 3u);
+  RebuildWhole(streams);
+  EXPECT_EQ(proxies[0]->commands_seen("XINFO"), streams.size());
+  EXPECT_EQ(proxies[0]->commands_seen("XRANGE"), 0u);
+  for (const std::string& key : streams) {
+    EXPECT_EQ(StreamCore(*target_, key), StreamCore(*source_, key)) << key;
+  }
+  EXPECT_EQ(ft::DbSize(*target_server_), 3);  // No temporary key left.
 }
 
 TEST(TempKeysTest, LandInTheKeysSlot) {

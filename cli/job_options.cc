@@ -81,7 +81,9 @@ std::vector<FlagSpec> JobFlags() {
       {"big-key-bytes", "SIZE",
        absl::StrCat("keys larger than this (MEMORY USAGE) are copied in chunks, so no command "
                     "blocks either server for long (default ",
-                    wire::kDefaultBigKeyBytes >> 20, "MiB; e.g. 512k, 8MB)")},
+                    wire::kDefaultBigKeyBytes >> 20,
+                    "MiB; e.g. 512k, 8MB); off: no key is big, sizes are not probed (one "
+                    "command per key less on the source)")},
       {"drop-field-ttls", "",
        "copy hashes with field TTLs into a target without them, dropping those TTLs (default: "
        "such keys fail)"},
@@ -122,7 +124,9 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
         absl::StrCat("--copy-path must be auto or typed, not \"", copy_path, "\""));
   }
   r.typed_only = copy_path == "typed";
-  if (args.Has("big-key-bytes")) {
+  if (args.Get("big-key-bytes") == "off") {
+    r.big_key_bytes = wire::kBigKeysOff;
+  } else if (args.Has("big-key-bytes")) {
     FERRY_ASSIGN_OR_RETURN(r.big_key_bytes,
                            ParseBytes("--big-key-bytes", args.Get("big-key-bytes")));
     if (r.big_key_bytes < 1024) {

@@ -107,7 +107,8 @@ absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match, ui
       absl::StatusOr<Reply> usage = conn.Command({"MEMORY", "USAGE", keys.element(i).str()});
       if (!usage.ok() && conn.broken()) return usage.status();
       // Refused (or gone): the key's size is unknown; it is the probe all the same.
-      if (!usage.ok() || usage->is_nil() || usage->integer() <= static_cast<int64_t>(max_bytes)) {
+      if (!usage.ok() || usage->is_nil() || usage->integer() < 0 ||
+          static_cast<uint64_t>(usage->integer()) <= max_bytes) {
         return ProbeKey{std::string(keys.element(i).str()), true};
       }
     }

@@ -13,5 +13,8 @@ inline constexpr int kDefaultParallelPerNode = 4;
 // Keys above this size (MEMORY USAGE, bytes) are copied in chunks (JobSpec.big_key_bytes). A
 // hash of about 10,000 small fields: its RESTORE takes a few milliseconds.
 inline constexpr unsigned long long kDefaultBigKeyBytes = 1ull << 20;
+// JobSpec.big_key_bytes meaning "no key is big": values are never probed for size (the operator
+// knows the data set has no big keys, and saves the source one command per key).
+inline constexpr unsigned long long kBigKeysOff = ~0ull;
 
 }  // namespace ferry::wire
