@@ -201,7 +201,7 @@ void LogRestoreRefusedOnce(const TargetFacts& facts) {
   static std::atomic<bool> said{false};
   if (facts.restore_allowed || said.exchange(true)) return;
   FERRY_LOG(Info) << "the target refuses RESTORE (" << facts.restore_refusal
-                     << "): keys are copied type by type";
+                  << "): keys are copied type by type";
 }
 
 // Every primary of the target (the server itself, standalone), as the router knows it now.
@@ -243,10 +243,10 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
     FERRY_RETURN_IF_ERROR(guard.Check(connection));
     FERRY_ASSIGN_OR_RETURN(ExpiryMapper expiry, ExpiryMapper::Measure(&connection));
     target.expiry = i == 0 ? expiry : ExpiryMapper::Earliest(target.expiry, expiry);
-    const int slot = target.router->cluster() && i < primaries.size() &&
-                             !primaries[i]->slots.empty()
-                         ? primaries[i]->slots.front().first
-                         : -1;
+    const int slot =
+        target.router->cluster() && i < primaries.size() && !primaries[i]->slots.empty()
+            ? primaries[i]->slots.front().first
+            : -1;
     absl::StatusOr<TargetFacts> node_facts = ProbeTarget(connection, slot);
     if (!node_facts.ok()) return Annotate(node_facts.status(), "target");
     facts.push_back(*std::move(node_facts));

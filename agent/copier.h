@@ -86,7 +86,7 @@ struct CopyOptions {
   bool typed_only = false;
   uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;  // Copied in chunks above (MEMORY USAGE).
   bool drop_field_ttls = false;
-  int max_retries = 6;   // Transient failures in a row before giving up.
+  int max_retries = 6;  // Transient failures in a row before giving up.
   absl::Duration initial_backoff = absl::Milliseconds(200);
   redis::ConnectOptions connect;
 };

@@ -29,7 +29,6 @@ constexpr int kMaxTtlRereads = 3;
 // Where MEMORY USAGE is refused, an aggregate's size is estimated from its length.
 constexpr int64_t kBytesPerElement = 64;
 
-
 // What one reply element costs in memory beyond its bytes: hiredis's redisReply and the
 // allocation of its string.
 constexpr uint64_t kReplyOverhead = 64;

@@ -71,7 +71,8 @@ TargetFacts Weakest(const std::vector<TargetFacts>& nodes) {
   TargetFacts weakest = nodes.front();
   for (const TargetFacts& node : nodes) {
     if (node.caps.version() < weakest.caps.version()) weakest.caps = node.caps;
-    if (node.payload_version < weakest.payload_version) weakest.payload_version = node.payload_version;
+    if (node.payload_version < weakest.payload_version)
+      weakest.payload_version = node.payload_version;
     if (!node.restore_allowed && weakest.restore_allowed) {
       weakest.restore_allowed = false;
       weakest.restore_refusal = node.restore_refusal;

@@ -372,7 +372,8 @@ TempKeys::TempKeys() {
 }
 
 std::string TempKeys::For(absl::string_view key) {
-  return absl::StrCat("ferry:tmp:{", redis::TagForSlot(redis::KeySlot(key)), "}:", id_, ":", next_++);
+  return absl::StrCat("ferry:tmp:{", redis::TagForSlot(redis::KeySlot(key)), "}:", id_, ":",
+                      next_++);
 }
 
 std::optional<std::string> CannotHold(absl::string_view type,

@@ -164,8 +164,8 @@ absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view te
   }
   if (digits == 0 || shift < 0 || !absl::SimpleAtoi(text.substr(0, digits), &value) ||
       value > (~uint64_t{0} >> shift)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        flag, " must be a size such as 65536, 512k or 8MB, not \"", text, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat(flag, " must be a size such as 65536, 512k or 8MB, not \"", text, "\""));
   }
   return value << shift;
 }

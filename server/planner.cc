@@ -157,9 +157,10 @@ absl::Status CheckCopyPath(const PlanRequest& request, const Deployment& source,
         "user may not write those keys (",
         target.temp_key_refusal, "): allow the pattern ~ferry:tmp:* for that user"));
   }
-  warnings->push_back(absl::StrCat("keys are copied type by type (plain commands per type, "
-                                   "slower than DUMP/RESTORE): ",
-                                   why));
+  warnings->push_back(
+      absl::StrCat("keys are copied type by type (plain commands per type, "
+                   "slower than DUMP/RESTORE): ",
+                   why));
   return absl::OkStatus();
 }
 

@@ -123,7 +123,8 @@ absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match, ui
 // is the key in argv, if any.
 // `reply`, when given, receives the reply of an allowed command.
 absl::Status ProbeCommand(Connection& conn, absl::string_view side, const ProbeKey* key,
-                          std::initializer_list<absl::string_view> argv, Reply* reply_out = nullptr) {
+                          std::initializer_list<absl::string_view> argv,
+                          Reply* reply_out = nullptr) {
   absl::StatusOr<Reply> reply = conn.Command(argv);
   if (reply.ok()) {
     if (reply_out != nullptr) *reply_out = *std::move(reply);
@@ -271,8 +272,7 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
     FERRY_ASSIGN_OR_RETURN(Connection conn,
                            OpenNode(request.source, *replicas[i], request.connect, "source"));
     FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
-                           ProbeReads(request, conn, "source", /*mget=*/false));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, conn, "source", /*mget=*/false));
     p.facts.payload_version = std::max(p.facts.payload_version, key.payload_version);
     const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
     if (i == 0) {

@@ -94,9 +94,9 @@ std::vector<SlowCommand> SlowLog(redis::Connection& conn) {
   for (size_t i = 0; log.ok() && i < log->size(); ++i) {
     const redis::ReplyView entry = log->element(i);
     const redis::ReplyView argv = entry.element(3);
-    out.push_back({entry.element(2).integer(),
-                   absl::StrCat(argv.element(0).str(), " ", argv.size() > 1 ? argv.element(1).str()
-                                                                           : "")});
+    out.push_back(
+        {entry.element(2).integer(),
+         absl::StrCat(argv.element(0).str(), " ", argv.size() > 1 ? argv.element(1).str() : "")});
   }
   return out;
 }
@@ -110,8 +110,8 @@ void ExpectOnlyPagesWereSlow(const std::vector<SlowCommand>& log, absl::string_v
   for (const SlowCommand& slow : log) {
     const std::string name = slow.command.substr(0, slow.command.find(' '));
     SCOPED_TRACE(absl::StrCat(side, ": ", slow.command, " took ", slow.micros, " us"));
-    EXPECT_THAT(name, ::testing::AnyOf("APPEND", "GETRANGE", "HSCAN", "ZSCAN", "HSET", "ZADD",
-                                       "SET"));
+    EXPECT_THAT(name,
+                ::testing::AnyOf("APPEND", "GETRANGE", "HSCAN", "ZSCAN", "HSET", "ZADD", "SET"));
     if (name == "APPEND") {
       EXPECT_THAT(slow.command, ::testing::HasSubstr("ferry:tmp:"));
     } else {
@@ -129,8 +129,8 @@ TEST(MigrateBigKeysTest, CopiesInChunksWithBoundedMemoryAndShortCommands) {
   LoadBigKeys(src);
   for (redis::Connection* conn : {&src, &dst}) {
     RunAll(*conn, {{"CONFIG", "SET", "slowlog-log-slower-than", absl::StrCat(kSlowMicros)},
-                {"CONFIG", "SET", "slowlog-max-len", "1000"},
-                {"SLOWLOG", "RESET"}});
+                   {"CONFIG", "SET", "slowlog-max-len", "1000"},
+                   {"SLOWLOG", "RESET"}});
   }
   const ScopedTempDir dir("ferry-bigkeys-");
   const std::string log = absl::StrCat(dir.path(), "/migrate.log");

@@ -81,8 +81,8 @@ class MigrateVersionsTest : public ::testing::Test {
   CliResult Migrate(const std::string& from, const std::string& to,
                     std::vector<std::string> extra = {},
                     const std::vector<std::pair<std::string, std::string>>& env = {}) {
-    std::vector<std::string> args = {"migrate",  "--from",   from, "--to", to, "--progress",
-                                     "none",     "--output", "json"};
+    std::vector<std::string> args = {"migrate",    "--from", from,       "--to", to,
+                                     "--progress", "none",   "--output", "json"};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunFerry(args, env);
   }
@@ -233,8 +233,8 @@ TEST_F(MigrateVersionsTest, TypeByTypeWithoutTempKeyPatternIsRefused) {
   options.acl_lines = {"user app on >pw ~mixed:* ~edge:* &* +@all -restore"};
   StartTarget(options);
   LoadSource();
-  CliResult r = Migrate(source_->uri(), WithUser(target_->uri(), "app"), {},
-                        {{"FERRY_TO_PASSWORD", "pw"}});
+  CliResult r =
+      Migrate(source_->uri(), WithUser(target_->uri(), "app"), {}, {{"FERRY_TO_PASSWORD", "pw"}});
   EXPECT_EQ(r.exit_code, 3) << r.output;
   EXPECT_THAT(r.output, HasSubstr("~ferry:tmp:*")) << r.output;
   EXPECT_EQ(DbSize(*target_), 0);
@@ -248,8 +248,8 @@ TEST_F(MigrateVersionsTest, ForcedTypedCopyIsIdempotent) {
   CliResult first = Migrate(source_->uri(), target_->uri(), {"--copy-path", "typed"});
   ASSERT_EQ(first.exit_code, 0) << first.output;
   EXPECT_TRUE(TargetEqualsSource());
-  CliResult second = Migrate(source_->uri(), target_->uri(),
-                             {"--copy-path", "typed", "--on-conflict", "skip"});
+  CliResult second =
+      Migrate(source_->uri(), target_->uri(), {"--copy-path", "typed", "--on-conflict", "skip"});
   ASSERT_EQ(second.exit_code, 0) << second.output;
   EXPECT_EQ(second.json_int("skipped"), 0) << second.output;
   EXPECT_TRUE(TargetEqualsSource());
@@ -257,6 +257,28 @@ TEST_F(MigrateVersionsTest, ForcedTypedCopyIsIdempotent) {
   auto temps = dst.Command({"KEYS", "ferry:*"});
   ASSERT_TRUE(temps.ok());
   EXPECT_EQ(temps->size(), 0u);
+}
+
+// Sizes are probed before any value is read (MEMORY USAGE, or STRLEN where a shard holds mostly
+// strings); --big-key-bytes off skips that, one command per key less on the source.
+TEST_F(MigrateVersionsTest, BigKeyProbeCanBeTurnedOff) {
+  StartTarget();
+  LoadSource();
+  for (const char* setting : {"1MiB", "off"}) {
+    auto source = ProxyFor(*source_, RespProxyOptions());
+    ASSERT_NE(source, nullptr);
+    redis::Connection dst = Connect(*target_);
+    ASSERT_TRUE(dst.Command({"FLUSHALL"}).ok());
+    CliResult r = Migrate(ProxyUri(*source), target_->uri(), {"--big-key-bytes", setting});
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    EXPECT_TRUE(TargetEqualsSource());
+    const uint64_t probes = source->commands_seen("MEMORY") + source->commands_seen("STRLEN");
+    if (std::string(setting) == "off") {
+      EXPECT_LE(probes, 10u) << "preflight's sample only";
+    } else {
+      EXPECT_GE(probes, static_cast<uint64_t>(kMixedKeys));
+    }
+  }
 }
 
 TEST_F(MigrateVersionsTest, BadCopyPathIsAUsageError) {

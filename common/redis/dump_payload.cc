@@ -56,8 +56,8 @@ bool PayloadChecksumValid(absl::string_view payload) {
 }
 
 std::string WithPayloadVersion(absl::string_view payload, int version) {
-  std::string out(payload.substr(0, payload.size() < kFooterBytes ? payload.size()
-                                                                   : payload.size() - kFooterBytes));
+  std::string out(payload.substr(
+      0, payload.size() < kFooterBytes ? payload.size() : payload.size() - kFooterBytes));
   WriteLittleEndian(static_cast<uint64_t>(version), 2, out);
   const uint64_t crc = Crc64(0, out);
   WriteLittleEndian(crc, 8, out);

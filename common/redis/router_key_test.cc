@@ -1,5 +1,4 @@
 #include "common/redis/router.h"
-
 #include "gtest/gtest.h"
 
 namespace ferry::redis {
