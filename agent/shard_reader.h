@@ -74,6 +74,9 @@ struct Batch {
   uint64_t bytes = 0;
 };
 
+// Removes the keys `erase` marks from every per-key vector of `batch` that has them.
+void EraseKeys(Batch& batch, const std::vector<bool>& erase);
+
 // A queue of batches bounded in bytes, between the reading thread and the writing one. Always
 // admits one batch, so a single huge key still moves. Thread-safe.
 class BatchQueue {
