@@ -11,6 +11,7 @@
 #include "agent/expiry.h"
 #include "agent/rate_limiter.h"
 #include "agent/shard_reader.h"
+#include "agent/shard_verifier.h"
 #include "agent/shard_walk.h"
 #include "agent/shard_writer.h"
 #include "agent/target_guard.h"
@@ -46,8 +47,8 @@ struct Attempt {
   Checkpoint& checkpoint;
   RateLimiter* limiter;
   const std::atomic<bool>* cancel;
-  ShardWriter& writer;
-  const TargetFacts* target;  // Null in a dry run.
+  BatchSink& writer;          // ShardWriter, or ShardVerifier for verify jobs.
+  const TargetFacts* target;  // Null in a dry run and for verify jobs.
 
   // Reads with `read` (on a second thread, into a queue bounded in bytes) while this thread
   // writes what it reads. `replica`: `source` is a replica read on purpose.
@@ -57,7 +58,8 @@ struct Attempt {
     FERRY_ASSIGN_OR_RETURN(path.source, redis::ReadCapabilities(source));
     path.target = target;
     path.typed = options.typed_only || (target != nullptr && !target->restore_allowed);
-    path.big_key_bytes = options.big_key_bytes;
+    // A verify job's reader only lists keys: the verifier sizes them on both sides itself.
+    path.big_key_bytes = options.verify.has_value() ? wire::kBigKeysOff : options.big_key_bytes;
     // Absolute expiry times where the source has them: a stalled source cannot shorten TTLs.
     FERRY_ASSIGN_OR_RETURN(std::optional<SourceClock> clock,
                            AbsoluteExpiryClock(source, path.source));
@@ -268,6 +270,50 @@ absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& opt
   return absl::OkStatus();
 }
 
+// A router to one side of a verify job, and what that side can do.
+absl::StatusOr<std::unique_ptr<redis::Router>> OpenSide(const redis::Endpoint& endpoint, int db,
+                                                        const CopyOptions& options,
+                                                        absl::string_view name,
+                                                        redis::Capabilities& caps) {
+  redis::RouterRetryPolicy retry;
+  retry.max_duration = kTargetRetryTime;
+  absl::StatusOr<std::unique_ptr<redis::Router>> router =
+      redis::Router::Open(endpoint, db, options.connect, retry);
+  if (!router.ok()) return Annotate(router.status(), name);
+  absl::StatusOr<Connection> seed = Connection::Open(endpoint, options.connect);
+  if (!seed.ok()) return Annotate(seed.status(), name);
+  absl::StatusOr<redis::Capabilities> read = redis::ReadCapabilities(*seed);
+  if (!read.ok()) return Annotate(read.status(), name);
+  caps = *read;
+  return router;
+}
+
+// One attempt of a verify shard: the walk of CopyAttempt, each batch compared instead of
+// written. Nothing is written to either side, so no target guard and no target probe.
+absl::Status VerifyAttempt(const ShardSpec& spec, const CopyOptions& options,
+                           Checkpoint& checkpoint, RateLimiter* limiter,
+                           const std::atomic<bool>* cancel, const CopyCallbacks& callbacks) {
+  // spec.source is the side walked: the job's target for a reverse shard (lease_spec.cc).
+  const char* walked_name = spec.reverse ? "target" : "source";
+  const char* other_name = spec.reverse ? "source" : "target";
+  VerifySides sides;
+  FERRY_ASSIGN_OR_RETURN(
+      std::unique_ptr<redis::Router> walked,
+      OpenSide(spec.source, spec.source_db, options, walked_name, sides.walked_caps));
+  FERRY_ASSIGN_OR_RETURN(
+      std::unique_ptr<redis::Router> other,
+      OpenSide(spec.target, spec.target_db, options, other_name, sides.other_caps));
+  sides.walked = walked.get();
+  sides.other = other.get();
+  ShardVerifier verifier(spec, options, sides, checkpoint, callbacks);
+  const Attempt attempt{spec, options, checkpoint, limiter, cancel, verifier, nullptr};
+  FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
+  if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
+  checkpoint.done = true;
+  if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
+  return absl::OkStatus();
+}
+
 // One attempt: connect both sides and copy until done, cancelled or an error.
 absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Checkpoint& checkpoint,
                          RateLimiter* limiter, const std::atomic<bool>* cancel,
@@ -298,7 +344,10 @@ absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const 
   while (!checkpoint.done) {
     if (Cancelled(cancel)) return absl::CancelledError("copy cancelled");
     const Checkpoint before = checkpoint;
-    absl::Status status = CopyAttempt(spec, options, checkpoint, limiter, cancel, callbacks);
+    absl::Status status =
+        options.verify.has_value()
+            ? VerifyAttempt(spec, options, checkpoint, limiter, cancel, callbacks)
+            : CopyAttempt(spec, options, checkpoint, limiter, cancel, callbacks);
     if (status.ok()) {
       if (!checkpoint.done) return absl::CancelledError("copy cancelled");
       break;

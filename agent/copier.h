@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -73,7 +74,22 @@ struct ShardSpec {
   std::string source_node;
   ReadFrom read_from = ReadFrom::kPrimary;
 
+  // Verify jobs: `source` is the job's target and `target` its source (the dbs likewise): the
+  // shard looks for keys the job's source lacks.
+  bool reverse = false;
+
   bool cluster() const { return !slots.empty(); }
+};
+
+// What a verify job checks (CopyOptions.verify).
+struct VerifyOptions {
+  // Values too (DUMP payloads, by content where they differ); else type, TTL and length.
+  bool full = true;
+  // How far apart the two expiries of a key may be beyond the time the reads took.
+  absl::Duration ttl_tolerance = absl::Milliseconds(1000);
+  // A key that differs is read again on both sides this many times (with growing pauses) while
+  // its source value keeps changing, before it is reported.
+  int max_rechecks = 3;
 };
 
 struct CopyOptions {
@@ -86,6 +102,9 @@ struct CopyOptions {
   bool typed_only = false;
   uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;  // Copied in chunks above (MEMORY USAGE).
   bool drop_field_ttls = false;
+  // Set: compare the shard's keys with the other side instead of copying them (a verify job);
+  // nothing is written.
+  std::optional<VerifyOptions> verify;
   int max_retries = 6;  // Transient failures in a row before giving up.
   absl::Duration initial_backoff = absl::Milliseconds(200);
   redis::ConnectOptions connect;

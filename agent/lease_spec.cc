@@ -1,6 +1,7 @@
 #include "agent/lease_spec.h"
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -83,6 +84,9 @@ absl::StatusOr<ShardSpec> SpecFromLease(const pb::ControllerMessage::Lease& leas
   ShardSpec spec;
   FERRY_ASSIGN_OR_RETURN(spec.source, EndpointOf(lease.source(), "source"));
   FERRY_ASSIGN_OR_RETURN(spec.target, EndpointOf(lease.target(), "target"));
+  // A reverse shard (verify jobs) walks the target and looks its keys up on the source.
+  spec.reverse = shard.reverse();
+  if (spec.reverse) std::swap(spec.source, spec.target);
   spec.slots = SlotsFromProto(shard.slots());
   if (spec.cluster()) {
     // The source URI stays the way into the cluster; the copier finds the slots' node.
@@ -128,6 +132,13 @@ CopyOptions CopyOptionsFromLease(const CopyOptions& defaults,
   copy.typed_only = lease.copy_path() == pb::COPY_PATH_TYPED;
   if (lease.big_key_bytes() > 0) copy.big_key_bytes = lease.big_key_bytes();
   copy.drop_field_ttls = lease.drop_field_ttls();
+  if (lease.kind() == pb::JOB_KIND_VERIFY) {
+    VerifyOptions& verify = copy.verify.emplace();
+    verify.full = lease.verify_mode() == pb::VERIFY_MODE_FULL;
+    if (lease.ttl_tolerance_ms() > 0) {
+      verify.ttl_tolerance = absl::Milliseconds(lease.ttl_tolerance_ms());
+    }
+  }
   if (copy.connect.client_name.empty()) copy.connect.client_name = "ferry-agent";
   return copy;
 }
@@ -138,8 +149,9 @@ std::string DescribeLease(const pb::ControllerMessage::Lease& lease, const Shard
           ? absl::StrCat(" slots ", redis::FormatSlotRanges(spec.slots.Ranges()), " (",
                          redis::ScanSchemeName(spec.scheme), ", planned on ", spec.source_node, ")")
           : "";
+  const char* what = lease.kind() != pb::JOB_KIND_VERIFY ? "" : spec.reverse ? "verify extra keys: " : "verify: ";
   return absl::StrCat("lease ", lease.lease_id(), " (job ", lease.job_id(), ", epoch ",
-                      lease.epoch(), "): ", spec.source.Redacted(), " db ", spec.source_db,
+                      lease.epoch(), "): ", what, spec.source.Redacted(), " db ", spec.source_db,
                       " shard ", spec.shard_index, "/", uint64_t{1} << spec.shard_bits, slots,
                       " -> ", spec.target.Redacted(), " db ", spec.target_db);
 }

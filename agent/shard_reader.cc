@@ -406,6 +406,7 @@ absl::Status ShardReader::ReadWithMget(Batch& batch, bool then_scan, uint64_t ne
 }
 
 absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  if (options_.verify.has_value()) return ReadKeysOnly(batch, then_scan, next_cursor);
   batch.source = &source_.endpoint();
   batch.replica = replica_;
   batch.source_caps = &path_.source;
@@ -428,6 +429,15 @@ absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_
   }
   if (!typed_) DeferUnreadablePayloads(batch);
   return absl::OkStatus();
+}
+
+absl::Status ShardReader::ReadKeysOnly(Batch& batch, bool then_scan, uint64_t next_cursor) {
+  if (!batch.keys.empty() && filter_types_) {
+    return Probe(batch, then_scan, next_cursor, /*strings_by_mget=*/false);
+  }
+  if (!then_scan) return absl::OkStatus();
+  AppendScan(next_cursor);
+  return source_.Flush();
 }
 
 void ShardReader::AppendValueRead(const Batch& batch, size_t i) {

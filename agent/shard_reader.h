@@ -74,6 +74,14 @@ struct Batch {
   uint64_t bytes = 0;
 };
 
+// Where the batches of a shard go, on the copying thread: ShardWriter (copy jobs) or
+// ShardVerifier (verify jobs). Write returns before checkpointing on any error.
+class BatchSink {
+ public:
+  virtual ~BatchSink() = default;
+  virtual absl::Status Write(const Batch& batch) = 0;
+};
+
 // Removes the keys `erase` marks from every per-key vector of `batch` that has them.
 void EraseKeys(Batch& batch, const std::vector<bool>& erase);
 
@@ -147,6 +155,9 @@ class ShardReader {
   absl::Status ScanLoop(uint64_t cursor, bool walk, const Finished& finished, const Keep& keep);
   // Probe, then the values of the batch's keys (and the next SCAN, in the first flush).
   absl::Status ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor);
+  // Verify jobs: the keys alone (ShardVerifier reads both sides itself), of the job's type on
+  // sources without SCAN ... TYPE; sends the next SCAN.
+  absl::Status ReadKeysOnly(Batch& batch, bool then_scan, uint64_t next_cursor);
   // Before any value is read, one round: MEMORY USAGE of each key (or, where MEMORY is
   // refused, TYPE and the type's length command) so that big keys go to batch.individual
   // unread, and TYPE where values are read type by type or the source cannot filter SCAN by

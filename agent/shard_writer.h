@@ -22,7 +22,7 @@
 namespace ferry::agent {
 
 // Writes batches and checkpoints after each. Runs on the copying thread only.
-class ShardWriter {
+class ShardWriter : public BatchSink {
  public:
   // `target` null: a dry run (counts, writes nothing). `checkpoint` is updated after each
   // batch and passed to callbacks.on_checkpoint.
@@ -34,7 +34,7 @@ class ShardWriter {
   // Writes one batch (one pipelined round per target node). Fatal and transient errors
   // (UNAVAILABLE when the target stayed unreachable or kept redirecting) return before the
   // checkpoint; per-key errors are recorded and the batch counts as written.
-  absl::Status Write(const Batch& batch);
+  absl::Status Write(const Batch& batch) override;
 
  private:
   // What was sent for one key, to interpret its reply: kTypedPart are the commands that build

@@ -23,22 +23,6 @@ struct Group {
   std::string entries_read;  // Empty: unknown, or the source has no stream counters.
 };
 
-// The value of `name` in a flat field/value array (XINFO replies); a nil view when absent.
-ReplyView FieldValue(ReplyView map, absl::string_view name) {
-  for (size_t i = 0; i + 1 < map.size(); i += 2) {
-    if (map.element(i).str() == name) return map.element(i + 1);
-  }
-  return ReplyView(nullptr);
-}
-
-// The same as text; nullopt when it is absent or nil.
-std::optional<std::string> FieldText(ReplyView map, absl::string_view name) {
-  const ReplyView value = FieldValue(map, name);
-  if (value.is_integer()) return absl::StrCat(value.integer());
-  if (value.is_nil()) return std::nullopt;
-  return std::string(value.str());
-}
-
 // From an XINFO GROUPS element or a group of XINFO STREAM FULL.
 Group ParseGroup(ReplyView map) {
   return {FieldText(map, "name").value_or(""), FieldText(map, "last-delivered-id").value_or("0-0"),
@@ -73,19 +57,6 @@ std::optional<StreamId> ParseId(absl::string_view id) {
     return std::nullopt;
   }
   return parsed;
-}
-
-// The start of the range after entry `id`: `(id` where the source takes exclusive ranges, else
-// the next possible id.
-std::string After(const KeyPages& pages, absl::string_view id) {
-  if (pages.source_caps.exclusive_ranges()) return absl::StrCat("(", id);
-  const std::optional<StreamId> parsed = ParseId(id);
-  // Not an id Redis writes: the page is read again, nothing is lost.
-  if (!parsed.has_value()) return std::string(id);
-  if (parsed->second == std::numeric_limits<uint64_t>::max()) {
-    return absl::StrCat(parsed->first + 1, "-0");
-  }
-  return absl::StrCat(parsed->first, "-", parsed->second + 1);
 }
 
 // ---- The commands that build a stream, shared by the paged copy and the batch rebuild.
@@ -198,7 +169,7 @@ absl::StatusOr<bool> CopyEntries(KeyPages& pages, const std::string& last_id) {
     pages.bytes += page_bytes;
     any = any || page.size() > 0;
     if (last) return any;
-    start = After(pages, page.element(page.size() - 1).element(0).str());
+    start = RangeStartAfter(pages.source_caps, page.element(page.size() - 1).element(0).str());
     count = pages.NextCount(page.size(), page_bytes);
   }
 }
@@ -258,7 +229,7 @@ absl::Status CopyPending(KeyPages& pages, const Group& group) {
     if (page.size() == 0) break;
     FERRY_RETURN_IF_ERROR(ClaimPage(pages, group, page));
     if (page.size() < static_cast<size_t>(count)) break;
-    start = After(pages, page.element(page.size() - 1).element(0).str());
+    start = RangeStartAfter(pages.source_caps, page.element(page.size() - 1).element(0).str());
   }
   return absl::OkStatus();
 }
@@ -321,6 +292,31 @@ void AppendFields(ReplyView map, std::initializer_list<absl::string_view> names,
 }
 
 }  // namespace
+
+ReplyView FieldValue(ReplyView map, absl::string_view name) {
+  for (size_t i = 0; i + 1 < map.size(); i += 2) {
+    if (map.element(i).str() == name) return map.element(i + 1);
+  }
+  return ReplyView(nullptr);
+}
+
+std::optional<std::string> FieldText(ReplyView map, absl::string_view name) {
+  const ReplyView value = FieldValue(map, name);
+  if (value.is_integer()) return absl::StrCat(value.integer());
+  if (value.is_nil()) return std::nullopt;
+  return std::string(value.str());
+}
+
+std::string RangeStartAfter(const redis::Capabilities& caps, absl::string_view id) {
+  if (caps.exclusive_ranges()) return absl::StrCat("(", id);
+  const std::optional<StreamId> parsed = ParseId(id);
+  // Not an id Redis writes: the page is read again, nothing is lost.
+  if (!parsed.has_value()) return std::string(id);
+  if (parsed->second == std::numeric_limits<uint64_t>::max()) {
+    return absl::StrCat(parsed->first + 1, "-0");
+  }
+  return absl::StrCat(parsed->first, "-", parsed->second + 1);
+}
 
 absl::StatusOr<std::optional<std::string>> StreamFingerprint(redis::Router& target,
                                                              absl::string_view key,

@@ -70,6 +70,15 @@ struct StreamInfo {
 // From an XINFO STREAM reply.
 StreamInfo ParseStreamInfo(redis::ReplyView xinfo);
 
+// The value of `name` in a flat field/value array (XINFO replies); a nil view when absent.
+redis::ReplyView FieldValue(redis::ReplyView map, absl::string_view name);
+// The same as text; nullopt when it is absent or nil.
+std::optional<std::string> FieldText(redis::ReplyView map, absl::string_view name);
+
+// The start of an XRANGE/XPENDING range after entry `id` on a server with `caps`: `(id` where
+// it takes exclusive ranges, else the next possible id.
+std::string RangeStartAfter(const redis::Capabilities& caps, absl::string_view id);
+
 // Copies the stream `pages.key` into `pages.tmp` (which must not exist): its entries up to
 // `info.last_id`, its last id and counters, then each consumer group with its consumers and
 // pending entries. A pending entry whose stream entry was deleted is added to

@@ -152,6 +152,22 @@ absl::StatusOr<ferry::v1::ListFailedKeysResponse> ControllerClient::FailedKeys(
   return response;
 }
 
+absl::StatusOr<ferry::v1::ListFailedKeysResponse> ControllerClient::AllFailedKeys(
+    const std::string& job_id) {
+  ferry::v1::ListFailedKeysResponse all;
+  ferry::v1::ListFailedKeysRequest request;
+  request.set_job_id(job_id);
+  request.set_page_size(1000);
+  do {
+    ferry::v1::ListFailedKeysResponse response;
+    FERRY_UNARY(ListFailedKeys, request, response);
+    for (ferry::v1::FailedKey& key : *response.mutable_keys()) *all.add_keys() = std::move(key);
+    all.set_total(response.total());
+    request.set_page_token(response.next_page_token());
+  } while (!request.page_token().empty());
+  return all;
+}
+
 #undef FERRY_UNARY
 
 absl::StatusOr<Job> ControllerClient::Watch(const std::string& job_id,
@@ -221,7 +237,20 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   spec.set_merge_dbs(r.merge_dbs);
   spec.set_read_from(r.read_from_replicas ? ferry::v1::READ_FROM_REPLICA
                                           : ferry::v1::READ_FROM_PRIMARY);
+  if (r.verify) {
+    spec.set_kind(ferry::v1::JOB_KIND_VERIFY);
+    spec.set_verify_mode(r.verify_full ? ferry::v1::VERIFY_MODE_FULL : ferry::v1::VERIFY_MODE_QUICK);
+  }
+  spec.set_ttl_tolerance_ms(r.ttl_tolerance_ms);
   return spec;
+}
+
+std::string StateName(const Job& job) {
+  if (job.spec().kind() == ferry::v1::JOB_KIND_VERIFY) {
+    if (job.state() == ferry::v1::JOB_STATE_DONE) return "equal";
+    if (job.state() == ferry::v1::JOB_STATE_DONE_WITH_ERRORS) return "different";
+  }
+  return StateName(job.state());
 }
 
 std::string StateName(JobState state) {
@@ -252,6 +281,7 @@ ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
   s.estimated_keys = job.progress().estimated_keys();
   s.shards_total = job.progress().shards_total();
   s.shards_done = job.progress().shards_done();
+  s.verify = job.spec().kind() == ferry::v1::JOB_KIND_VERIFY;
   // The controller reports 0 until its window holds a second of samples: averages until then.
   if (job.progress().keys_per_second() > 0) {
     s.keys_per_second = job.progress().keys_per_second();

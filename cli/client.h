@@ -46,6 +46,8 @@ class ControllerClient {
   // Up to `limit` failed keys and the total count.
   absl::StatusOr<ferry::v1::ListFailedKeysResponse> FailedKeys(const std::string& job_id,
                                                                int limit);
+  // Every failed key, page by page, in one answer.
+  absl::StatusOr<ferry::v1::ListFailedKeysResponse> AllFailedKeys(const std::string& job_id);
   // Streams the job to `on_update` until it ends (returns the last state) or `stop` is set.
   // Reconnects the stream when it breaks (the controller may restart).
   absl::StatusOr<ferry::v1::Job> Watch(const std::string& job_id,
@@ -67,6 +69,8 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& request);
 
 // done, done-with-errors, failed, ...
 std::string StateName(ferry::v1::JobState state);
+// A job's state as its report says it: a verify job that ended is "equal" or "different".
+std::string StateName(const ferry::v1::Job& job);
 ProgressSnapshot SnapshotOfJob(const ferry::v1::Job& job, absl::Time start);
 // The exit code `ferry watch` and `ferry migrate` return for a finished job.
 int ExitCodeForJob(const ferry::v1::Job& job);

@@ -46,10 +46,38 @@ absl::StatusOr<redis::Endpoint> EndpointFromArgs(const Args& args, const std::st
   return endpoint;
 }
 
+// What a verification is about; shared by both flag sets.
+std::vector<FlagSpec> VerifyTuningFlags(absl::string_view mode_flag) {
+  return {
+      {std::string(mode_flag), "MODE",
+       "full (default): compare values (DUMP payloads, by content where they differ, big keys in "
+       "pages); quick: type, TTL and length only"},
+      {"ttl-tolerance", "MS",
+       absl::StrCat("how far a target key's expiry may be from the source's, beyond the time "
+                    "the reads took (default ",
+                    wire::kDefaultTtlToleranceMs, ")")},
+  };
+}
+
 }  // namespace
 
+std::vector<FlagSpec> VerifyFlags() {
+  std::vector<FlagSpec> flags;
+  for (FlagSpec& flag : JobFlags()) {
+    // What only a copy does.
+    if (flag.name == "on-conflict" || flag.name == "dry-run" || flag.name == "copy-path" ||
+        flag.name == "drop-field-ttls" || flag.name == "verify" || flag.name == "verify-only" ||
+        flag.name == "verify-mode") {
+      continue;
+    }
+    flags.push_back(std::move(flag));
+  }
+  for (FlagSpec& flag : VerifyTuningFlags("mode")) flags.push_back(std::move(flag));
+  return flags;
+}
+
 std::vector<FlagSpec> JobFlags() {
-  return {
+  std::vector<FlagSpec> flags = {
       {"from", "URI", "source: redis[s]://[user[:password]@]host[:port][/db]"},
       {"to", "URI", "target, same form (a /db sends every database there)"},
       {"from-cacert", "FILE", "PEM CA bundle that signed the source's certificate"},
@@ -87,7 +115,11 @@ std::vector<FlagSpec> JobFlags() {
       {"drop-field-ttls", "",
        "copy hashes with field TTLs into a target without them, dropping those TTLs (default: "
        "such keys fail)"},
+      {"verify", "", "ferry migrate: after the copy, verify the target against the source"},
+      {"verify-only", "", "ferry submit: a verify job (compare, write nothing), not a copy"},
   };
+  for (FlagSpec& flag : VerifyTuningFlags("verify-mode")) flags.push_back(std::move(flag));
+  return flags;
 }
 
 absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
@@ -134,6 +166,16 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
     }
   }
   r.drop_field_ttls = args.Has("drop-field-ttls");
+  r.verify = args.Has("verify-only");
+  const std::string mode = args.Has("mode") ? args.Get("mode") : args.Get("verify-mode", "full");
+  if (mode != "full" && mode != "quick") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        args.Has("mode") ? "--mode" : "--verify-mode", " must be full or quick, not \"", mode,
+        "\""));
+  }
+  r.verify_full = mode == "full";
+  FERRY_ASSIGN_OR_RETURN(int64_t tolerance, args.GetInt("ttl-tolerance", 0, 0, 3600 * 1000));
+  r.ttl_tolerance_ms = static_cast<uint32_t>(tolerance);
   const std::string policy = args.Get("on-conflict", "replace");
   if (policy == "replace") {
     r.on_conflict = agent::OnConflict::kReplace;

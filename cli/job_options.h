@@ -33,14 +33,20 @@ struct JobRequest {
   bool typed_only = false;          // --copy-path typed.
   uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;
   bool drop_field_ttls = false;
+  // A verify job (ferry verify, ferry submit --verify-only) rather than a copy.
+  bool verify = false;
+  bool verify_full = true;        // --mode / --verify-mode: full (values) or quick.
+  uint32_t ttl_tolerance_ms = 0;  // 0: the default (wire::kDefaultTtlToleranceMs).
 };
 
 // "512", "64k", "1MB", "2GiB" as bytes (k, m, g with an optional B or iB: powers of 1024).
 // INVALID_ARGUMENT naming `flag` for anything else.
 absl::StatusOr<uint64_t> ParseBytes(absl::string_view flag, absl::string_view text);
 
-// The flags behind JobRequest, for parsing and help.
+// The flags behind JobRequest, for parsing and help: every one (`ferry submit`, `ferry
+// migrate`), and those of a verification (`ferry verify`: no write options, and --mode).
 std::vector<FlagSpec> JobFlags();
+std::vector<FlagSpec> VerifyFlags();
 
 // Builds a JobRequest from parsed flags and FERRY_FROM_PASSWORD / FERRY_TO_PASSWORD. Warnings
 // (password in a URI, TLS verification off) are appended to `warnings`. Errors are

@@ -30,13 +30,14 @@ void OnSignal(int) {
 }
 
 constexpr char kUsage[] =
-    "ferry: copy Redis data between servers with SCAN + DUMP + RESTORE.\n\n"
+    "ferry: copy Redis data between servers with SCAN + DUMP + RESTORE, and verify it.\n\n"
     "Commands:\n"
     "  migrate   copy a source server into a target, in this process\n"
+    "  verify    compare a target with its source, both ways, in this process\n"
     "  gen       write random test data to a server, or RESP for redis-cli --pipe\n"
     "\nWith a controller (--controller ADDR, default $FERRY_CONTROLLER or 127.0.0.1:7420):\n"
     "  submit    submit a job; prints its id\n"
-    "  status    show a job (--failed lists failed keys)\n"
+    "  status    show a job (--failed lists failed keys, --differences a verification's)\n"
     "  watch     follow a job until it ends; exits like migrate\n"
     "  list      list jobs\n"
     "  cancel    cancel a job\n"
@@ -50,13 +51,14 @@ int UsageError(const std::string& message) {
   return 2;
 }
 
-int Migrate(const std::vector<std::string>& argv) {
+// `ferry migrate` and `ferry verify`: a whole job in this process.
+int RunLocal(const std::vector<std::string>& argv, bool verify) {
   // The embedded controller and agents log for operators of a fleet; here only warnings
   // matter, unless FERRY_LOG_LEVEL says otherwise.
   if (std::getenv("FERRY_LOG_LEVEL") == nullptr) {
     ferry::SetMinLogLevel(ferry::LogLevel::kWarning);
   }
-  std::vector<FlagSpec> specs = ferry::cli::JobFlags();
+  std::vector<FlagSpec> specs = verify ? ferry::cli::VerifyFlags() : ferry::cli::JobFlags();
   specs.insert(
       specs.end(),
       {
@@ -72,16 +74,28 @@ int Migrate(const std::vector<std::string>& argv) {
   absl::StatusOr<Args> args = Args::Parse(argv, specs);
   if (!args.ok()) return UsageError(std::string(args.status().message()));
   if (args->Has("help")) {
-    std::fputs(ferry::cli::HelpText("ferry migrate --from URI --to URI [options]",
-                                    "Copies every key, value and TTL of the source into the "
-                                    "target.\nPasswords: FERRY_FROM_PASSWORD and "
-                                    "FERRY_TO_PASSWORD when the URIs have none.\nExit codes: 0 "
-                                    "every key copied, 1 some keys failed, 2 usage or "
-                                    "configuration error,\n3 cannot connect, authenticate or "
-                                    "lacks permission, 130 interrupted.",
-                                    specs)
-                   .c_str(),
-               stdout);
+    const std::string help =
+        verify ? ferry::cli::HelpText(
+                     "ferry verify --from URI --to URI [options]",
+                     "Compares the target with the source and writes nothing: every source key "
+                     "is looked for on\nthe target (missing, type, value, TTL) and every target "
+                     "key on the source (extra). A key\nthat differs is read again before it is "
+                     "reported, so a source written to meanwhile gives\nno false report.\n"
+                     "Passwords: FERRY_FROM_PASSWORD and FERRY_TO_PASSWORD when the URIs have "
+                     "none.\nExit codes: 0 equal, 1 differences found, 2 usage or configuration "
+                     "error, 3 cannot connect,\nauthenticate or lacks permission, 130 "
+                     "interrupted.",
+                     specs)
+               : ferry::cli::HelpText(
+                     "ferry migrate --from URI --to URI [options]",
+                     "Copies every key, value and TTL of the source into the target.\n"
+                     "Passwords: FERRY_FROM_PASSWORD and FERRY_TO_PASSWORD when the URIs have "
+                     "none.\nExit codes: 0 every key copied (and, with --verify, the target "
+                     "equal to the source), 1 some\nkeys failed (or differ), 2 usage or "
+                     "configuration error, 3 cannot connect, authenticate or\nlacks permission, "
+                     "130 interrupted.",
+                     specs);
+    std::fputs(help.c_str(), stdout);
     return 0;
   }
   if (!args->positional().empty())
@@ -91,6 +105,11 @@ int Migrate(const std::vector<std::string>& argv) {
       ferry::cli::JobRequestFromArgs(*args, &options.warnings);
   if (!job.ok()) return UsageError(std::string(job.status().message()));
   options.job = *std::move(job);
+  if (!verify && options.job.verify) {
+    return UsageError("--verify-only is for ferry submit: run ferry verify");
+  }
+  options.job.verify = verify;
+  options.verify_after = !verify && args->Has("verify");
   if (absl::Status s =
           ferry::cli::ParseProgressMode(args->Get("progress", "auto"), &options.progress);
       !s.ok()) {
@@ -170,7 +189,8 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   const std::vector<std::string> rest(argv + 2, argv + argc);
-  if (command == "migrate") return Migrate(rest);
+  if (command == "migrate") return RunLocal(rest, /*verify=*/false);
+  if (command == "verify") return RunLocal(rest, /*verify=*/true);
   if (command == "gen") return Gen(rest);
   if (ferry::cli::IsRemoteCommand(command))
     return ferry::cli::RunRemoteCommand(command, rest, &g_stop);

@@ -255,6 +255,10 @@ std::vector<std::string> JobDifferences(const ferry::v1::JobSpec& stored_spec,
   const ferry::v1::JobSpec stored = Normalized(stored_spec);
   const ferry::v1::JobSpec requested = Normalized(requested_spec);
   std::vector<std::string> out;
+  if (stored.kind() != requested.kind()) {
+    out.push_back(requested.kind() == ferry::v1::JOB_KIND_VERIFY ? "verifies where the job copies"
+                                                                 : "copies where the job verifies");
+  }
   if (!SameServer(stored.source(), requested.source())) {
     out.push_back(absl::StrCat("copies from ", Shown(requested.source())));
   }
@@ -315,6 +319,36 @@ std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
   return out;
 }
 
+namespace {
+
+// The job to run first: the unfinished one of the state file, the copy, or with
+// `verify_after` the verification when the state file's copy is done and its verification
+// unfinished (a `ferry migrate --verify` interrupted while verifying).
+absl::StatusOr<std::string> FirstJob(ControllerClient& client, const MigrateOptions& options,
+                                     const std::string& path, bool* verifying) {
+  const ferry::v1::JobSpec copy = JobSpecFromRequest(options.job);
+  *verifying = options.job.verify;
+  if (!options.verify_after) return JobToRun(client, copy, options.state_path, path);
+  absl::StatusOr<std::optional<ferry::v1::Job>> unfinished = UnfinishedJob(client);
+  if (!unfinished.ok()) return unfinished.status();
+  if (!unfinished->has_value() || (*unfinished)->spec().kind() != ferry::v1::JOB_KIND_VERIFY) {
+    return JobToRun(client, copy, options.state_path, path);
+  }
+  *verifying = true;
+  JobRequest verify = options.job;
+  verify.verify = true;
+  return JobToRun(client, JobSpecFromRequest(verify), options.state_path, path);
+}
+
+// The copy ended done or done with failed keys: there is a target to verify.
+bool CopyRanToItsEnd(ControllerClient& client, const std::string& job_id) {
+  absl::StatusOr<ferry::v1::Job> job = client.Get(job_id);
+  return job.ok() && (job->state() == ferry::v1::JOB_STATE_DONE ||
+                      job->state() == ferry::v1::JOB_STATE_DONE_WITH_ERRORS);
+}
+
+}  // namespace
+
 int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   for (const std::string& w : options.warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
   StateFile state(options.state_path);
@@ -330,8 +364,8 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   }
   ControllerClient client((*controller)->InProcessChannel(), absl::Seconds(30),
                           "the embedded controller");
-  absl::StatusOr<std::string> job_id =
-      JobToRun(client, JobSpecFromRequest(options.job), options.state_path, state.path());
+  bool verifying = false;
+  absl::StatusOr<std::string> job_id = FirstJob(client, options, state.path(), &verifying);
   if (!job_id.ok()) {
     std::fprintf(stderr, "error: %s\n", std::string(job_id.status().message()).c_str());
     return ExitCodeFor(job_id.status());
@@ -341,7 +375,22 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   watch.progress = options.progress;
   watch.json = options.json;
   watch.quiet_interrupt = true;
-  const int code = WatchJob(client, *job_id, watch, stop);
+  int code = WatchJob(client, *job_id, watch, stop);
+  // --verify: a copy that ran to its end (with or without failed keys) is verified next, by
+  // the same agents; the exit code is the copy's when it failed keys, else the verification's.
+  if (!verifying && options.verify_after && !stop->load() && CopyRanToItsEnd(client, *job_id)) {
+    JobRequest verify = options.job;
+    verify.verify = true;
+    absl::StatusOr<std::string> verify_id = client.Submit(JobSpecFromRequest(verify));
+    if (!verify_id.ok()) {
+      std::fprintf(stderr, "error: %s\n", std::string(verify_id.status().message()).c_str());
+      agents.Stop();
+      return ExitCodeFor(verify_id.status());
+    }
+    job_id = verify_id;
+    const int verify_code = WatchJob(client, *job_id, watch, stop);
+    code = code == 0 ? verify_code : code;
+  }
   agents.Stop();
   if (stop->load()) {
     state.Keep();

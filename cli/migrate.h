@@ -19,6 +19,8 @@ struct MigrateOptions {
   // SQLite state of the embedded controller. Empty: a temporary file, removed when the job
   // ends (kept, and named, when interrupted, so the copy can be resumed with --state).
   std::string state_path;
+  // --verify: once the copy has run, a verify job compares the target with the source.
+  bool verify_after = false;
 };
 
 // Runs a whole migration in this process through the same code as a fleet: an embedded

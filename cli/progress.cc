@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace ferry::cli {
 namespace {
@@ -29,9 +30,23 @@ double Seconds(const ProgressSnapshot& s) {
   return std::max(absl::ToDoubleSeconds(s.elapsed), 1e-3);
 }
 
-// Keys that reached an end: every counter but `scanned` and `bytes`.
-uint64_t KeysDone(const ferry::v1::Counters& c) {
+// Keys that reached an end: copies, every counter but `scanned` and `bytes`; verifications,
+// every key checked.
+uint64_t KeysDone(const ProgressSnapshot& s) {
+  const ferry::v1::Counters& c = s.counters;
+  if (s.verify) return c.scanned();
   return c.copied() + c.skipped() + c.vanished() + c.expired() + c.failed();
+}
+
+// "3 missing, 1 value" for the kinds of difference found; empty when none.
+std::string DifferenceKinds(const ferry::v1::Counters& c) {
+  std::vector<std::string> kinds;
+  for (const auto& [count, name] :
+       {std::pair<uint64_t, const char*>{c.missing(), "missing"}, {c.extra(), "extra"},
+        {c.type_differs(), "type"}, {c.value_differs(), "value"}, {c.ttl_differs(), "TTL"}}) {
+    if (count > 0) kinds.push_back(absl::StrCat(Count(count), " ", name));
+  }
+  return absl::StrJoin(kinds, ", ");
 }
 
 // `,"scanned":1,"copied":1,...`: every field of Counters under its proto name, in field order,
@@ -48,6 +63,10 @@ std::string CountersJson(const ferry::v1::Counters& c) {
 }
 
 }  // namespace
+
+uint64_t Differences(const ferry::v1::Counters& c) {
+  return c.missing() + c.extra() + c.type_differs() + c.value_differs() + c.ttl_differs();
+}
 
 absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode) {
   if (text == "auto") {
@@ -68,17 +87,19 @@ absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode) {
 std::string ProgressLine(const ProgressSnapshot& s) {
   const ferry::v1::Counters& c = s.counters;
   const double secs = Seconds(s);
-  const uint64_t done = KeysDone(c);
+  const uint64_t done = KeysDone(s);
   const double rate = s.keys_per_second.value_or(static_cast<double>(c.scanned()) / secs);
   const double bytes_rate = s.bytes_per_second.value_or(static_cast<double>(c.bytes()) / secs);
   std::string line =
-      absl::StrCat("copied ", Count(c.copied()), "/", Count(s.estimated_keys), " keys");
+      s.verify ? absl::StrCat("checked ", Count(c.scanned()), "/", Count(s.estimated_keys), " keys")
+               : absl::StrCat("copied ", Count(c.copied()), "/", Count(s.estimated_keys), " keys");
   if (s.estimated_keys > 0) {
     absl::StrAppend(&line,
                     absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done / s.estimated_keys)));
   }
-  absl::StrAppend(&line, ", ", Rate(rate), " keys/s, ",
-                  absl::StrFormat("%.1f MB/s", bytes_rate / 1e6));
+  absl::StrAppend(&line, ", ", Rate(rate), " keys/s");
+  if (!s.verify) absl::StrAppend(&line, absl::StrFormat(", %.1f MB/s", bytes_rate / 1e6));
+  if (s.verify) absl::StrAppend(&line, ", ", Count(Differences(c)), " differences");
   if (s.shards_total > 0) absl::StrAppend(&line, ", shards ", s.shards_done, "/", s.shards_total);
   if (c.failed() > 0) absl::StrAppend(&line, ", ", Count(c.failed()), " failed");
   if (s.eta_seconds.has_value()) {
@@ -122,7 +143,7 @@ void ProgressDisplay::Draw(const ProgressSnapshot& s, bool final_line) {
     return;
   }
   constexpr int kWidth = 30;
-  const uint64_t done = KeysDone(s.counters);
+  const uint64_t done = KeysDone(s);
   double fraction = s.estimated_keys > 0 ? static_cast<double>(done) / s.estimated_keys : 0;
   if (final_line) fraction = 1;
   const int filled = static_cast<int>(std::min(1.0, fraction) * kWidth);
@@ -156,13 +177,44 @@ std::string JsonString(const std::string& bytes) {
   return out + "\"";
 }
 
+namespace {
+
+// The end of a verify job, for people: what was checked, what differs, each differing key by
+// name with its kind (never its value).
+std::string FormatVerifyReport(const JobReport& r) {
+  const ferry::v1::Counters& c = r.totals.counters;
+  const double secs = Seconds(r.totals);
+  const uint64_t differences = Differences(c);
+  std::string out = absl::StrCat(
+      "verify: ", r.state, " in ", absl::StrFormat("%.1fs", secs), ": ", Count(c.scanned()),
+      " keys checked (source and target), ", Count(c.verified()), " source keys equal on the "
+      "target, ", Count(differences), " differences");
+  if (differences > 0) absl::StrAppend(&out, " (", DifferenceKinds(c), ")");
+  absl::StrAppend(&out, ", ", Count(c.vanished() + c.expired()),
+                  " gone or expired during the check, ", Count(c.failed()),
+                  " could not be compared; ", Rate(c.scanned() / secs), " keys/s\n");
+  for (const auto& [key, reason] : r.failed_keys) {
+    absl::StrAppend(&out, "  ", JsonString(key), ": ", reason, "\n");
+  }
+  if (differences + c.failed() > r.failed_keys.size()) {
+    absl::StrAppend(&out, "  ... and ", Count(differences + c.failed() - r.failed_keys.size()),
+                    " more (ferry status JOB --differences lists them all)\n");
+  }
+  for (const std::string& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
+  if (!r.status.ok()) absl::StrAppend(&out, "error: ", r.status.message(), "\n");
+  return out;
+}
+
+}  // namespace
+
 std::string FormatReport(const JobReport& r, bool json) {
   const ProgressSnapshot& t = r.totals;
   const ferry::v1::Counters& c = t.counters;
   const double secs = Seconds(t);
   if (json) {
     std::string out = absl::StrCat(
-        "{\"state\":", JsonString(r.state), ",\"dry_run\":", r.dry_run ? "true" : "false",
+        "{\"kind\":", t.verify ? "\"verify\"" : "\"copy\"", ",\"state\":", JsonString(r.state),
+        ",\"dry_run\":", r.dry_run ? "true" : "false",
         CountersJson(c), ",\"estimated_keys\":", t.estimated_keys,
         ",\"shards_total\":", t.shards_total, ",\"shards_done\":", t.shards_done,
         absl::StrFormat(",\"seconds\":%.3f,\"keys_per_second\":%.0f", secs, c.scanned() / secs));
@@ -179,6 +231,7 @@ std::string FormatReport(const JobReport& r, bool json) {
     }
     return out + "]}\n";
   }
+  if (t.verify) return FormatVerifyReport(r);
   std::string out = absl::StrCat(
       r.dry_run ? "dry run (nothing written): " : "", r.state, " in ",
       absl::StrFormat("%.1fs", secs), ": ", Count(c.copied()), " keys copied",

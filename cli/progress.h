@@ -27,7 +27,11 @@ struct ProgressSnapshot {
   std::optional<double> keys_per_second;
   std::optional<double> bytes_per_second;
   std::optional<double> eta_seconds;  // Only when the controller knows one.
+  bool verify = false;                // A verify job: keys checked and differences.
 };
+
+// Keys a verify job found differing (every kind), and keys that could not be compared.
+uint64_t Differences(const ferry::v1::Counters& counters);
 
 enum class ProgressMode { kNone, kBar, kLog };
 

@@ -25,9 +25,11 @@ const std::map<std::string, Command>& Commands() {
        {"ferry submit --from URI --to URI [options]",
         "Submits a job to the controller and prints its id alone on stdout.", JobFlags(), 0}},
       {"status",
-       {"ferry status JOB [--failed] [--output json]",
+       {"ferry status JOB [--failed | --differences] [--output json]",
         "Shows a job.",
         {{"failed", "", "also list the keys that failed (up to 1000)"},
+         {"differences", "",
+          "verify jobs: also list every key that differs, with its kind (all pages)"},
          {"output", "FORMAT", "text (default) or json"}},
         1}},
       {"watch",
@@ -69,7 +71,9 @@ int Fail(const absl::Status& status) {
 }
 
 void PrintJob(const ferry::v1::Job& job) {
-  std::printf("job %s: %s\n", job.id().c_str(), StateName(job.state()).c_str());
+  std::printf("job %s: %s%s\n", job.id().c_str(),
+              job.spec().kind() == ferry::v1::JOB_KIND_VERIFY ? "verify, " : "",
+              StateName(job).c_str());
   std::printf("  %s -> %s\n", job.spec().source().uri().c_str(), job.spec().target().uri().c_str());
   std::printf("  %s\n", ProgressLine(SnapshotOfJob(job, absl::Now())).c_str());
   if (!job.error().empty()) std::printf("  error: %s\n", job.error().c_str());
@@ -79,22 +83,30 @@ void PrintJob(const ferry::v1::Job& job) {
 int Status(ControllerClient& client, const std::string& id, const Args& args) {
   absl::StatusOr<ferry::v1::Job> job = client.Get(id);
   if (!job.ok()) return Fail(job.status());
+  // A verify job's differing keys are its failed keys, each with its kind as the reason.
+  const bool differences = args.Has("differences");
+  if (differences && job->spec().kind() != ferry::v1::JOB_KIND_VERIFY) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("job ", id, " is a copy, not a verification: use --failed")));
+  }
   absl::StatusOr<ferry::v1::ListFailedKeysResponse> failed;
-  if (args.Has("failed")) {
-    failed = client.FailedKeys(id, 1000);
+  if (args.Has("failed") || differences) {
+    failed = differences ? client.AllFailedKeys(id) : client.FailedKeys(id, 1000);
     if (!failed.ok()) return Fail(failed.status());
   }
+  const char* list_name = differences ? "differences" : "failed_keys";
   if (args.Get("output") == "json") {
     std::string out = ToJson(*job);
-    if (failed.ok() && args.Has("failed")) {
-      out = absl::StrCat("{\"job\":", out, ",\"failed_keys\":", ToJson(*failed), "}");
+    if (failed.ok() && (args.Has("failed") || differences)) {
+      out = absl::StrCat("{\"job\":", out, ",\"", list_name, "\":", ToJson(*failed), "}");
     }
     std::printf("%s\n", out.c_str());
     return 0;
   }
   PrintJob(*job);
-  if (args.Has("failed")) {
-    std::printf("  failed keys: %llu\n", static_cast<unsigned long long>(failed->total()));
+  if (args.Has("failed") || differences) {
+    std::printf("  %s: %llu\n", differences ? "differing keys" : "failed keys",
+                static_cast<unsigned long long>(failed->total()));
     for (const auto& key : failed->keys()) {
       std::printf("    %s: %s\n", JsonString(key.key()).c_str(), key.reason().c_str());
     }
@@ -174,6 +186,11 @@ int RunRemoteCommand(const std::string& name, const std::vector<std::string>& ar
     std::vector<std::string> warnings;
     absl::StatusOr<JobRequest> request = JobRequestFromArgs(*args, &warnings);
     if (!request.ok()) return Fail(request.status());
+    if (args->Has("verify")) {
+      return Fail(absl::InvalidArgumentError(
+          "ferry submit runs one job: submit the copy, and once it is done the verification "
+          "with --verify-only"));
+    }
     for (const std::string& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
     absl::StatusOr<std::string> job_id = client->Submit(JobSpecFromRequest(*request));
     if (!job_id.ok()) return Fail(job_id.status());

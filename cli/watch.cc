@@ -45,7 +45,7 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
     return code == 0 ? 1 : code;
   }
   JobReport report;
-  report.state = StateName(final_job->state());
+  report.state = StateName(*final_job);
   report.dry_run = final_job->spec().dry_run();
   report.totals = SnapshotOfJob(*final_job, start);
   report.warnings = options.warnings;
@@ -56,7 +56,8 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
         static_cast<absl::StatusCode>(final_job->error_code() == 0 ? 2 : final_job->error_code()),
         final_job->error());
   }
-  if (final_job->progress().counters().failed() > 0) {
+  const ferry::v1::Counters& counters = final_job->progress().counters();
+  if (counters.failed() + Differences(counters) > 0) {
     absl::StatusOr<ferry::v1::ListFailedKeysResponse> failed = client.FailedKeys(job_id, 100);
     if (failed.ok()) {
       for (const auto& key : failed->keys())

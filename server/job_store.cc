@@ -52,6 +52,7 @@ CREATE TABLE IF NOT EXISTS shards (
   error TEXT NOT NULL DEFAULT '',
   scan_scheme INTEGER NOT NULL DEFAULT 0,
   slots TEXT NOT NULL DEFAULT '',
+  reverse INTEGER NOT NULL DEFAULT 0,
   UNIQUE (job_id, source_node, source_db, shard_bits, shard_index)
 );
 CREATE TABLE IF NOT EXISTS failed_keys (
@@ -141,8 +142,8 @@ absl::Status CreatePrivateFile(const std::string& path) {
 // them. Each field of ferry.v1.ShardRef has a column of its own, so that the UNIQUE key of the
 // table covers them and state files of every earlier version read the same.
 constexpr const char* kShardRefColumns =
-    "source_node, source_db, shard_bits, shard_index, target_db, scan_scheme, slots";
-constexpr int kShardRefColumnCount = 7;
+    "source_node, source_db, shard_bits, shard_index, target_db, scan_scheme, slots, reverse";
+constexpr int kShardRefColumnCount = 8;
 
 // Binds `shard` to parameters first .. first + kShardRefColumnCount - 1.
 void BindShardRef(Statement& statement, int first, const ferry::v1::ShardRef& shard) {
@@ -152,7 +153,8 @@ void BindShardRef(Statement& statement, int first, const ferry::v1::ShardRef& sh
       .Bind(first + 3, static_cast<int64_t>(shard.shard_index()))
       .Bind(first + 4, shard.target_db())
       .Bind(first + 5, shard.scan_scheme())
-      .BindText(first + 6, redis::FormatSlotRanges(wire::SlotRangesFromProto(shard.slots())));
+      .BindText(first + 6, redis::FormatSlotRanges(wire::SlotRangesFromProto(shard.slots())))
+      .Bind(first + 7, shard.reverse() ? 1 : 0);
 }
 
 ferry::v1::ShardRef ReadShardRef(Statement& row, int first) {
@@ -166,6 +168,7 @@ ferry::v1::ShardRef ReadShardRef(Statement& row, int first) {
   // Written by FormatSlotRanges; a damaged value reads as "no slots".
   wire::AddSlotRanges(redis::ParseSlotRanges(row.Bytes(first + 6)).value_or(redis::SlotRanges()),
                       shard.mutable_slots());
+  shard.set_reverse(row.Int(first + 7) != 0);
   return shard;
 }
 
@@ -240,20 +243,29 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   FERRY_RETURN_IF_ERROR(
       store->Exec("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA secure_delete=ON;"));
   FERRY_RETURN_IF_ERROR(store->Exec(kSchema));
-  FERRY_RETURN_IF_ERROR(store->AddClusterColumnsLocked());
+  FERRY_RETURN_IF_ERROR(store->AddColumnsLocked());
   return store;
 }
 
 // The connection closes before the lock is released (member order).
 JobStore::~JobStore() = default;
 
-absl::Status JobStore::AddClusterColumnsLocked() {
-  Statement columns(db_, "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = 'slots'");
-  FERRY_ASSIGN_OR_RETURN(bool has_row, columns.Step());
-  if (has_row && columns.Int(0) > 0) return absl::OkStatus();
-  return Exec(
-      "ALTER TABLE shards ADD COLUMN scan_scheme INTEGER NOT NULL DEFAULT 0; "
-      "ALTER TABLE shards ADD COLUMN slots TEXT NOT NULL DEFAULT '';");
+absl::Status JobStore::AddColumnsLocked() {
+  // Columns added since the first version, oldest first; each is added once, where missing.
+  const std::pair<const char*, const char*> kAdded[] = {
+      {"slots",
+       "ALTER TABLE shards ADD COLUMN scan_scheme INTEGER NOT NULL DEFAULT 0; "
+       "ALTER TABLE shards ADD COLUMN slots TEXT NOT NULL DEFAULT '';"},
+      {"reverse", "ALTER TABLE shards ADD COLUMN reverse INTEGER NOT NULL DEFAULT 0;"},
+  };
+  for (const auto& [column, sql] : kAdded) {
+    Statement columns(db_, "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = ?");
+    columns.BindText(1, column);
+    FERRY_ASSIGN_OR_RETURN(bool has_row, columns.Step());
+    if (has_row && columns.Int(0) > 0) continue;
+    FERRY_RETURN_IF_ERROR(Exec(sql));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status JobStore::Exec(const char* sql) {
@@ -385,7 +397,11 @@ absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* 
     for (ShardRecord& shard : *shards) {
       const std::string sql = absl::StrCat("INSERT INTO shards (job_id, ", kShardRefColumns,
                                            ", state, checkpoint, lease_id, epoch, agent_id, error) "
-                                           "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+                                           "VALUES (",
+                                           absl::StrJoin(std::vector<std::string>(
+                                                             1 + kShardRefColumnCount + 6, "?"),
+                                                         ","),
+                                           ")");
       Statement insert(db_, sql.c_str());
       insert.BindText(1, job.id);
       BindShardRef(insert, 2, shard.shard);

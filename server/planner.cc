@@ -279,6 +279,88 @@ absl::Status CheckNoKeysLeftOut(const PlanRequest& request, const Deployment& so
   return absl::OkStatus();
 }
 
+// Where a key of source database `db` goes.
+int TargetDbOf(const PlanRequest& request, const Deployment& target, int db) {
+  if (target.cluster()) return 0;
+  if (request.merge_dbs) return request.target_db.value_or(0);
+  return request.target_db.value_or(db);
+}
+
+// Shards over the source (forward) or, with `target` read as a source, over the target.
+absl::Status PlanShards(const PlanRequest& request, const Deployment& source,
+                        const std::optional<Deployment>& target, Plan& plan) {
+  FERRY_RETURN_IF_ERROR(source.cluster() ? PlanCluster(request, source, target, plan)
+                                         : PlanStandalone(request, source, target, plan));
+  return CheckNoKeysLeftOut(request, source, plan);
+}
+
+// A verify job's reverse shards: the target walked as a source, each of its databases checked
+// against the one source database whose keys go there. Target databases that several source
+// databases were merged into are left out with a warning: a key there cannot be said to be
+// extra without looking in every one of them.
+absl::Status PlanReverse(const PlanRequest& request, const Deployment& source,
+                         const Deployment& target, Plan& plan) {
+  PlanRequest reverse = request;
+  reverse.source = request.target;
+  reverse.target = request.source;
+  reverse.source.db.reset();
+  reverse.target.db.reset();
+  reverse.source_name = "target";
+  reverse.merge_dbs = false;
+  reverse.read_from_replicas = false;
+  reverse.dbs.clear();
+  reverse.target_db.reset();
+  const bool every_db = request.dbs.empty() && !request.source.db.has_value() &&
+                        !request.target_db.has_value() && !request.merge_dbs &&
+                        !source.cluster() && !target.cluster();
+  if (!every_db) {
+    std::map<int, std::vector<int>> sources_of;  // target db -> source dbs
+    for (const auto& [db, keys] : plan.keys_per_db) {
+      sources_of[TargetDbOf(request, target, db)].push_back(db);
+    }
+    for (const auto& [target_db, source_dbs] : sources_of) {
+      if (source_dbs.size() > 1) {
+        plan.warnings.push_back(absl::StrCat(
+            "extra keys are not looked for in target db ", target_db, ": source databases ",
+            absl::StrJoin(source_dbs, ", "), " were merged into it"));
+        continue;
+      }
+      reverse.dbs.push_back(target_db);
+      reverse.target_db = source_dbs.front();
+    }
+    if (reverse.dbs.empty()) return absl::OkStatus();
+    if (reverse.dbs.size() > 1) reverse.target_db.reset();  // Each to its own number.
+  }
+  Plan extra;
+  FERRY_RETURN_IF_ERROR(PlanShards(reverse, target, source, extra));
+  for (ferry::v1::ShardRef& shard : extra.shards) {
+    shard.set_reverse(true);
+    // Tells the shard from the forward one of the same index in the job store.
+    if (shard.source_node().empty()) shard.set_source_node(reverse.source.Address());
+    plan.shards.push_back(std::move(shard));
+  }
+  plan.estimated_keys += extra.estimated_keys;
+  return absl::OkStatus();
+}
+
+// A verify job: forward shards over the source, reverse ones over the target; both sides are
+// only read, and probed only for reads.
+absl::StatusOr<Plan> PlanVerify(const PlanRequest& request) {
+  Plan plan;
+  FERRY_ASSIGN_OR_RETURN(Deployment source, InspectSource(request, &plan.warnings));
+  PlanRequest target_request = request;
+  target_request.source = request.target;
+  target_request.source.db = request.target_db;
+  target_request.dbs.clear();
+  target_request.source_name = "target";
+  target_request.read_from_replicas = false;
+  FERRY_ASSIGN_OR_RETURN(Deployment target, InspectSource(target_request, &plan.warnings));
+  plan.source_run_id = source.seed.run_id;
+  FERRY_RETURN_IF_ERROR(PlanShards(request, source, target, plan));
+  FERRY_RETURN_IF_ERROR(PlanReverse(request, source, target, plan));
+  return plan;
+}
+
 }  // namespace
 
 std::map<int, uint64_t> ParseKeyspace(absl::string_view info) {
@@ -321,6 +403,7 @@ redis::SlotRanges SplitSlots(const redis::SlotRanges& ranges, int pieces) {
 }
 
 absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
+  if (request.verify) return PlanVerify(request);
   Plan plan;
   FERRY_ASSIGN_OR_RETURN(Deployment source, InspectSource(request, &plan.warnings));
   std::optional<Deployment> target;

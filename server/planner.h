@@ -40,6 +40,10 @@ struct PlanRequest {
   bool typed_only = false;
   // Keys above this size are never read whole, preflight's probes included.
   uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;
+  // Verify job: plan shards over both sides and probe only reads (nothing is written).
+  bool verify = false;
+  // How errors and warnings name the side read: a verify job reads its target as a source too.
+  std::string source_name = "source";
   redis::ConnectOptions connect;
 };
 

@@ -260,19 +260,19 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
   p.scheme = p.facts.scheme;
   if (replicas.empty()) {
     if (request.read_from_replicas) {
-      warnings->push_back(absl::StrCat("source primary ", p.read_address,
+      warnings->push_back(absl::StrCat(request.source_name, " primary ", p.read_address,
                                        " has no healthy replica: it is read itself"));
     }
     FERRY_ASSIGN_OR_RETURN(ProbeKey key,
-                           ProbeReads(request, primary_conn, "source", /*mget=*/false));
+                           ProbeReads(request, primary_conn, request.source_name, /*mget=*/false));
     p.facts.payload_version = key.payload_version;
     return absl::OkStatus();
   }
   for (size_t i = 0; i < replicas.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(Connection conn,
-                           OpenNode(request.source, *replicas[i], request.connect, "source"));
+                           OpenNode(request.source, *replicas[i], request.connect, request.source_name));
     FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, conn, "source", /*mget=*/false));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, conn, request.source_name, /*mget=*/false));
     p.facts.payload_version = std::max(p.facts.payload_version, key.payload_version);
     const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
     if (i == 0) {
@@ -295,7 +295,7 @@ absl::StatusOr<std::vector<ClusterPrimary>> InspectPrimaries(const PlanRequest& 
                                                              const redis::Endpoint& seed_endpoint,
                                                              bool source,
                                                              std::vector<std::string>* warnings) {
-  const absl::string_view side = source ? "source" : "target";
+  const absl::string_view side = source ? absl::string_view(request.source_name) : "target";
   absl::StatusOr<redis::ClusterTopology> topology = redis::DiscoverTopology(seed);
   if (!topology.ok()) return Annotate(topology.status(), side);
   std::vector<ClusterPrimary> primaries;
@@ -325,7 +325,7 @@ absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request
   redis::Endpoint endpoint = request.source;
   endpoint.db.reset();
   absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);
-  if (!conn.ok()) return Annotate(conn.status(), "source");
+  if (!conn.ok()) return Annotate(conn.status(), request.source_name);
   if (dbs.empty()) {
     for (int db = 0; db < kProbeDbLimit; ++db) dbs.push_back(db);
   }
@@ -333,7 +333,7 @@ absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request
   for (int db : dbs) {
     if (!conn->Select(db).ok()) break;  // Past the last database.
     absl::StatusOr<Reply> size = conn->Command({"DBSIZE"});
-    if (!size.ok()) return Annotate(size.status(), "source");
+    if (!size.ok()) return Annotate(size.status(), request.source_name);
     out[db] = size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
   }
   return out;
@@ -342,10 +342,10 @@ absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request
 absl::StatusOr<uint64_t> SourceNodeDbSize(const PlanRequest& request,
                                           const redis::ClusterNode& node) {
   FERRY_ASSIGN_OR_RETURN(Connection conn,
-                         OpenNode(request.source, node, request.connect, "source"));
+                         OpenNode(request.source, node, request.connect, request.source_name));
   absl::StatusOr<Reply> size = conn.Command({"DBSIZE"});
   if (!size.ok())
-    return Annotate(size.status(), absl::StrCat("source node ", conn.endpoint().Address()));
+    return Annotate(size.status(), absl::StrCat(request.source_name, " node ", conn.endpoint().Address()));
   return size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
 }
 
@@ -408,14 +408,14 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
   redis::Endpoint endpoint = request.source;
   endpoint.db.reset();
   absl::StatusOr<Connection> conn = Connection::Open(endpoint, request.connect);
-  if (!conn.ok()) return Annotate(conn.status(), "source");
+  if (!conn.ok()) return Annotate(conn.status(), request.source_name);
   Deployment source;
   absl::StatusOr<ServerFacts> facts = ReadFacts(*conn);
-  if (!facts.ok()) return Annotate(facts.status(), "source");
+  if (!facts.ok()) return Annotate(facts.status(), request.source_name);
   source.seed = *std::move(facts);
   if (!source.cluster()) {
     SelectCopiedDb(request, source.seed, *conn);
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, *conn, "source", /*mget=*/true));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, *conn, request.source_name, /*mget=*/true));
     if (key.sampled) source.probe_key = key.name;
     source.seed.payload_version = key.payload_version;
     return source;
@@ -423,7 +423,7 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
   FERRY_ASSIGN_OR_RETURN(source.primaries,
                          InspectPrimaries(request, *conn, endpoint, /*source=*/true, warnings));
   absl::StatusOr<ProbeKey> key = SampleKey(*conn, request.match, request.big_key_bytes);
-  if (!key.ok()) return Annotate(key.status(), "source");
+  if (!key.ok()) return Annotate(key.status(), request.source_name);
   if (key->sampled) source.probe_key = key->name;
   return source;
 }

@@ -29,6 +29,10 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
   lease.set_big_key_bytes(spec.big_key_bytes() > 0 ? spec.big_key_bytes()
                                                    : wire::kDefaultBigKeyBytes);
   lease.set_drop_field_ttls(spec.drop_field_ttls());
+  lease.set_kind(spec.kind());
+  lease.set_verify_mode(spec.verify_mode());
+  lease.set_ttl_tolerance_ms(spec.ttl_tolerance_ms() > 0 ? spec.ttl_tolerance_ms()
+                                                         : wire::kDefaultTtlToleranceMs);
   lease.set_keys_per_second(keys_per_second);
   *lease.mutable_resume() = shard.checkpoint;
   return lease;

@@ -197,8 +197,12 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
 
   ferry::v1::JobProgress& progress = *out.mutable_progress();
   *progress.mutable_counters() = job.totals;
-  // The agents count failed writes, and SCAN returns some keys twice: show distinct keys.
-  progress.mutable_counters()->set_failed(job.failed_keys);
+  // The agents count failed writes, and SCAN returns some keys twice: show distinct keys. A
+  // verify job's listed keys are mostly differences, counted by kind: its `failed` stays the
+  // agents' count of keys that could not be compared.
+  if (job.record.spec.kind() != ferry::v1::JOB_KIND_VERIFY) {
+    progress.mutable_counters()->set_failed(job.failed_keys);
+  }
   progress.set_shards_total(static_cast<int32_t>(job.shard_ids.size()));
   progress.set_shards_running(job.running);
   progress.set_estimated_keys(job.record.estimated_keys);

@@ -61,6 +61,9 @@ class Capabilities {
   bool xgroup_createconsumer() const { return AtLeast(6, 2); }
   // XPENDING ... IDLE and exclusive ranges `(id` in XRANGE/XPENDING (6.2).
   bool exclusive_ranges() const { return AtLeast(6, 2); }
+  // SMISMEMBER and ZMSCORE: many members looked up in one command (6.2).
+  bool smismember() const { return AtLeast(6, 2); }
+  bool zmscore() const { return AtLeast(6, 2); }
   // Hash field TTLs: HPEXPIRETIME / HPEXPIREAT (Redis 7.4; Valkey 9.0).
   bool hash_field_ttl() const;
   // UNLINK (4.0: every supported version).

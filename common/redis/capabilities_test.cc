@@ -14,6 +14,11 @@ TEST(CapabilitiesTest, ByVersion) {
   EXPECT_TRUE(v62.set_pxat());
   EXPECT_TRUE(v62.scan_type());
   EXPECT_FALSE(v62.pexpiretime());
+  EXPECT_TRUE(v62.smismember());
+  EXPECT_TRUE(v62.zmscore());
+  const Capabilities v60 = Capabilities::FromInfo("redis_version:6.0.20\r\n");
+  EXPECT_FALSE(v60.smismember());
+  EXPECT_FALSE(v60.zmscore());
   EXPECT_TRUE(Capabilities::FromInfo("redis_version:7.0.15\r\n").pexpiretime());
   // Valkey reports a compatible redis_version.
   EXPECT_TRUE(

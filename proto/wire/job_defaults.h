@@ -16,5 +16,8 @@ inline constexpr unsigned long long kDefaultBigKeyBytes = 1ull << 20;
 // JobSpec.big_key_bytes meaning "no key is big": values are never probed for size (the operator
 // knows the data set has no big keys, and saves the source one command per key).
 inline constexpr unsigned long long kBigKeysOff = ~0ull;
+// Verify jobs: how far apart the two sides' expiries of a key may be, beyond the time the reads
+// took (JobSpec.ttl_tolerance_ms).
+inline constexpr unsigned kDefaultTtlToleranceMs = 1000;
 
 }  // namespace ferry::wire

@@ -1,0 +1,105 @@
+#pragma once
+
+// The verify side of a shard (verify jobs, DESIGN.md "Verification"): each batch of keys the
+// reader found is compared with the other side; nothing is written anywhere.
+//
+// - Forward shards walk the job's source. A key is a difference when the target lacks it, holds
+//   another type, another length (quick mode) or value (full mode: DUMP payloads, compared by
+//   content where the bytes differ; big keys in pages, value_compare.h), or a TTL longer than the
+//   source's, shorter beyond the tolerance, added or removed.
+// - Reverse shards walk the job's target: a key the source lacks is extra.
+//
+// A key that differs is read again on both sides after a pause, and again while its source value
+// keeps changing (up to VerifyOptions.max_rechecks), so a source written to during the check, or a
+// target that catches up, gives no false report. A key that vanished from the walked side, or
+// whose TTL ran out meanwhile, is no difference. Differences go to callbacks.on_failed_key with
+// their kind as the reason, never a value.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "agent/copier.h"
+#include "agent/shard_reader.h"
+#include "common/redis/capabilities.h"
+#include "common/redis/router.h"
+
+namespace ferry::agent {
+
+// The two deployments a verify shard compares.
+struct VerifySides {
+  redis::Router* walked = nullptr;  // The side the shard walks (forward: the job's source).
+  redis::Router* other = nullptr;
+  redis::Capabilities walked_caps = redis::Capabilities::ForVersion({4, 0});
+  redis::Capabilities other_caps = redis::Capabilities::ForVersion({4, 0});
+};
+
+// Compares batches and checkpoints after each. Runs on the copying thread only.
+class ShardVerifier : public BatchSink {
+ public:
+  // `options.verify` must be set. `checkpoint` is updated after each batch and passed to
+  // callbacks.on_checkpoint.
+  ShardVerifier(const ShardSpec& spec, const CopyOptions& options, VerifySides sides,
+                Checkpoint& checkpoint, const CopyCallbacks& callbacks);
+
+  // Transport and fatal errors return before the checkpoint (the batch is checked again on
+  // resume); keys that cannot be compared are counted failed with the reason.
+  absl::Status Write(const Batch& batch) override;
+
+  // What one check of one key found.
+  // kPresent: a reverse shard's key the source has too (its value is a forward shard's
+  // business).
+  enum class Kind {
+    kEqual, kPresent, kVanished, kExpired, kMissing, kExtra, kType, kValue, kTtl, kError
+  };
+  struct Verdict {
+    Kind kind = Kind::kEqual;
+    std::string detail;  // For differences and errors; never a value.
+    // The walked side's state (type, length or value digest, TTL set or not): when it differs
+    // between two checks, the key was being written to.
+    std::string fingerprint;
+  };
+
+ private:
+  // One side's view of one key.
+  struct Look {
+    std::string type;     // TYPE's answer ("none": absent); empty when TYPE failed.
+    int64_t pttl = -2;    // PTTL: -1 no TTL, -2 absent.
+    int64_t length = -1;  // Quick mode: the type's length command.
+    int64_t size = -1;    // Full mode: MEMORY USAGE; -1 unknown (then compared in pages).
+    std::optional<redis::Reply> dump;  // Full mode, small keys.
+    absl::Time sent, received;         // When the round that read pttl went and came back.
+    std::string error;                 // A per-key error reply, if any.
+  };
+
+  absl::StatusOr<std::vector<Verdict>> Check(const std::vector<absl::string_view>& keys);
+  absl::StatusOr<std::vector<Verdict>> CheckForward(const std::vector<absl::string_view>& keys);
+  absl::StatusOr<std::vector<Verdict>> CheckReverse(const std::vector<absl::string_view>& keys);
+  // TYPE and PTTL (and MEMORY USAGE in full mode) of `keys` on one side.
+  absl::StatusOr<std::vector<Look>> LookUp(redis::Router& side, absl::string_view name,
+                                           const std::vector<absl::string_view>& keys);
+  // The second round on one side: lengths (quick) or DUMPs of the keys `want` marks.
+  absl::Status ReadValues(redis::Router& side, absl::string_view name,
+                          const std::vector<absl::string_view>& keys,
+                          const std::vector<bool>& want, std::vector<Look>& looks);
+  absl::StatusOr<Verdict> Compare(absl::string_view key, Look& walked, Look& other);
+  std::optional<Verdict> CompareTtl(const Look& walked, const Look& other) const;
+  // Checks `keys`, then checks the ones that differ again until they agree, stop changing on
+  // the walked side, or max_rechecks is reached.
+  absl::StatusOr<std::vector<Verdict>> CheckWithRechecks(const std::vector<absl::string_view>& keys);
+  void Count(absl::string_view key, const Verdict& verdict, ferry::v1::Counters& delta);
+
+  const ShardSpec& spec_;
+  const CopyOptions& options_;
+  const VerifyOptions verify_;
+  VerifySides sides_;
+  Checkpoint& checkpoint_;
+  const CopyCallbacks& callbacks_;
+  bool memory_usage_ok_ = true;
+};
+
+}  // namespace ferry::agent
