@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
 #include "common/redis/capabilities.h"
 #include "common/redis/info.h"
@@ -135,6 +136,31 @@ std::optional<int64_t> ExpiryMapper::RestoreTtl(int64_t local_expiry_ms) const {
   if (!absolute_) return RelativeTtl(local_expiry_ms);
   if (local_expiry_ms <= absl::ToUnixMillis(absl::Now())) return std::nullopt;
   return local_expiry_ms + offset_ms_;
+}
+
+
+TtlProbe ParseTtlProbe(const redis::Reply& keyspace, const redis::Reply& stats, int db) {
+  TtlProbe probe;
+  if (keyspace.is_error() || stats.is_error()) return probe;  // No INFO: not usable.
+  // "db3:keys=120,expires=4,avg_ttl=0"; no line for an empty database.
+  const std::string db_line = redis::InfoField(keyspace.str(), absl::StrCat("db", db));
+  // No line for a database whose keys are being read: INFO is not telling the truth (a proxy, a
+  // restricted view), so it proves nothing.
+  probe.valid = !db_line.empty();
+  probe.volatile_keys = 0;
+  const size_t at = db_line.find("expires=");
+  if (at != std::string::npos) {
+    (void)absl::SimpleAtoi(db_line.substr(at + 8, db_line.find(',', at) - at - 8),
+                           &probe.volatile_keys);
+  }
+  (void)absl::SimpleAtoi(redis::InfoField(stats.str(), "expired_keys"), &probe.expired);
+  (void)absl::SimpleAtoi(redis::InfoField(stats.str(), "evicted_keys"), &probe.evicted);
+  return probe;
+}
+
+bool NoTtlBetween(const TtlProbe& before, const TtlProbe& after) {
+  return before.valid && after.valid && before.volatile_keys == 0 && after.volatile_keys == 0 &&
+         before.expired == after.expired && before.evicted == after.evicted;
 }
 
 }  // namespace ferry::agent

@@ -99,4 +99,22 @@ class ExpiryMapper {
   absl::Duration relative_margin_ = absl::Milliseconds(20);
 };
 
+// What INFO keyspace and INFO stats say of one database's TTLs at one moment: two of them, before
+// and after some reads, can prove that no key read had a TTL (NoTtlBetween), which spares a TTL
+// command per key.
+struct TtlProbe {
+  bool valid = false;          // INFO answered, with a line for the database.
+  int64_t volatile_keys = -1;  // Keys with a TTL in the database.
+  int64_t expired = -1;        // expired_keys and evicted_keys of INFO stats.
+  int64_t evicted = -1;
+};
+
+// From the replies of `INFO keyspace` and `INFO stats` (either an error: not valid).
+TtlProbe ParseTtlProbe(const redis::Reply& keyspace, const redis::Reply& stats, int db);
+
+// A key that had a TTL when it was read would, at the second probe, still have it (volatile
+// keys > 0), or have expired or been evicted (the counters moved), or have been written to
+// since (a change after the read, as with any key changed during a copy).
+bool NoTtlBetween(const TtlProbe& before, const TtlProbe& after);
+
 }  // namespace ferry::agent

@@ -278,34 +278,10 @@ void ShardReader::AppendTtlProbe() {
   source_.Append({"INFO", "stats"});
 }
 
-absl::StatusOr<ShardReader::TtlProbe> ShardReader::ReadTtlProbe() {
+absl::StatusOr<TtlProbe> ShardReader::ReadTtlProbe() {
   FERRY_ASSIGN_OR_RETURN(Reply keyspace, source_.ReadReply());
   FERRY_ASSIGN_OR_RETURN(Reply stats, source_.ReadReply());
-  TtlProbe probe;
-  if (keyspace.is_error() || stats.is_error()) return probe;  // No INFO: not usable.
-  probe.valid = true;
-  probe.volatile_keys = 0;
-  // "db3:keys=120,expires=4,avg_ttl=0"; no line for an empty database.
-  const std::string db_line = redis::InfoField(keyspace.str(), absl::StrCat("db", spec_.source_db));
-  // No line for a database whose keys are being read: INFO is not telling the truth (a proxy, a
-  // restricted view), so it proves nothing.
-  if (db_line.empty()) probe.valid = false;
-  const size_t at = db_line.find("expires=");
-  if (at != std::string::npos) {
-    (void)absl::SimpleAtoi(db_line.substr(at + 8, db_line.find(',', at) - at - 8),
-                           &probe.volatile_keys);
-  }
-  (void)absl::SimpleAtoi(redis::InfoField(stats.str(), "expired_keys"), &probe.expired);
-  (void)absl::SimpleAtoi(redis::InfoField(stats.str(), "evicted_keys"), &probe.evicted);
-  return probe;
-}
-
-// A key that had a TTL when it was read would, at the second probe, still have it (volatile
-// keys > 0), or have expired or been evicted (the counters moved), or have been written to
-// since (a change after the read, as with any key changed during a copy).
-bool ShardReader::NoTtlBetween(const TtlProbe& before, const TtlProbe& after) {
-  return before.valid && after.valid && before.volatile_keys == 0 && after.volatile_keys == 0 &&
-         before.expired == after.expired && before.evicted == after.evicted;
+  return ParseTtlProbe(keyspace, stats, spec_.source_db);
 }
 
 absl::StatusOr<bool> ShardReader::ReadStandalone(Batch& batch, bool then_scan, uint64_t next_cursor,

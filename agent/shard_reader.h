@@ -197,15 +197,8 @@ class ShardReader {
   // than kMaxTtlUncertainty, the TTLs of the batch's keys that have one are read again (the
   // pending SCAN reply, if any, is read into prefetched_ first).
   absl::Status RereadSlowTtls(Batch& batch, absl::Time sent, bool scan_pending);
-  struct TtlProbe {
-    bool valid = false;          // INFO answered.
-    int64_t volatile_keys = -1;  // Keys with a TTL in the shard's database.
-    int64_t expired = -1;        // expired_keys and evicted_keys of INFO stats.
-    int64_t evicted = -1;
-  };
   void AppendTtlProbe();
   absl::StatusOr<TtlProbe> ReadTtlProbe();
-  static bool NoTtlBetween(const TtlProbe& before, const TtlProbe& after);
   // After a MOVED reply: OK when the node still serves (the slot migrated away), UNAVAILABLE
   // when it is no longer a primary. Reads the pending SCAN reply first, into prefetched_.
   absl::Status CheckStillServing(bool scan_pending);

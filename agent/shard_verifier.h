@@ -15,15 +15,18 @@
 // whose TTL ran out meanwhile, is no difference. Differences go to callbacks.on_failed_key with
 // their kind as the reason, never a value.
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "agent/copier.h"
+#include "agent/expiry.h"
 #include "agent/shard_reader.h"
 #include "common/redis/capabilities.h"
 #include "common/redis/router.h"
@@ -67,25 +70,42 @@ class ShardVerifier : public BatchSink {
  private:
   // One side's view of one key.
   struct Look {
-    std::string type;     // TYPE's answer ("none": absent); empty when TYPE failed.
-    int64_t pttl = -2;    // PTTL: -1 no TTL, -2 absent.
-    int64_t length = -1;  // Quick mode: the type's length command.
-    int64_t size = -1;    // Full mode: MEMORY USAGE; -1 unknown (then compared in pages).
-    std::optional<redis::Reply> dump;  // Full mode, small keys.
-    absl::Time sent, received;         // When the round that read pttl went and came back.
-    std::string error;                 // A per-key error reply, if any.
+    std::string type;     // TYPE's answer ("none": absent); empty while unknown.
+    int64_t pttl = -1;    // PTTL: -1 no TTL (or TTLs not read), -2 absent.
+    int64_t length = -1;  // STRLEN of a string; quick mode: the type's length command.
+    int64_t size = -1;    // Full mode: bytes (MEMORY USAGE, a string's length); -1 unknown.
+    // Full mode, values not above --big-key-bytes: a string's bytes (GET), else its DUMP.
+    std::optional<redis::Reply> value;
+    absl::Time sent, received;  // When the round that read pttl went and came back.
+    std::string error;          // A per-key error reply, if any.
   };
+  // What a reply fills in of a Look.
+  enum class Field { kPttl, kStrlen, kType, kSize, kLength, kValue };
+  static const char* FieldCommand(Field field);
 
-  absl::StatusOr<std::vector<Verdict>> Check(const std::vector<absl::string_view>& keys);
-  absl::StatusOr<std::vector<Verdict>> CheckForward(const std::vector<absl::string_view>& keys);
-  absl::StatusOr<std::vector<Verdict>> CheckReverse(const std::vector<absl::string_view>& keys);
-  // TYPE and PTTL (and MEMORY USAGE in full mode) of `keys` on one side.
-  absl::StatusOr<std::vector<Look>> LookUp(redis::Router& side, absl::string_view name,
-                                           const std::vector<absl::string_view>& keys);
-  // The second round on one side: lengths (quick) or DUMPs of the keys `want` marks.
+  // `again`: a look again at keys that differed.
+  absl::StatusOr<std::vector<Verdict>> Check(const std::vector<absl::string_view>& keys,
+                                             bool again);
+  absl::StatusOr<std::vector<Verdict>> CheckForward(const std::vector<absl::string_view>& keys,
+                                                    bool read_ttls);
+  absl::StatusOr<std::vector<Verdict>> CheckReverse(const std::vector<absl::string_view>& keys,
+                                                    bool again);
+  // INFO keyspace and stats of the walked side's database, then the other's.
+  absl::StatusOr<std::vector<TtlProbe>> ProbeTtls();
+  // PTTL (unless the databases hold no TTL) and what tells type and size: STRLEN where the
+  // shard holds strings, then TYPE (and MEMORY USAGE in full mode) for the others.
+  absl::Status LookUp(redis::Router& side, absl::string_view name,
+                      const std::vector<absl::string_view>& keys, bool read_ttls,
+                      std::vector<Look>& looks);
+  // The second round on one side: lengths (quick) or values (GET, DUMP) of the keys `want`
+  // marks.
   absl::Status ReadValues(redis::Router& side, absl::string_view name,
                           const std::vector<absl::string_view>& keys,
                           const std::vector<bool>& want, std::vector<Look>& looks);
+  // Executes what `side` holds, one queued command per entry of `asked` (the key's index and
+  // what its reply fills in), into `looks`; clears `asked`.
+  absl::Status ReadReplies(redis::Router& side, absl::string_view name,
+                           std::vector<std::pair<size_t, Field>>& asked, std::vector<Look>& looks);
   absl::StatusOr<Verdict> Compare(absl::string_view key, Look& walked, Look& other);
   std::optional<Verdict> CompareTtl(const Look& walked, const Look& other) const;
   // Checks `keys`, then checks the ones that differ again until they agree, stop changing on
@@ -99,7 +119,12 @@ class ShardVerifier : public BatchSink {
   VerifySides sides_;
   Checkpoint& checkpoint_;
   const CopyCallbacks& callbacks_;
-  bool memory_usage_ok_ = true;
+  // Both sides' reads run at once (OnBothSides): set from either thread.
+  std::atomic<bool> memory_usage_ok_{true};
+  // Both sides standalone and no TTL seen yet: PTTL is not read (Check).
+  bool ttl_free_;
+  // The last batch held mostly strings: STRLEN first (LookUp).
+  bool strings_first_ = true;
 };
 
 }  // namespace ferry::agent

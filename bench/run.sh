@@ -173,6 +173,51 @@ migrate() {
   M_MB_S=$(awk -v b="$bytes" -v s="$M_WALL" 'BEGIN { printf "%.1f", (s > 0 ? b / 1e6 / s : 0) }')
 }
 
+# verify FROM_PORT TO_PORT MODE: runs ferry verify --mode MODE under GNU time; fails unless it
+# finds the two equal (exit 0). Sets V_WALL (s), V_RSS_MB and V_CPU.
+verify() {
+  local dir="$BENCH_TMP/verify-$3" start end rss_kb user sys
+  mkdir -p "$dir"
+  start=$(now)
+  if ! /usr/bin/time -f '%e %M %U %S' -o "$dir/time" "$FERRY" verify \
+    --from "redis://127.0.0.1:$1" --to "redis://127.0.0.1:$2" --mode "$3" \
+    --progress none --output json >"$dir/summary.json" 2>"$dir/stderr"; then
+    tail -n 20 "$dir/stderr" "$dir/summary.json" >&2
+    bench_die "ferry verify --mode $3 did not find the copy equal"
+  fi
+  end=$(now)
+  V_WALL=$(elapsed "$start" "$end")
+  read -r _ rss_kb user sys < <(tail -n 1 "$dir/time")
+  V_RSS_MB=$(awk -v k="$rss_kb" 'BEGIN { printf "%.1f", k / 1024 }')
+  V_CPU=$(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')
+}
+
+# verify_median FROM TO MODE: verify RUNS times; the median V_WALL and V_CPU, the largest RSS.
+verify_median() {
+  local walls=() rss=() cpus=() i
+  for ((i = 0; i < RUNS; i++)); do
+    verify "$@"
+    walls+=("$V_WALL"); rss+=("$V_RSS_MB"); cpus+=("$V_CPU")
+  done
+  V_WALL=$(median "${walls[@]}")
+  V_CPU=$(median "${cpus[@]}")
+  V_RSS_MB=$(printf '%s\n' "${rss[@]}" | sort -g | tail -n 1)
+}
+
+# bench_verify NAME COPY_RATE: while the target holds ferry's copy of dataset NAME, verifies it
+# quick and full. Appends to VERIFY_ROWS.
+bench_verify() {
+  local mode row="| $1 | $2"
+  for mode in quick full; do
+    log "$1: ferry verify --mode $mode"
+    verify_median "$SRC_PORT" "$DST_PORT" "$mode"
+    local verify_rate
+    verify_rate=$(rate "$KEYS" "$V_WALL")
+    row+=" | $verify_rate | $(ratio "$verify_rate" "$2")x"
+  done
+  VERIFY_ROWS+=("$row | $V_RSS_MB | $V_CPU |")
+}
+
 # median A B C...: the middle value.
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -220,6 +265,11 @@ bench_dataset() {
   row="| $name | $limit_rate | $(rate "$KEYS" "$scan_s") | $ferry_rate"
   row+=" | $(ratio "$ferry_rate" "$limit_rate")x | $M_MB_S | $M_RSS_MB | $M_CPU |"
   THROUGHPUT_ROWS+=("$row")
+  if "$FERRY" --help 2>&1 | grep -q '^  verify '; then
+    bench_verify "$name" "$ferry_rate"
+  else
+    VERIFY_ROWS+=("| $name | $ferry_rate | not measured: this ferry has no verify | | | | | |")
+  fi
   MB_NOTE+="${MB_NOTE:+; }$name: $M_BYTES_FROM"
   if [[ "$name" == strings ]]; then bench_latency "$ferry_rate"; fi
   if [[ "$name" == mixed ]]; then bench_copy_paths "$ferry_rate"; fi
@@ -366,6 +416,17 @@ report() {
   echo "Each figure is the median of $RUNS runs. Write limit: \`redis-cli --pipe\` of the same data into the empty target." \
     "MB/s: $MB_NOTE."
   echo
+  echo "## Verification"
+  echo
+  echo "| dataset | copy keys/s | quick keys/s | quick/copy | full keys/s | full/copy |" \
+    "peak RSS MB (full) | CPU s (full) |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  printf '%s\n' "${VERIFY_ROWS[@]}"
+  echo
+  echo "\`ferry verify\` of ferry's copy, both directions (every source key on the target, every" \
+    "target key on the source), median of $RUNS runs; keys/s are the dataset's keys over the" \
+    "wall time. Each run must find the two equal. Target: quick >= 1x, full >= 0.5x the copy."
+  echo
   echo "## Latency (strings)"
   echo
   echo "| path | added RTT ms | ferry keys/s | vs 0 ms proxy |"
@@ -394,6 +455,7 @@ main() {
   THROUGHPUT_ROWS=()
   LATENCY_ROWS=()
   COPY_PATH_ROWS=()
+  VERIFY_ROWS=()
   MB_NOTE=""
   bench_dataset strings
   bench_dataset mixed
