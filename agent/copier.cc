@@ -344,10 +344,9 @@ absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const 
   while (!checkpoint.done) {
     if (Cancelled(cancel)) return absl::CancelledError("copy cancelled");
     const Checkpoint before = checkpoint;
-    absl::Status status =
-        options.verify.has_value()
-            ? VerifyAttempt(spec, options, checkpoint, limiter, cancel, callbacks)
-            : CopyAttempt(spec, options, checkpoint, limiter, cancel, callbacks);
+    absl::Status status = options.verify.has_value()
+                              ? VerifyAttempt(spec, options, checkpoint, limiter, cancel, callbacks)
+                              : CopyAttempt(spec, options, checkpoint, limiter, cancel, callbacks);
     if (status.ok()) {
       if (!checkpoint.done) return absl::CancelledError("copy cancelled");
       break;

@@ -138,7 +138,6 @@ std::optional<int64_t> ExpiryMapper::RestoreTtl(int64_t local_expiry_ms) const {
   return local_expiry_ms + offset_ms_;
 }
 
-
 TtlProbe ParseTtlProbe(const redis::Reply& keyspace, const redis::Reply& stats, int db) {
   TtlProbe probe;
   if (keyspace.is_error() || stats.is_error()) return probe;  // No INFO: not usable.

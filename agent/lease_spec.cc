@@ -149,7 +149,9 @@ std::string DescribeLease(const pb::ControllerMessage::Lease& lease, const Shard
           ? absl::StrCat(" slots ", redis::FormatSlotRanges(spec.slots.Ranges()), " (",
                          redis::ScanSchemeName(spec.scheme), ", planned on ", spec.source_node, ")")
           : "";
-  const char* what = lease.kind() != pb::JOB_KIND_VERIFY ? "" : spec.reverse ? "verify extra keys: " : "verify: ";
+  const char* what = lease.kind() != pb::JOB_KIND_VERIFY ? ""
+                     : spec.reverse                      ? "verify extra keys: "
+                                                         : "verify: ";
   return absl::StrCat("lease ", lease.lease_id(), " (job ", lease.job_id(), ", epoch ",
                       lease.epoch(), "): ", what, spec.source.Redacted(), " db ", spec.source_db,
                       " shard ", spec.shard_index, "/", uint64_t{1} << spec.shard_bits, slots,

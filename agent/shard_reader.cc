@@ -11,6 +11,7 @@
 #include "common/base/status_macros.h"
 #include "common/redis/dump_payload.h"
 #include "common/redis/errors.h"
+#include "proto/wire/counters.h"
 
 namespace ferry::agent {
 namespace {
@@ -65,6 +66,15 @@ void EraseKeys(Batch& batch, const std::vector<bool>& erase) {
   shrink(batch.dump);
   shrink(batch.type);
   shrink(batch.string_value);
+}
+
+void CheckpointAfter(const Batch& batch, const ferry::v1::Counters& delta, Checkpoint& checkpoint,
+                     const CopyCallbacks& callbacks) {
+  if (batch.cursor_after.has_value()) checkpoint.cursor = *batch.cursor_after;
+  if (batch.walk_end) checkpoint.scanned = true;
+  for (int slot : batch.moved_slots) checkpoint.rescan.Add(slot);
+  wire::AddCounters(checkpoint.counters, delta);
+  if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
 }
 
 absl::Status ReplyStatus(absl::string_view side, absl::string_view command, ReplyView reply) {

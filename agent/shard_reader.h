@@ -82,6 +82,11 @@ class BatchSink {
   virtual absl::Status Write(const Batch& batch) = 0;
 };
 
+// What a sink does once a batch is written (or checked): moves `checkpoint` past it, adds `delta`
+// to its counters and hands it to callbacks.on_checkpoint.
+void CheckpointAfter(const Batch& batch, const ferry::v1::Counters& delta, Checkpoint& checkpoint,
+                     const CopyCallbacks& callbacks);
+
 // Removes the keys `erase` marks from every per-key vector of `batch` that has them.
 void EraseKeys(Batch& batch, const std::vector<bool>& erase);
 

@@ -61,9 +61,8 @@ std::string TtlText(int64_t pttl) { return pttl < 0 ? "none" : Millis(pttl); }
 
 }  // namespace
 
-ShardVerifier::ShardVerifier(const ShardSpec& spec, const CopyOptions& options,
-                             VerifySides sides, Checkpoint& checkpoint,
-                             const CopyCallbacks& callbacks)
+ShardVerifier::ShardVerifier(const ShardSpec& spec, const CopyOptions& options, VerifySides sides,
+                             Checkpoint& checkpoint, const CopyCallbacks& callbacks)
     : spec_(spec),
       options_(options),
       verify_(*options.verify),
@@ -84,11 +83,7 @@ absl::Status ShardVerifier::Write(const Batch& batch) {
     FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts, CheckWithRechecks(batch.keys));
     for (size_t i = 0; i < batch.keys.size(); ++i) Count(batch.keys[i], verdicts[i], delta);
   }
-  if (batch.cursor_after.has_value()) checkpoint_.cursor = *batch.cursor_after;
-  if (batch.walk_end) checkpoint_.scanned = true;
-  for (int slot : batch.moved_slots) checkpoint_.rescan.Add(slot);
-  wire::AddCounters(checkpoint_.counters, delta);
-  if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
+  CheckpointAfter(batch, delta, checkpoint_, callbacks_);
   return absl::OkStatus();
 }
 
@@ -180,8 +175,7 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::Check(
   if (ttl_free_) {
     std::vector<TtlProbe> before, after;
     FERRY_ASSIGN_OR_RETURN(before, ProbeTtls());
-    FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts,
-                           CheckForward(keys, /*read_ttls=*/false));
+    FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts, CheckForward(keys, /*read_ttls=*/false));
     FERRY_ASSIGN_OR_RETURN(after, ProbeTtls());
     if (NoTtlBetween(before[0], after[0]) && NoTtlBetween(before[1], after[1])) return verdicts;
     ttl_free_ = false;
@@ -434,8 +428,8 @@ absl::StatusOr<ShardVerifier::Verdict> ShardVerifier::Compare(absl::string_view 
   if (!verify_.full) {
     if (walked.length != other.length) {
       verdict.kind = Kind::kValue;
-      verdict.detail = absl::StrCat(walked.type, " of length ", walked.length,
-                                    " on the source, ", other.length, " on the target");
+      verdict.detail = absl::StrCat(walked.type, " of length ", walked.length, " on the source, ",
+                                    other.length, " on the target");
       return verdict;
     }
   } else if (walked.type == "string" && walked.value.has_value() && other.value.has_value()) {
@@ -452,10 +446,9 @@ absl::StatusOr<ShardVerifier::Verdict> ShardVerifier::Compare(absl::string_view 
              !SameDumpValue(walked.value->str(), other.value->str())) {
     // Big, or the payloads differ in bytes (another payload version, another encoding, another
     // element order): compared by content, in pages.
-    FERRY_ASSIGN_OR_RETURN(
-        ValueDiff diff,
-        CompareValue({sides_.walked, &sides_.walked_caps}, {sides_.other, &sides_.other_caps}, key,
-                     walked.type));
+    FERRY_ASSIGN_OR_RETURN(ValueDiff diff,
+                           CompareValue({sides_.walked, &sides_.walked_caps},
+                                        {sides_.other, &sides_.other_caps}, key, walked.type));
     if (diff.type_changed) {
       verdict.kind = Kind::kValue;
       verdict.detail = absl::StrCat(walked.type, " changed while it was compared");
@@ -493,8 +486,8 @@ std::optional<ShardVerifier::Verdict> ShardVerifier::CompareTtl(const Look& walk
   const absl::Time target_earliest = other.sent + absl::Milliseconds(other.pttl);
   const absl::Time target_latest = other.received + absl::Milliseconds(other.pttl);
   if (target_earliest > source_latest + verify_.ttl_tolerance) {
-    verdict.detail = absl::StrCat("longer on the target: ", Millis(walked.pttl),
-                                  " on the source, ", Millis(other.pttl), " on the target");
+    verdict.detail = absl::StrCat("longer on the target: ", Millis(walked.pttl), " on the source, ",
+                                  Millis(other.pttl), " on the target");
     return verdict;
   }
   if (target_latest + verify_.ttl_tolerance < source_earliest) {

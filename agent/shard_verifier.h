@@ -57,7 +57,16 @@ class ShardVerifier : public BatchSink {
   // kPresent: a reverse shard's key the source has too (its value is a forward shard's
   // business).
   enum class Kind {
-    kEqual, kPresent, kVanished, kExpired, kMissing, kExtra, kType, kValue, kTtl, kError
+    kEqual,
+    kPresent,
+    kVanished,
+    kExpired,
+    kMissing,
+    kExtra,
+    kType,
+    kValue,
+    kTtl,
+    kError
   };
   struct Verdict {
     Kind kind = Kind::kEqual;
@@ -100,8 +109,8 @@ class ShardVerifier : public BatchSink {
   // The second round on one side: lengths (quick) or values (GET, DUMP) of the keys `want`
   // marks.
   absl::Status ReadValues(redis::Router& side, absl::string_view name,
-                          const std::vector<absl::string_view>& keys,
-                          const std::vector<bool>& want, std::vector<Look>& looks);
+                          const std::vector<absl::string_view>& keys, const std::vector<bool>& want,
+                          std::vector<Look>& looks);
   // Executes what `side` holds, one queued command per entry of `asked` (the key's index and
   // what its reply fills in), into `looks`; clears `asked`.
   absl::Status ReadReplies(redis::Router& side, absl::string_view name,
@@ -110,7 +119,8 @@ class ShardVerifier : public BatchSink {
   std::optional<Verdict> CompareTtl(const Look& walked, const Look& other) const;
   // Checks `keys`, then checks the ones that differ again until they agree, stop changing on
   // the walked side, or max_rechecks is reached.
-  absl::StatusOr<std::vector<Verdict>> CheckWithRechecks(const std::vector<absl::string_view>& keys);
+  absl::StatusOr<std::vector<Verdict>> CheckWithRechecks(
+      const std::vector<absl::string_view>& keys);
   void Count(absl::string_view key, const Verdict& verdict, ferry::v1::Counters& delta);
 
   const ShardSpec& spec_;

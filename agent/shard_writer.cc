@@ -100,11 +100,7 @@ absl::Status ShardWriter::Write(const Batch& batch) {
     }
     return status;
   }
-  if (batch.cursor_after.has_value()) checkpoint_.cursor = *batch.cursor_after;
-  if (batch.walk_end) checkpoint_.scanned = true;
-  for (int slot : batch.moved_slots) checkpoint_.rescan.Add(slot);
-  wire::AddCounters(checkpoint_.counters, delta);
-  if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
+  CheckpointAfter(batch, delta, checkpoint_, callbacks_);
   return absl::OkStatus();
 }
 

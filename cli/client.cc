@@ -239,7 +239,8 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
                                           : ferry::v1::READ_FROM_PRIMARY);
   if (r.verify) {
     spec.set_kind(ferry::v1::JOB_KIND_VERIFY);
-    spec.set_verify_mode(r.verify_full ? ferry::v1::VERIFY_MODE_FULL : ferry::v1::VERIFY_MODE_QUICK);
+    spec.set_verify_mode(r.verify_full ? ferry::v1::VERIFY_MODE_FULL
+                                       : ferry::v1::VERIFY_MODE_QUICK);
   }
   spec.set_ttl_tolerance_ms(r.ttl_tolerance_ms);
   return spec;

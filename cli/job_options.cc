@@ -169,9 +169,8 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
   r.verify = args.Has("verify-only");
   const std::string mode = args.Has("mode") ? args.Get("mode") : args.Get("verify-mode", "full");
   if (mode != "full" && mode != "quick") {
-    return absl::InvalidArgumentError(absl::StrCat(
-        args.Has("mode") ? "--mode" : "--verify-mode", " must be full or quick, not \"", mode,
-        "\""));
+    return absl::InvalidArgumentError(absl::StrCat(args.Has("mode") ? "--mode" : "--verify-mode",
+                                                   " must be full or quick, not \"", mode, "\""));
   }
   r.verify_full = mode == "full";
   FERRY_ASSIGN_OR_RETURN(int64_t tolerance, args.GetInt("ttl-tolerance", 0, 0, 3600 * 1000));

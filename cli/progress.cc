@@ -41,9 +41,11 @@ uint64_t KeysDone(const ProgressSnapshot& s) {
 // "3 missing, 1 value" for the kinds of difference found; empty when none.
 std::string DifferenceKinds(const ferry::v1::Counters& c) {
   std::vector<std::string> kinds;
-  for (const auto& [count, name] :
-       {std::pair<uint64_t, const char*>{c.missing(), "missing"}, {c.extra(), "extra"},
-        {c.type_differs(), "type"}, {c.value_differs(), "value"}, {c.ttl_differs(), "TTL"}}) {
+  for (const auto& [count, name] : {std::pair<uint64_t, const char*>{c.missing(), "missing"},
+                                    {c.extra(), "extra"},
+                                    {c.type_differs(), "type"},
+                                    {c.value_differs(), "value"},
+                                    {c.ttl_differs(), "TTL"}}) {
     if (count > 0) kinds.push_back(absl::StrCat(Count(count), " ", name));
   }
   return absl::StrJoin(kinds, ", ");
@@ -185,10 +187,12 @@ std::string FormatVerifyReport(const JobReport& r) {
   const ferry::v1::Counters& c = r.totals.counters;
   const double secs = Seconds(r.totals);
   const uint64_t differences = Differences(c);
-  std::string out = absl::StrCat(
-      "verify: ", r.state, " in ", absl::StrFormat("%.1fs", secs), ": ", Count(c.scanned()),
-      " keys checked (source and target), ", Count(c.verified()), " source keys equal on the "
-      "target, ", Count(differences), " differences");
+  std::string out =
+      absl::StrCat("verify: ", r.state, " in ", absl::StrFormat("%.1fs", secs), ": ",
+                   Count(c.scanned()), " keys checked (source and target), ", Count(c.verified()),
+                   " source keys equal on the "
+                   "target, ",
+                   Count(differences), " differences");
   if (differences > 0) absl::StrAppend(&out, " (", DifferenceKinds(c), ")");
   absl::StrAppend(&out, ", ", Count(c.vanished() + c.expired()),
                   " gone or expired during the check, ", Count(c.failed()),
@@ -214,9 +218,9 @@ std::string FormatReport(const JobReport& r, bool json) {
   if (json) {
     std::string out = absl::StrCat(
         "{\"kind\":", t.verify ? "\"verify\"" : "\"copy\"", ",\"state\":", JsonString(r.state),
-        ",\"dry_run\":", r.dry_run ? "true" : "false",
-        CountersJson(c), ",\"estimated_keys\":", t.estimated_keys,
-        ",\"shards_total\":", t.shards_total, ",\"shards_done\":", t.shards_done,
+        ",\"dry_run\":", r.dry_run ? "true" : "false", CountersJson(c),
+        ",\"estimated_keys\":", t.estimated_keys, ",\"shards_total\":", t.shards_total,
+        ",\"shards_done\":", t.shards_done,
         absl::StrFormat(",\"seconds\":%.3f,\"keys_per_second\":%.0f", secs, c.scanned() / secs));
     absl::StrAppend(
         &out, ",\"error\":", r.status.ok() ? "null" : JsonString(std::string(r.status.message())),

@@ -395,13 +395,11 @@ absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* 
   absl::MutexLock lock(&mu_);
   return InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     for (ShardRecord& shard : *shards) {
-      const std::string sql = absl::StrCat("INSERT INTO shards (job_id, ", kShardRefColumns,
-                                           ", state, checkpoint, lease_id, epoch, agent_id, error) "
-                                           "VALUES (",
-                                           absl::StrJoin(std::vector<std::string>(
-                                                             1 + kShardRefColumnCount + 6, "?"),
-                                                         ","),
-                                           ")");
+      const std::string sql = absl::StrCat(
+          "INSERT INTO shards (job_id, ", kShardRefColumns,
+          ", state, checkpoint, lease_id, epoch, agent_id, error) "
+          "VALUES (",
+          absl::StrJoin(std::vector<std::string>(1 + kShardRefColumnCount + 6, "?"), ","), ")");
       Statement insert(db_, sql.c_str());
       insert.BindText(1, job.id);
       BindShardRef(insert, 2, shard.shard);

@@ -311,8 +311,8 @@ absl::Status PlanReverse(const PlanRequest& request, const Deployment& source,
   reverse.dbs.clear();
   reverse.target_db.reset();
   const bool every_db = request.dbs.empty() && !request.source.db.has_value() &&
-                        !request.target_db.has_value() && !request.merge_dbs &&
-                        !source.cluster() && !target.cluster();
+                        !request.target_db.has_value() && !request.merge_dbs && !source.cluster() &&
+                        !target.cluster();
   if (!every_db) {
     std::map<int, std::vector<int>> sources_of;  // target db -> source dbs
     for (const auto& [db, keys] : plan.keys_per_db) {

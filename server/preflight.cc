@@ -269,10 +269,11 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
     return absl::OkStatus();
   }
   for (size_t i = 0; i < replicas.size(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(Connection conn,
-                           OpenNode(request.source, *replicas[i], request.connect, request.source_name));
+    FERRY_ASSIGN_OR_RETURN(Connection conn, OpenNode(request.source, *replicas[i], request.connect,
+                                                     request.source_name));
     FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, conn, request.source_name, /*mget=*/false));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
+                           ProbeReads(request, conn, request.source_name, /*mget=*/false));
     p.facts.payload_version = std::max(p.facts.payload_version, key.payload_version);
     const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
     if (i == 0) {
@@ -345,7 +346,8 @@ absl::StatusOr<uint64_t> SourceNodeDbSize(const PlanRequest& request,
                          OpenNode(request.source, node, request.connect, request.source_name));
   absl::StatusOr<Reply> size = conn.Command({"DBSIZE"});
   if (!size.ok())
-    return Annotate(size.status(), absl::StrCat(request.source_name, " node ", conn.endpoint().Address()));
+    return Annotate(size.status(),
+                    absl::StrCat(request.source_name, " node ", conn.endpoint().Address()));
   return size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
 }
 
@@ -415,7 +417,8 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
   source.seed = *std::move(facts);
   if (!source.cluster()) {
     SelectCopiedDb(request, source.seed, *conn);
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, *conn, request.source_name, /*mget=*/true));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
+                           ProbeReads(request, *conn, request.source_name, /*mget=*/true));
     if (key.sampled) source.probe_key = key.name;
     source.seed.payload_version = key.payload_version;
     return source;
