@@ -141,6 +141,7 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckWithRech
   for (size_t i = 0; i < keys.size(); ++i) {
     if (differs(verdicts[i])) suspects.push_back(i);
   }
+  std::vector<bool> changing(keys.size(), false);  // At the last look.
   absl::Duration pause = kFirstRecheckPause;
   for (int round = 0; round < verify_.max_rechecks && !suspects.empty(); ++round) {
     absl::SleepFor(pause);
@@ -148,18 +149,23 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckWithRech
     std::vector<absl::string_view> again_keys;
     for (size_t i : suspects) again_keys.push_back(keys[i]);
     FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> again, Check(again_keys, /*again=*/true));
-    std::vector<size_t> changing;
+    std::vector<size_t> next;
+    // A few differences in a batch may be a target catching up with its source (a dual
+    // write, live sync): they get a second look after the longer pause whatever the source
+    // does. Otherwise, and after that, only keys still changing on the walked side do.
+    const bool few = round == 0 && suspects.size() * 10 <= keys.size();
     for (size_t j = 0; j < suspects.size(); ++j) {
-      Verdict& verdict = verdicts[suspects[j]];
+      const size_t i = suspects[j];
       // Still different and the walked side moved meanwhile: it is being written to; look
       // again later. Otherwise this look is the answer.
-      const bool moving = differs(again[j]) && again[j].fingerprint != verdict.fingerprint;
-      verdict = std::move(again[j]);
-      if (moving) changing.push_back(suspects[j]);
+      changing[i] = differs(again[j]) && again[j].fingerprint != verdicts[i].fingerprint;
+      if (differs(again[j]) && (few || changing[i])) next.push_back(i);
+      verdicts[i] = std::move(again[j]);
     }
-    suspects = std::move(changing);
+    suspects = std::move(next);
   }
-  for (size_t i : suspects) {
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!changing[i] || !differs(verdicts[i])) continue;
     absl::StrAppend(&verdicts[i].detail, " (the key kept changing on the ",
                     spec_.reverse ? "target" : "source", " while it was compared)");
   }

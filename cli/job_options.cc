@@ -1,6 +1,7 @@
 #include "cli/job_options.h"
 
 #include <cstdlib>
+#include <map>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
@@ -62,14 +63,35 @@ std::vector<FlagSpec> VerifyTuningFlags(absl::string_view mode_flag) {
 }  // namespace
 
 std::vector<FlagSpec> VerifyFlags() {
+  // The job flags a verification shares, said in its own words.
+  const std::map<std::string, std::string> kept = {
+      {"from", ""},
+      {"to", ""},
+      {"from-cacert", ""},
+      {"to-cacert", ""},
+      {"from-insecure", ""},
+      {"to-insecure", ""},
+      {"db", "databases to verify, e.g. 0,3 (default: every non-empty one)"},
+      {"merge-dbs",
+       "the copy merged several databases into one: verify them there (extra keys are then "
+       "not looked for)"},
+      {"read-from", ""},
+      {"match", "verify only keys matching this SCAN MATCH pattern"},
+      {"type", "verify only keys of this type (string, hash, list, set, zset, stream)"},
+      {"batch", ""},
+      {"rate-limit", "at most N keys per second on each side (default: no limit)"},
+      {"shards", ""},
+      {"parallel", absl::StrCat("shards verified at once from each node (default ",
+                                wire::kDefaultParallelPerNode, ")")},
+      {"big-key-bytes",
+       absl::StrCat("keys larger than this are compared in pages, never read whole (default ",
+                    wire::kDefaultBigKeyBytes >> 20, "MiB)")},
+  };
   std::vector<FlagSpec> flags;
   for (FlagSpec& flag : JobFlags()) {
-    // What only a copy does.
-    if (flag.name == "on-conflict" || flag.name == "dry-run" || flag.name == "copy-path" ||
-        flag.name == "drop-field-ttls" || flag.name == "verify" || flag.name == "verify-only" ||
-        flag.name == "verify-mode") {
-      continue;
-    }
+    auto it = kept.find(flag.name);
+    if (it == kept.end()) continue;  // What only a copy does, and --verify-mode.
+    if (!it->second.empty()) flag.help = it->second;
     flags.push_back(std::move(flag));
   }
   for (FlagSpec& flag : VerifyTuningFlags("mode")) flags.push_back(std::move(flag));

@@ -68,7 +68,9 @@ int RunLocal(const std::vector<std::string>& argv, bool verify) {
           {"agents", "N",
            "agents in this process (default 2); together they run --parallel shards per"
            " source node"},
-          {"state", "FILE", "keep the job's state here; an interrupted migration resumes from it"},
+          {"state", "FILE",
+           verify ? "keep the job's state here; an interrupted verification resumes from it"
+                  : "keep the job's state here; an interrupted migration resumes from it"},
           {"help", "", "show this help"},
       });
   absl::StatusOr<Args> args = Args::Parse(argv, specs);
