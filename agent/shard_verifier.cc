@@ -72,7 +72,8 @@ ShardVerifier::ShardVerifier(const ShardSpec& spec, const CopyOptions& options, 
       ttl_free_(!spec.reverse && !sides_.walked->cluster() && !sides_.other->cluster()) {}
 
 const char* ShardVerifier::FieldCommand(Field field) {
-  static const char* const kNames[] = {"PTTL", "STRLEN", "TYPE", "MEMORY USAGE", "length", "read"};
+  static const char* const kNames[] = {"PTTL",   "STRLEN", "TYPE", "MEMORY USAGE",
+                                       "length", "read",   "INFO"};
   return kNames[static_cast<int>(field)];
 }
 
@@ -179,26 +180,13 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::Check(
   // reads proves no key read had one (expiry.h NoTtlBetween), else the keys are read again with
   // PTTL, and PTTL is read from then on.
   if (ttl_free_) {
-    std::vector<TtlProbe> before, after;
-    FERRY_ASSIGN_OR_RETURN(before, ProbeTtls());
-    FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts, CheckForward(keys, /*read_ttls=*/false));
-    FERRY_ASSIGN_OR_RETURN(after, ProbeTtls());
-    if (NoTtlBetween(before[0], after[0]) && NoTtlBetween(before[1], after[1])) return verdicts;
+    bool no_ttl = false;
+    FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts,
+                           CheckForward(keys, /*read_ttls=*/false, &no_ttl));
+    if (no_ttl) return verdicts;
     ttl_free_ = false;
   }
-  return CheckForward(keys, /*read_ttls=*/true);
-}
-
-absl::StatusOr<std::vector<TtlProbe>> ShardVerifier::ProbeTtls() {
-  std::vector<TtlProbe> probes;
-  for (const auto& [side, db] : {std::pair<redis::Router*, int>{sides_.walked, spec_.source_db},
-                                 {sides_.other, spec_.target_db}}) {
-    side->Add({"INFO", "keyspace"});
-    side->Add({"INFO", "stats"});
-    FERRY_ASSIGN_OR_RETURN(std::vector<Reply> info, side->Execute());
-    probes.push_back(ParseTtlProbe(info[0], info[1], db));
-  }
-  return probes;
+  return CheckForward(keys, /*read_ttls=*/true, nullptr);
 }
 
 absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckReverse(
@@ -254,15 +242,19 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckReverse(
 
 absl::Status ShardVerifier::ReadReplies(redis::Router& side, absl::string_view name,
                                         std::vector<std::pair<size_t, Field>>& asked,
-                                        std::vector<Look>& looks) {
+                                        std::vector<Look>& looks, std::vector<Reply>* info) {
   if (asked.empty()) return absl::OkStatus();
   const absl::Time sent = absl::Now();
   FERRY_ASSIGN_OR_RETURN(std::vector<Reply> replies, side.Execute());
   const absl::Time received = absl::Now();
   for (size_t j = 0; j < asked.size(); ++j) {
     const auto [i, field] = asked[j];
-    Look& look = looks[i];
     Reply& reply = replies[j];
+    if (field == Field::kInfo) {  // An error reply too: ParseTtlProbe takes it as no proof.
+      info->push_back(std::move(reply));
+      continue;
+    }
+    Look& look = looks[i];
     if (reply.is_error()) {
       const absl::Status status = SideError(name, FieldCommand(field), reply);
       FERRY_RETURN_IF_ERROR(FatalUnlessPerKey(status));
@@ -307,20 +299,29 @@ absl::Status ShardVerifier::ReadReplies(redis::Router& side, absl::string_view n
           look.value = std::move(reply);
         }
         break;
+      case Field::kInfo:
+        break;  // Taken above.
     }
   }
   asked.clear();
   return absl::OkStatus();
 }
 
-absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name,
+absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name, int db,
                                    const std::vector<absl::string_view>& keys, bool read_ttls,
-                                   std::vector<Look>& looks) {
+                                   std::vector<Look>& looks, bool* no_ttl) {
   std::vector<std::pair<size_t, Field>> asked;
   const auto ask = [&](size_t i, Field field, std::initializer_list<absl::string_view> argv) {
     side.Add(argv);
     asked.emplace_back(i, field);
   };
+  // Without PTTL, INFO before and after the first round, in its pipeline, proves no key had a
+  // TTL (or not).
+  const auto probe = [&] {
+    ask(0, Field::kInfo, {"INFO", "keyspace"});
+    ask(0, Field::kInfo, {"INFO", "stats"});
+  };
+  if (!read_ttls) probe();
   // First the guess that the shard holds strings (one STRLEN says type, length and size), or
   // TYPE for each key.
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -332,7 +333,13 @@ absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name,
       if (verify_.full && memory_usage_ok_) ask(i, Field::kSize, {"MEMORY", "USAGE", keys[i]});
     }
   }
-  FERRY_RETURN_IF_ERROR(ReadReplies(side, name, asked, looks));
+  std::vector<Reply> info;
+  if (!read_ttls) probe();
+  FERRY_RETURN_IF_ERROR(ReadReplies(side, name, asked, looks, &info));
+  if (!read_ttls) {
+    *no_ttl = info.size() == 4 && NoTtlBetween(ParseTtlProbe(info[0], info[1], db),
+                                               ParseTtlProbe(info[2], info[3], db));
+  }
   if (!strings_first_) return absl::OkStatus();
   // The keys STRLEN could not tell (another type, an empty string, a missing key).
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -341,7 +348,7 @@ absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name,
     ask(i, Field::kType, {"TYPE", keys[i]});
     if (verify_.full && memory_usage_ok_) ask(i, Field::kSize, {"MEMORY", "USAGE", keys[i]});
   }
-  return ReadReplies(side, name, asked, looks);
+  return ReadReplies(side, name, asked, looks, nullptr);
 }
 
 absl::Status ShardVerifier::ReadValues(redis::Router& side, absl::string_view name,
@@ -363,19 +370,27 @@ absl::Status ShardVerifier::ReadValues(redis::Router& side, absl::string_view na
     asked.emplace_back(i, Field::kValue);
     bytes += std::max<int64_t>(look.size, 0);
     if (bytes >= kMaxValueBytesPerRound) {
-      FERRY_RETURN_IF_ERROR(ReadReplies(side, name, asked, looks));
+      FERRY_RETURN_IF_ERROR(ReadReplies(side, name, asked, looks, nullptr));
       bytes = 0;
     }
   }
-  return ReadReplies(side, name, asked, looks);
+  return ReadReplies(side, name, asked, looks, nullptr);
 }
 
 absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckForward(
-    const std::vector<absl::string_view>& keys, bool read_ttls) {
+    const std::vector<absl::string_view>& keys, bool read_ttls, bool* no_ttl) {
   std::vector<Look> walked(keys.size()), other(keys.size());
-  FERRY_RETURN_IF_ERROR(
-      OnBothSides([&] { return LookUp(*sides_.walked, "source", keys, read_ttls, walked); },
-                  [&] { return LookUp(*sides_.other, "target", keys, read_ttls, other); }));
+  bool walked_no_ttl = false, other_no_ttl = false;
+  FERRY_RETURN_IF_ERROR(OnBothSides(
+      [&] {
+        return LookUp(*sides_.walked, "source", spec_.source_db, keys, read_ttls, walked,
+                      &walked_no_ttl);
+      },
+      [&] {
+        return LookUp(*sides_.other, "target", spec_.target_db, keys, read_ttls, other,
+                      &other_no_ttl);
+      }));
+  if (no_ttl != nullptr) *no_ttl = walked_no_ttl && other_no_ttl;
   // The second round only for keys on both sides with one type, where a length or a value not
   // too big tells more.
   std::vector<bool> want(keys.size(), false);

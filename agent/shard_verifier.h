@@ -89,23 +89,23 @@ class ShardVerifier : public BatchSink {
     std::string error;          // A per-key error reply, if any.
   };
   // What a reply fills in of a Look.
-  enum class Field { kPttl, kStrlen, kType, kSize, kLength, kValue };
+  enum class Field { kPttl, kStrlen, kType, kSize, kLength, kValue, kInfo };
   static const char* FieldCommand(Field field);
 
   // `again`: a look again at keys that differed.
   absl::StatusOr<std::vector<Verdict>> Check(const std::vector<absl::string_view>& keys,
                                              bool again);
+  // Without `read_ttls`, `no_ttl` says whether INFO proved that no key read had a TTL.
   absl::StatusOr<std::vector<Verdict>> CheckForward(const std::vector<absl::string_view>& keys,
-                                                    bool read_ttls);
+                                                    bool read_ttls, bool* no_ttl);
   absl::StatusOr<std::vector<Verdict>> CheckReverse(const std::vector<absl::string_view>& keys,
                                                     bool again);
-  // INFO keyspace and stats of the walked side's database, then the other's.
-  absl::StatusOr<std::vector<TtlProbe>> ProbeTtls();
-  // PTTL (unless the databases hold no TTL) and what tells type and size: STRLEN where the
+  // PTTL (without `read_ttls`: INFO of database `db` around the first round instead, and
+  // `no_ttl` set when it proves no key had a TTL) and what tells type and size: STRLEN where the
   // shard holds strings, then TYPE (and MEMORY USAGE in full mode) for the others.
-  absl::Status LookUp(redis::Router& side, absl::string_view name,
+  absl::Status LookUp(redis::Router& side, absl::string_view name, int db,
                       const std::vector<absl::string_view>& keys, bool read_ttls,
-                      std::vector<Look>& looks);
+                      std::vector<Look>& looks, bool* no_ttl);
   // The second round on one side: lengths (quick) or values (GET, DUMP) of the keys `want`
   // marks.
   absl::Status ReadValues(redis::Router& side, absl::string_view name,
@@ -113,8 +113,10 @@ class ShardVerifier : public BatchSink {
                           std::vector<Look>& looks);
   // Executes what `side` holds, one queued command per entry of `asked` (the key's index and
   // what its reply fills in), into `looks`; clears `asked`.
+  // kInfo replies go to `info`, in order.
   absl::Status ReadReplies(redis::Router& side, absl::string_view name,
-                           std::vector<std::pair<size_t, Field>>& asked, std::vector<Look>& looks);
+                           std::vector<std::pair<size_t, Field>>& asked, std::vector<Look>& looks,
+                           std::vector<redis::Reply>* info);
   absl::StatusOr<Verdict> Compare(absl::string_view key, Look& walked, Look& other);
   std::optional<Verdict> CompareTtl(const Look& walked, const Look& other) const;
   // Checks `keys`, then checks the ones that differ again until they agree, stop changing on

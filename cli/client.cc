@@ -96,9 +96,10 @@ absl::StatusOr<std::string> ControllerClient::Submit(const ferry::v1::JobSpec& s
   return response.job_id();
 }
 
-absl::StatusOr<Job> ControllerClient::Get(const std::string& job_id) {
+absl::StatusOr<Job> ControllerClient::Get(const std::string& job_id, bool include_shards) {
   ferry::v1::GetJobRequest request;
   request.set_job_id(job_id);
+  request.set_include_shards(include_shards);
   Job job;
   FERRY_UNARY(GetJob, request, job);
   return job;

@@ -37,7 +37,8 @@ class ControllerClient {
                    std::string address);
 
   absl::StatusOr<std::string> Submit(const ferry::v1::JobSpec& spec);
-  absl::StatusOr<ferry::v1::Job> Get(const std::string& job_id);
+  // With `include_shards`, Job.shards too.
+  absl::StatusOr<ferry::v1::Job> Get(const std::string& job_id, bool include_shards = false);
   absl::StatusOr<std::vector<ferry::v1::Job>> List();
   absl::StatusOr<ferry::v1::Job> Cancel(const std::string& job_id);
   absl::StatusOr<ferry::v1::Job> Pause(const std::string& job_id);

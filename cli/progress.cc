@@ -197,6 +197,12 @@ std::string FormatVerifyReport(const JobReport& r) {
   absl::StrAppend(&out, ", ", Count(c.vanished() + c.expired()),
                   " gone or expired during the check, ", Count(c.failed()),
                   " could not be compared; ", Rate(c.scanned() / secs), " keys/s\n");
+  for (const auto& [db, counters] : r.per_db) {
+    absl::StrAppend(&out, "  db ", db, ": ", Count(counters.verified()), " equal, ",
+                    Count(Differences(counters)), " differences");
+    if (Differences(counters) > 0) absl::StrAppend(&out, " (", DifferenceKinds(counters), ")");
+    absl::StrAppend(&out, "\n");
+  }
   for (const auto& [key, reason] : r.failed_keys) {
     absl::StrAppend(&out, "  ", JsonString(key), ": ", reason, "\n");
   }
@@ -227,6 +233,11 @@ std::string FormatReport(const JobReport& r, bool json) {
         ",\"warnings\":[");
     for (size_t i = 0; i < r.warnings.size(); ++i) {
       absl::StrAppend(&out, i ? "," : "", JsonString(r.warnings[i]));
+    }
+    absl::StrAppend(&out, "],\"per_db\":[");
+    for (size_t i = 0; i < r.per_db.size(); ++i) {
+      absl::StrAppend(&out, i ? "," : "", "{\"db\":", r.per_db[i].first,
+                      CountersJson(r.per_db[i].second), "}");
     }
     absl::StrAppend(&out, "],\"failed_keys\":[");
     for (size_t i = 0; i < r.failed_keys.size(); ++i) {

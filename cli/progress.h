@@ -68,6 +68,8 @@ struct JobReport {
   std::vector<std::pair<std::string, std::string>> failed_keys;  // key, reason (first few)
   std::vector<std::string> warnings;
   bool dry_run = false;
+  // Verify jobs with differences: the counters of each source database (several only).
+  std::vector<std::pair<int, ferry::v1::Counters>> per_db;
 };
 
 // Text for people, or one JSON object (--output json). Never contains a password or a value.

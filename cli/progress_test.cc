@@ -109,12 +109,54 @@ TEST(FormatReportTest, JsonHasEveryFieldAndEscapesKeys) {
             "\"value_differs\":0,\"ttl_differs\":0,"
             "\"estimated_keys\":0,\"shards_total\":0,\"shards_done\":0,\"seconds\":2.000,"
             "\"keys_per_second\":500,\"error\":null,\"warnings\":[\"target not empty\"],"
-            "\"failed_keys\":[{\"key\":\"k\\n1\",\"reason\":\"OOM\"}]}\n");
+            "\"per_db\":[],\"failed_keys\":[{\"key\":\"k\\n1\",\"reason\":\"OOM\"}]}\n");
   JobReport failed;
   failed.state = "failed";
   failed.status = absl::PermissionDeniedError("NOPERM \"RESTORE\"");
   EXPECT_NE(FormatReport(failed, /*json=*/true).find(",\"error\":\"NOPERM \\\"RESTORE\\\"\","),
             std::string::npos);
+}
+
+TEST(FormatReportTest, AVerificationSaysWhatDiffersPerKindAndDatabase) {
+  JobReport r;
+  r.state = "different";
+  r.totals.verify = true;
+  r.totals.elapsed = absl::Seconds(1);
+  ferry::v1::Counters& c = r.totals.counters;
+  c.set_scanned(2000);
+  c.set_verified(997);
+  c.set_missing(2);
+  c.set_ttl_differs(1);
+  ferry::v1::Counters db0, db3;
+  db0.set_verified(500);
+  db0.set_missing(2);
+  db3.set_verified(497);
+  db3.set_ttl_differs(1);
+  r.per_db = {{0, db0}, {3, db3}};
+  r.failed_keys = {{"a", "missing on the target"}, {"b", "missing on the target"}};
+  EXPECT_EQ(FormatReport(r, /*json=*/false),
+            "verify: different in 1.0s: 2,000 keys checked (source and target), 997 source keys "
+            "equal on the target, 3 differences (2 missing, 1 TTL), 0 gone or expired during "
+            "the check, 0 could not be compared; 2.0k keys/s\n"
+            "  db 0: 500 equal, 2 differences (2 missing)\n"
+            "  db 3: 497 equal, 1 differences (1 TTL)\n"
+            "  \"a\": missing on the target\n"
+            "  \"b\": missing on the target\n"
+            "  ... and 1 more (ferry status JOB --differences lists them all)\n");
+  const std::string json = FormatReport(r, /*json=*/true);
+  EXPECT_NE(json.find("{\"kind\":\"verify\",\"state\":\"different\""), std::string::npos);
+  EXPECT_NE(json.find("\"per_db\":[{\"db\":0,\"scanned\":0"), std::string::npos);
+  EXPECT_NE(json.find("\"missing\":2"), std::string::npos);
+}
+
+TEST(ProgressLineTest, AVerificationCountsKeysCheckedAndDifferences) {
+  ProgressSnapshot s;
+  s.verify = true;
+  s.counters.set_scanned(500);
+  s.counters.set_extra(3);
+  s.estimated_keys = 1000;
+  s.elapsed = absl::Seconds(1);
+  EXPECT_EQ(ProgressLine(s), "checked 500/1,000 keys (50%), 500 keys/s, 3 differences, ETA 1s");
 }
 
 TEST(JsonStringTest, EscapesQuotesBackslashesControlAndNonAsciiBytes) {

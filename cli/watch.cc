@@ -1,10 +1,32 @@
 #include "cli/watch.h"
 
 #include <cstdio>
+#include <map>
+#include <utility>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "proto/wire/counters.h"
 
 namespace ferry::cli {
+namespace {
+
+// A verify job's counters summed per source database (a reverse shard checks `target_db` of
+// the source), when it checked more than one; empty otherwise or when the shards cannot be read.
+std::vector<std::pair<int, ferry::v1::Counters>> CountersPerDb(ControllerClient& client,
+                                                               const std::string& job_id) {
+  absl::StatusOr<ferry::v1::Job> job = client.Get(job_id, /*include_shards=*/true);
+  if (!job.ok()) return {};
+  std::map<int, ferry::v1::Counters> per_db;
+  for (const ferry::v1::ShardStatus& shard : job->shards()) {
+    const int db = shard.shard().reverse() ? shard.shard().target_db() : shard.shard().source_db();
+    wire::AddCounters(per_db[db], shard.counters());
+  }
+  if (per_db.size() < 2) return {};
+  return {per_db.begin(), per_db.end()};
+}
+
+}  // namespace
 
 int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOptions& options,
              std::atomic<bool>* stop) {
@@ -64,6 +86,8 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
         report.failed_keys.emplace_back(key.key(), key.reason());
     }
   }
+  if (report.totals.verify && Differences(counters) > 0)
+    report.per_db = CountersPerDb(client, job_id);
   std::fputs(FormatReport(report, options.json).c_str(), stdout);
   std::fflush(stdout);
   return ExitCodeForJob(*final_job);
