@@ -609,6 +609,43 @@ TEST_F(VerifyFleetTest, AgentKilledMidVerifyResumes) {
   EXPECT_LT(r.json_int("scanned"), 2 * kKeys + at_kill) << r.output;
 }
 
+TEST_F(VerifyFleetTest, ControllerKilledMidVerifyResumes) {
+  auto source = Server(Debuggable());
+  auto target = Server(Debuggable());
+  ASSERT_TRUE(source && target);
+  constexpr int kKeys = 300000;
+  for (RedisServer* server : {source.get(), target.get()}) {
+    redis::Connection conn = Conn(*server);
+    ASSERT_TRUE(Exec(conn, {{"DEBUG", "POPULATE", std::to_string(kKeys), "key", "32"}}).ok());
+  }
+  ASSERT_TRUE(fleet_.StartAgents(1).ok()) << fleet_.AllLogs();
+  SubmitResult submit = fleet_.Submit(
+      {"--verify-only", "--from", source->uri(), "--to", target->uri(), "--rate-limit", "50000"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  const std::string job = submit.job_id;
+  int64_t scanned = 0;
+  absl::Status some = WaitFor(
+      [&] {
+        scanned = fleet_.Counter(job, "scanned");
+        return scanned > 60000;
+      },
+      absl::Seconds(60), absl::Milliseconds(100));
+  ASSERT_TRUE(some.ok()) << "scanned " << scanned << "\n" << fleet_.AllLogs();
+  fleet_.KillController();
+  // The state file keeps the job, its shards and their checkpoints; the agent reconnects.
+  absl::Status restarted = fleet_.StartController();
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  ASSERT_TRUE(fleet_.WaitForAgents(1).ok()) << fleet_.AllLogs();
+  const int64_t after_restart = fleet_.Counter(job, "scanned");
+  EXPECT_LT(after_restart, 2 * kKeys) << "the verification ended before the kill";
+  CliResult r = fleet_.Watch(job);
+  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << fleet_.AllLogs();
+  EXPECT_EQ(JsonScalar(r.json_line(), "state"), "equal") << r.output;
+  EXPECT_EQ(Differences(r), 0) << r.output;
+  EXPECT_GE(r.json_int("verified"), kKeys) << r.output;
+  EXPECT_LT(r.json_int("scanned"), 2 * kKeys + after_restart) << r.output;
+}
+
 TEST_F(VerifyFleetTest, StatusDifferencesListsEveryDifferingKeyOverPages) {
   auto source = Server(Debuggable());
   auto target = Server(Debuggable());
