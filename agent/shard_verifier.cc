@@ -422,10 +422,21 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckForward(
 
 absl::StatusOr<ShardVerifier::Verdict> ShardVerifier::Compare(absl::string_view key, Look& walked,
                                                               Look& other) {
+  FERRY_ASSIGN_OR_RETURN(Verdict verdict, Judge(key, walked, other));
+  // Only a difference is looked at again: only then is the walked side's state worth keeping.
+  if (verdict.kind != Kind::kEqual && verdict.kind != Kind::kVanished &&
+      verdict.kind != Kind::kExpired) {
+    verdict.fingerprint = absl::StrCat(
+        walked.type, ":", walked.length, ":", walked.size, ":", walked.pttl < 0 ? "persist" : "ttl",
+        ":", walked.value.has_value() ? absl::Hash<absl::string_view>()(walked.value->str()) : 0,
+        verdict.fingerprint);
+  }
+  return verdict;
+}
+
+absl::StatusOr<ShardVerifier::Verdict> ShardVerifier::Judge(absl::string_view key, Look& walked,
+                                                            Look& other) {
   Verdict verdict;
-  verdict.fingerprint = absl::StrCat(
-      walked.type, ":", walked.length, ":", walked.size, ":", walked.pttl < 0 ? "persist" : "ttl",
-      ":", walked.value.has_value() ? absl::Hash<absl::string_view>()(walked.value->str()) : 0);
   if (!walked.error.empty() || !other.error.empty()) {
     verdict.kind = Kind::kError;
     verdict.detail = walked.error.empty() ? other.error : walked.error;
@@ -473,7 +484,7 @@ absl::StatusOr<ShardVerifier::Verdict> ShardVerifier::Compare(absl::string_view 
     if (diff.type_changed) {
       verdict.kind = Kind::kValue;
       verdict.detail = absl::StrCat(walked.type, " changed while it was compared");
-      verdict.fingerprint += ":changing";  // Looked at again.
+      verdict.fingerprint = ":changing";  // Looked at again.
       return verdict;
     }
     if (!diff.equal) {
@@ -482,10 +493,7 @@ absl::StatusOr<ShardVerifier::Verdict> ShardVerifier::Compare(absl::string_view 
       return verdict;
     }
   }
-  if (std::optional<Verdict> ttl = CompareTtl(walked, other); ttl.has_value()) {
-    ttl->fingerprint = verdict.fingerprint;
-    return *ttl;
-  }
+  if (std::optional<Verdict> ttl = CompareTtl(walked, other); ttl.has_value()) return *ttl;
   return verdict;
 }
 

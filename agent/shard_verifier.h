@@ -117,7 +117,9 @@ class ShardVerifier : public BatchSink {
   absl::Status ReadReplies(redis::Router& side, absl::string_view name,
                            std::vector<std::pair<size_t, Field>>& asked, std::vector<Look>& looks,
                            std::vector<redis::Reply>* info);
+  // The verdict on one key, with the walked side's fingerprint when it is a difference.
   absl::StatusOr<Verdict> Compare(absl::string_view key, Look& walked, Look& other);
+  absl::StatusOr<Verdict> Judge(absl::string_view key, Look& walked, Look& other);
   std::optional<Verdict> CompareTtl(const Look& walked, const Look& other) const;
   // Checks `keys`, then checks the ones that differ again until they agree, stop changing on
   // the walked side, or max_rechecks is reached.
