@@ -139,7 +139,6 @@ ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
       cancel_(cancel),
       queue_(queue),
       clock_(clock),
-      count_(std::to_string(options.batch_keys)),
       path_(path),
       typed_(path.typed),
       filter_types_(!spec.type.empty() && !path.source.scan_type()) {}
@@ -175,12 +174,21 @@ absl::Status ShardReader::RereadSlowTtls(Batch& batch, absl::Time sent, bool sca
 }
 
 absl::Status ShardReader::Walk(const ShardWalk& walk, uint64_t cursor) {
+  // The node's key count sizes the SCANs near the shard's end (ShardWalk::ScanCount); unknown
+  // (DBSIZE refused) leaves them at the batch size.
+  absl::StatusOr<Reply> keys = source_.Command({"DBSIZE"});
+  if (!keys.ok() && redis::Classify(keys.status()) == redis::ErrorClass::kTransient) {
+    return keys.status();
+  }
+  walk_ = &walk;
+  db_keys_ = keys.ok() && keys->is_integer() ? static_cast<uint64_t>(keys->integer()) : 0;
   return ScanLoop(
       cursor, /*walk=*/true, [&walk](uint64_t next) { return walk.Finished(next); },
       [&walk](absl::string_view key) { return walk.Keep(key); });
 }
 
 absl::Status ShardReader::ReadSlots(const redis::SlotSet& slots) {
+  walk_ = nullptr;            // A whole-node SCAN: every COUNT is the batch size.
   redis::SlotSet scan_slots;  // Read by one filtered SCAN of the node.
   if (!spec_.match.empty() || !spec_.type.empty()) scan_slots = slots;
   std::vector<int> listed;
@@ -237,7 +245,10 @@ absl::Status ShardReader::ReadSlots(const redis::SlotSet& slots) {
 
 void ShardReader::AppendScan(uint64_t cursor) {
   const std::string cursor_arg = std::to_string(cursor);
-  std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count_};
+  const std::string count =
+      std::to_string(walk_ != nullptr ? walk_->ScanCount(cursor, db_keys_, options_.batch_keys)
+                                      : options_.batch_keys);
+  std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count};
   if (!spec_.match.empty()) argv.insert(argv.end(), {"MATCH", spec_.match});
   if (!spec_.type.empty() && !filter_types_) argv.insert(argv.end(), {"TYPE", spec_.type});
   source_.Append(argv);

@@ -219,7 +219,10 @@ class ShardReader {
   const std::atomic<bool>* cancel_;
   BatchQueue& queue_;
   const std::optional<SourceClock> clock_;
-  const std::string count_;
+  // The SCAN walk being read (Walk), which sizes each SCAN's COUNT, and its node's key count;
+  // null for slot reads.
+  const ShardWalk* walk_ = nullptr;
+  uint64_t db_keys_ = 0;
   std::optional<redis::Reply> prefetched_;  // A SCAN reply read ahead of its turn.
   // Standalone: read without TTL commands (INFO probes prove none is needed) until a TTL shows
   // up.

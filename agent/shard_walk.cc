@@ -26,6 +26,11 @@ bool ShardWalk::Finished(uint64_t returned_cursor) const {
              : redis::ShardFinished(returned_cursor, index_, bits_);
 }
 
+int ShardWalk::ScanCount(uint64_t cursor, uint64_t db_keys, int batch) const {
+  if (scheme_ == redis::ScanScheme::kPerSlot) return batch;
+  return redis::ShardScanCount(cursor, index_, bits_, db_keys, batch);
+}
+
 bool ShardWalk::Keep(absl::string_view key) const {
   return !filter_ || keep_.Contains(redis::KeySlot(key));
 }

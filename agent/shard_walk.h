@@ -24,6 +24,11 @@ class ShardWalk {
   // Whether a key SCAN returned is this walk's to copy. Per-slot scheme: only keys of the
   // shard's slot range (the last SCAN of a range returns keys of the next slots too).
   bool Keep(absl::string_view key) const;
+  // The COUNT of the SCAN from `cursor`: `batch`, or near the end of a single-dict shard about
+  // the keys left in it (from `db_keys`, the node's key count; 0: unknown), so that the last
+  // SCAN does not run far into the next shard and copy its keys twice (per-slot walks drop
+  // those by slot, Keep).
+  int ScanCount(uint64_t cursor, uint64_t db_keys, int batch) const;
 
  private:
   redis::ScanScheme scheme_;

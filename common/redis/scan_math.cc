@@ -1,5 +1,7 @@
 #include "common/redis/scan_math.h"
 
+#include <algorithm>
+#include <cmath>
 #include <string>
 #include <utility>
 
@@ -41,6 +43,22 @@ bool ShardFinished(uint64_t returned_cursor, uint64_t shard, int bits) {
   // The low `bits` bits of a cursor are the top `bits` bits of its position, reversed: they
   // equal rev_b(shard) exactly while the walk is inside the shard, and positions only grow.
   return (returned_cursor & LowMask(bits)) != ReverseBits(shard, bits);
+}
+
+double ShardRemaining(uint64_t cursor, uint64_t shard, int bits) {
+  const double end = std::ldexp(static_cast<double>(shard + 1), -bits);
+  const double position = std::ldexp(static_cast<double>(Reverse64(cursor)), -64);
+  return std::max(0.0, end - position);
+}
+
+int ShardScanCount(uint64_t cursor, uint64_t shard, int bits, uint64_t db_keys, int batch) {
+  // SCAN stops once it holds COUNT keys: asking for the keys left ends the shard in one call
+  // about half the time, else in one more small one, and never runs far past it.
+  if (db_keys == 0) return batch;
+  const int floor = std::min(batch, std::max(8, batch / 128));
+  const double left = ShardRemaining(cursor, shard, bits) * static_cast<double>(db_keys);
+  if (left >= batch) return batch;
+  return std::max(floor, static_cast<int>(std::ceil(left)));
 }
 
 uint64_t SlotShardStartCursor(int first_slot) {

@@ -22,6 +22,17 @@ uint64_t ShardStartCursor(uint64_t shard, int bits);
 // wrapped (cursor 0).
 bool ShardFinished(uint64_t returned_cursor, uint64_t shard, int bits);
 
+// The share of the whole cursor space, in [0, 2^-bits], that lies between `cursor`'s position
+// and the end of shard `shard` of 2^bits: times the database's keys, about how many keys the
+// shard still holds after `cursor`.
+double ShardRemaining(uint64_t cursor, uint64_t shard, int bits);
+
+// The COUNT for a SCAN from `cursor` in shard `shard` of 2^bits: `batch`, or near the shard's
+// end about the keys left in it (ShardRemaining times `db_keys`, the node's key count; 0:
+// unknown), so that the last SCAN does not run far into the next shard and return its keys too.
+// Never below min(batch, max(8, batch / 128)): no SCANs of one or two keys at the very end.
+int ShardScanCount(uint64_t cursor, uint64_t shard, int bits, uint64_t db_keys, int batch);
+
 // Per-slot scheme (cluster nodes of Redis >= 7.4, Valkey >= 8): cursor = (dict_cursor << 14) |
 // slot. A shard is the slot range [first_slot, last_slot].
 inline constexpr int kSlotBits = 14;

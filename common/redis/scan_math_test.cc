@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <random>
@@ -315,6 +316,64 @@ RunResult RunShardedScan(uint64_t seed, const RunOptions& options, const Finishe
                                   [key](const auto& shard) { return shard.count(key) > 0; });
   }
   return result;
+}
+
+// Every shard of a still table of `keys` keys walked with SCAN's loop at the COUNT `count` gives:
+// keys returned (duplicates included) over `keys`.
+double ReturnedPerKey(size_t keys, int bits, const std::function<int(uint64_t, uint64_t)>& count) {
+  Dict dict(SplitMix64(keys));
+  for (uint64_t k = 0; k < keys; ++k) dict.Add(k);
+  while (dict.rehashing()) dict.Rehash(100);
+  size_t returned = 0;
+  std::unordered_set<uint64_t> seen;
+  for (uint64_t s = 0; s < (uint64_t{1} << bits); ++s) {
+    uint64_t cursor = ShardStartCursor(s, bits);
+    do {
+      const size_t want = count(cursor, s);
+      std::vector<uint64_t> out;
+      size_t budget = want * 10;
+      do {
+        cursor = dict.Scan(cursor, &out);
+      } while (cursor != 0 && budget-- > 0 && out.size() < want);
+      returned += out.size();
+      seen.insert(out.begin(), out.end());
+    } while (!ShardFinished(cursor, s, bits));
+  }
+  EXPECT_EQ(seen.size(), keys);  // Nothing missed either way.
+  return static_cast<double>(returned) / static_cast<double>(keys);
+}
+
+TEST(ScanMathTest, ShardRemainingFallsFromOneShardToNothing) {
+  EXPECT_DOUBLE_EQ(ShardRemaining(ShardStartCursor(3, 3), 3, 3), 1.0 / 8);
+  EXPECT_DOUBLE_EQ(ShardRemaining(0, 0, 0), 1.0);
+  // Halfway through shard 0 of 2: position 1/4 (cursor bit 62 reversed is bit 1).
+  EXPECT_DOUBLE_EQ(ShardRemaining(0b10, 0, 1), 0.25);
+  EXPECT_DOUBLE_EQ(ShardRemaining(0b1, 0, 1), 0.0);  // Position 1/2: shard 1's start.
+}
+
+TEST(ScanMathTest, ShardScanCountShrinksNearTheEndOnly) {
+  EXPECT_EQ(ShardScanCount(ShardStartCursor(0, 4), 0, 4, 1000000, 1000), 1000);
+  EXPECT_EQ(ShardScanCount(ShardStartCursor(0, 4), 0, 4, 0, 1000), 1000);  // Unknown size.
+  // 1/1024 of 400,000 keys: about 391 left at the start of a shard.
+  EXPECT_EQ(ShardScanCount(ShardStartCursor(5, 10), 5, 10, 400000, 1000), 391);
+  EXPECT_EQ(ShardScanCount(ShardStartCursor(5, 10), 5, 10, 100, 1000), 8);  // The floor.
+  EXPECT_EQ(ShardScanCount(ShardStartCursor(5, 10), 5, 10, 100, 5), 5);
+}
+
+// 1,024 shards over 200,000 keys return the keys several times over with a fixed COUNT of 1000
+// (a real job of 1,024 shards over 399,217 keys wrote 2.56x its keys); counts from the keys left
+// bring that near 1x.
+TEST(ScanMathTest, CountsFromTheKeysLeftStopTheLastScanNearTheShardsEnd) {
+  constexpr size_t kKeys = 200000;
+  constexpr int kBits = 10;
+  const double fixed = ReturnedPerKey(kKeys, kBits, [](uint64_t, uint64_t) { return 1000; });
+  const double sized = ReturnedPerKey(kKeys, kBits, [](uint64_t cursor, uint64_t shard) {
+    return ShardScanCount(cursor, shard, kBits, kKeys, 1000);
+  });
+  EXPECT_GT(fixed, 2.0);
+  EXPECT_LT(sized, 1.08);
+  std::printf("returned per key: %.2f with COUNT 1000, %.3f with counts from the keys left\n",
+              fixed, sized);
 }
 
 TEST(ScanMathTest, ReverseBits) {
