@@ -563,87 +563,79 @@ class VerifyFleetTest : public VerifyTest {
     ASSERT_TRUE(started.ok()) << started;
   }
 
+  static constexpr int kKeys = 300000;
+
+  // Two servers holding the same kKeys keys, one agent, and a verification of the two submitted
+  // slowly enough (--rate-limit) to be interrupted: returns once it has checked some keys, not
+  // all (the forward and the reverse walk: 2 * kKeys in all), with its id in job_ and the
+  // agent's index in agent_.
+  void StartSlowVerification() {
+    source_ = Server(Debuggable());
+    target_ = Server(Debuggable());
+    ASSERT_TRUE(source_ && target_);
+    for (RedisServer* server : {source_.get(), target_.get()}) {
+      redis::Connection conn = Conn(*server);
+      ASSERT_TRUE(Exec(conn, {{"DEBUG", "POPULATE", std::to_string(kKeys), "key", "32"}}).ok());
+    }
+    ASSERT_EQ(DbSize(*target_), kKeys);
+    ASSERT_OK_AND_ASSIGN(agent_, fleet_.StartAgent());
+    ASSERT_TRUE(fleet_.WaitForAgents(1).ok()) << fleet_.AllLogs();
+    SubmitResult submit = fleet_.Submit({"--verify-only", "--from", source_->uri(), "--to",
+                                         target_->uri(), "--rate-limit", "50000"});
+    ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+    job_ = submit.job_id;
+    int64_t scanned = 0;
+    absl::Status some = WaitFor(
+        [&] {
+          scanned = fleet_.Counter(job_, "scanned");
+          return scanned > 60000;
+        },
+        absl::Seconds(60), absl::Milliseconds(100));
+    ASSERT_TRUE(some.ok()) << "scanned " << scanned << "\n" << fleet_.AllLogs();
+  }
+
+  // The verification ends equal, having checked fewer keys than a start over after
+  // `checked_before` would have.
+  void ExpectResumedAndEqual(int64_t checked_before) {
+    CliResult r = fleet_.Watch(job_);
+    EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << fleet_.AllLogs();
+    EXPECT_EQ(JsonScalar(r.json_line(), "kind"), "verify") << r.output;
+    EXPECT_EQ(JsonScalar(r.json_line(), "state"), "equal") << r.output;
+    EXPECT_EQ(Differences(r), 0) << r.output;
+    EXPECT_EQ(r.json_int("failed"), 0) << r.output;
+    EXPECT_GE(r.json_int("verified"), kKeys) << r.output;
+    EXPECT_LT(r.json_int("scanned"), 2 * kKeys + checked_before) << r.output;
+  }
+
   Fleet fleet_;
+  std::unique_ptr<RedisServer> source_, target_;
+  std::string job_;
+  int agent_ = -1;
 };
 
 TEST_F(VerifyFleetTest, AgentKilledMidVerifyResumes) {
-  auto source = Server(Debuggable());
-  auto target = Server(Debuggable());
-  ASSERT_TRUE(source && target);
-  constexpr int kKeys = 300000;
-  for (RedisServer* server : {source.get(), target.get()}) {
-    redis::Connection conn = Conn(*server);
-    ASSERT_TRUE(Exec(conn, {{"DEBUG", "POPULATE", std::to_string(kKeys), "key", "32"}}).ok());
-  }
-  ASSERT_EQ(DbSize(*target), kKeys);
-  ASSERT_OK_AND_ASSIGN(int first, fleet_.StartAgent());
-  ASSERT_TRUE(fleet_.WaitForAgents(1).ok()) << fleet_.AllLogs();
-  SubmitResult submit = fleet_.Submit(
-      {"--verify-only", "--from", source->uri(), "--to", target->uri(), "--rate-limit", "50000"});
-  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
-  const std::string job = submit.job_id;
-  // Some keys checked, not all (the forward and the reverse walk: 2 * kKeys in all).
-  int64_t scanned = 0;
-  absl::Status some = WaitFor(
-      [&] {
-        scanned = fleet_.Counter(job, "scanned");
-        return scanned > 60000;
-      },
-      absl::Seconds(60), absl::Milliseconds(100));
-  ASSERT_TRUE(some.ok()) << "scanned " << scanned << "\n" << fleet_.AllLogs();
-  fleet_.KillAgent(first);
-  const int64_t at_kill = fleet_.Counter(job, "scanned");
+  ASSERT_NO_FATAL_FAILURE(StartSlowVerification());
+  fleet_.KillAgent(agent_);
+  const int64_t at_kill = fleet_.Counter(job_, "scanned");
   ASSERT_LT(at_kill, 2 * kKeys) << "the verification ended before the kill";
-  EXPECT_EQ(fleet_.State(job), "JOB_STATE_RUNNING");
+  EXPECT_EQ(fleet_.State(job_), "JOB_STATE_RUNNING");
   ASSERT_OK_AND_ASSIGN(int second, fleet_.StartAgent());
   (void)second;
-  CliResult r = fleet_.Watch(job);
-  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << fleet_.AllLogs();
-  EXPECT_EQ(JsonScalar(r.json_line(), "kind"), "verify") << r.output;
-  EXPECT_EQ(JsonScalar(r.json_line(), "state"), "equal") << r.output;
-  EXPECT_EQ(Differences(r), 0) << r.output;
-  EXPECT_EQ(r.json_int("failed"), 0) << r.output;
-  EXPECT_GE(r.json_int("verified"), kKeys) << r.output;
   // Resumed from the checkpoints, not started over: that would check the keys counted before
   // the kill a second time.
-  EXPECT_LT(r.json_int("scanned"), 2 * kKeys + at_kill) << r.output;
+  ExpectResumedAndEqual(at_kill);
 }
 
 TEST_F(VerifyFleetTest, ControllerKilledMidVerifyResumes) {
-  auto source = Server(Debuggable());
-  auto target = Server(Debuggable());
-  ASSERT_TRUE(source && target);
-  constexpr int kKeys = 300000;
-  for (RedisServer* server : {source.get(), target.get()}) {
-    redis::Connection conn = Conn(*server);
-    ASSERT_TRUE(Exec(conn, {{"DEBUG", "POPULATE", std::to_string(kKeys), "key", "32"}}).ok());
-  }
-  ASSERT_TRUE(fleet_.StartAgents(1).ok()) << fleet_.AllLogs();
-  SubmitResult submit = fleet_.Submit(
-      {"--verify-only", "--from", source->uri(), "--to", target->uri(), "--rate-limit", "50000"});
-  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
-  const std::string job = submit.job_id;
-  int64_t scanned = 0;
-  absl::Status some = WaitFor(
-      [&] {
-        scanned = fleet_.Counter(job, "scanned");
-        return scanned > 60000;
-      },
-      absl::Seconds(60), absl::Milliseconds(100));
-  ASSERT_TRUE(some.ok()) << "scanned " << scanned << "\n" << fleet_.AllLogs();
+  ASSERT_NO_FATAL_FAILURE(StartSlowVerification());
   fleet_.KillController();
   // The state file keeps the job, its shards and their checkpoints; the agent reconnects.
   absl::Status restarted = fleet_.StartController();
   ASSERT_TRUE(restarted.ok()) << restarted;
   ASSERT_TRUE(fleet_.WaitForAgents(1).ok()) << fleet_.AllLogs();
-  const int64_t after_restart = fleet_.Counter(job, "scanned");
+  const int64_t after_restart = fleet_.Counter(job_, "scanned");
   EXPECT_LT(after_restart, 2 * kKeys) << "the verification ended before the kill";
-  CliResult r = fleet_.Watch(job);
-  EXPECT_EQ(r.exit_code, 0) << r.output << "\n" << fleet_.AllLogs();
-  EXPECT_EQ(JsonScalar(r.json_line(), "state"), "equal") << r.output;
-  EXPECT_EQ(Differences(r), 0) << r.output;
-  EXPECT_GE(r.json_int("verified"), kKeys) << r.output;
-  EXPECT_LT(r.json_int("scanned"), 2 * kKeys + after_restart) << r.output;
+  ExpectResumedAndEqual(after_restart);
 }
 
 TEST_F(VerifyFleetTest, StatusDifferencesListsEveryDifferingKeyOverPages) {
