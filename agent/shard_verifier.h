@@ -125,7 +125,13 @@ class ShardVerifier : public BatchSink {
   // the walked side, or max_rechecks is reached.
   absl::StatusOr<std::vector<Verdict>> CheckWithRechecks(
       const std::vector<absl::string_view>& keys);
+  // Adds the verdict to its counter in `delta`; a difference or an error also goes to
+  // callbacks.on_failed_key with its kind as the reason.
   void Count(absl::string_view key, const Verdict& verdict, ferry::v1::Counters& delta);
+  static bool IsDifference(Kind kind);
+  // OK for a per-key error (recorded on the key); the status for any other, a redirect that
+  // outlived the router's retries as UNAVAILABLE.
+  static absl::Status FatalUnlessPerKey(const absl::Status& status);
 
   const ShardSpec& spec_;
   const CopyOptions& options_;
