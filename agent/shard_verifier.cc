@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <thread>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -23,17 +22,6 @@ using redis::Reply;
 
 // The pause before the first re-check of a batch's differing keys; each later one is 3x longer.
 constexpr absl::Duration kFirstRecheckPause = absl::Milliseconds(100);
-
-// Runs `walked` here and `other` on a thread of its own, so both servers work at once; the
-// first error of the two.
-absl::Status OnBothSides(const std::function<absl::Status()>& walked,
-                         const std::function<absl::Status()>& other) {
-  absl::Status other_status;
-  std::thread thread([&] { other_status = other(); });
-  absl::Status status = walked();
-  thread.join();
-  return status.ok() ? other_status : status;
-}
 
 std::string Millis(int64_t ms) { return absl::StrCat(ms, " ms"); }
 
@@ -163,7 +151,7 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckForward(
     const std::vector<absl::string_view>& keys, bool read_ttls, bool* no_ttl) {
   std::vector<Look> walked(keys.size()), other(keys.size());
   bool walked_no_ttl = false, other_no_ttl = false;
-  FERRY_RETURN_IF_ERROR(OnBothSides(
+  FERRY_RETURN_IF_ERROR(other_side_.RunBoth(
       [&] {
         return LookUp(*sides_.walked, "source", spec_.source_db, keys, read_ttls, walked,
                       &walked_no_ttl);
@@ -176,7 +164,7 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckForward(
   // The second round only for keys on both sides with one type, where a length or a value not
   // too big tells more.
   std::vector<bool> want(keys.size(), false);
-  size_t strings = 0;
+  size_t strings = 0, wanted = 0;
   for (size_t i = 0; i < keys.size(); ++i) {
     const Look& w = walked[i];
     const Look& o = other[i];
@@ -187,14 +175,18 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckForward(
       want[i] = w.size >= 0 && o.size >= 0 && static_cast<uint64_t>(w.size) <= limit &&
                 static_cast<uint64_t>(o.size) <= limit;
     } else {
-      want[i] = !LengthCommand(w.type).empty();
+      // STRLEN told a string's length already.
+      want[i] = !LengthCommand(w.type).empty() && (w.length < 0 || o.length < 0);
     }
+    wanted += want[i] ? 1 : 0;
   }
   // What this batch held tells the next which first command is cheaper.
   strings_first_ = strings * 10 >= keys.size() * 9;
-  FERRY_RETURN_IF_ERROR(
-      OnBothSides([&] { return ReadValues(*sides_.walked, "source", keys, want, walked); },
-                  [&] { return ReadValues(*sides_.other, "target", keys, want, other); }));
+  if (wanted > 0) {
+    FERRY_RETURN_IF_ERROR(other_side_.RunBoth(
+        [&] { return ReadValues(*sides_.walked, "source", keys, want, walked); },
+        [&] { return ReadValues(*sides_.other, "target", keys, want, other); }));
+  }
   std::vector<Verdict> verdicts(keys.size());
   for (size_t i = 0; i < keys.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(verdicts[i], Compare(keys[i], walked[i], other[i]));

@@ -28,6 +28,7 @@
 #include "agent/copier.h"
 #include "agent/expiry.h"
 #include "agent/shard_reader.h"
+#include "agent/side_thread.h"
 #include "common/redis/capabilities.h"
 #include "common/redis/router.h"
 
@@ -139,7 +140,9 @@ class ShardVerifier : public BatchSink {
   VerifySides sides_;
   Checkpoint& checkpoint_;
   const CopyCallbacks& callbacks_;
-  // Both sides' reads run at once (OnBothSides): set from either thread.
+  // The other side's reads, while this thread reads the walked side.
+  SideThread other_side_;
+  // Both sides' reads run at once (other_side_): set from either thread.
   std::atomic<bool> memory_usage_ok_{true};
   // Both sides standalone and no TTL seen yet: PTTL is not read (Check).
   bool ttl_free_;
