@@ -49,6 +49,10 @@ struct Checkpoint {
   std::string node;
   // The target processes written to (TargetGuard): a restart or an eviction fails the shard.
   std::vector<TargetNode> target_nodes;
+  // Live jobs: 0 the snapshot; n > 0 the n-th rescan pass, which compares and fixes.
+  uint32_t pass = 0;
+  // Watch shards: the watcher's state (ferry.v1.LiveStatus documents each field).
+  ferry::v1::LiveStatus live;
 };
 
 // One shard of one source database (DESIGN.md, "Shards: the SCAN cursor math").
@@ -75,8 +79,12 @@ struct ShardSpec {
   ReadFrom read_from = ReadFrom::kPrimary;
 
   // Verify jobs: `source` is the job's target and `target` its source (the dbs likewise): the
-  // shard looks for keys the job's source lacks.
+  // shard looks for keys the job's source lacks. Live jobs: the same, in rescan passes, where
+  // such keys are deleted from the job's target.
   bool reverse = false;
+  // Live jobs: a watch of the source node (`source`, or for a cluster the node serving `slots`)
+  // and database, not a slice of the keyspace (ferry.v1.ShardRef.watch; agent/live_watcher.h).
+  bool watch = false;
 
   bool cluster() const { return !slots.empty(); }
 };
@@ -92,6 +100,27 @@ struct VerifyOptions {
   int max_rechecks = 3;
 };
 
+// Set by the controller for a live job's watch lease while it runs (LiveControl). Written by
+// the agent's stream thread, read by the watcher.
+struct LiveSignals {
+  // Apply dirty keys to the target; false: only collect them (a pass over the node runs).
+  std::atomic<bool> apply{false};
+  // `apply` holds only while the watcher's subscription count (LiveStatus.subscriptions) equals
+  // this: after a gap and a new subscription the watcher waits for the controller's next word,
+  // sent once the rescan the gap needs is complete.
+  std::atomic<uint64_t> apply_subscription{0};
+  // The latest cutover request; 0: none.
+  std::atomic<uint64_t> cutover_seq{0};
+};
+
+// What a live job's leases need (CopyOptions.live).
+struct LiveOptions {
+  // Bound on the dirty set: key bytes plus about 64 bytes per key.
+  uint64_t dirty_bytes = wire::kDefaultLiveDirtyBytes;
+  // The lease's signals (owned by its LeaseRunner); null outside a watch lease.
+  const LiveSignals* signals = nullptr;
+};
+
 struct CopyOptions {
   int batch_keys = wire::kDefaultBatchKeys;   // SCAN COUNT and pipeline depth.
   uint64_t max_bytes_in_flight = 2ull << 20;  // Read but not yet written, per shard.
@@ -105,6 +134,9 @@ struct CopyOptions {
   // Set: compare the shard's keys with the other side instead of copying them (a verify job);
   // nothing is written.
   std::optional<VerifyOptions> verify;
+  // Set for the leases of a live job: watch shards follow the source (agent/live_watcher.h),
+  // shards resumed at Checkpoint.pass > 0 compare and fix instead of copying.
+  std::optional<LiveOptions> live;
   int max_retries = 6;  // Transient failures in a row before giving up.
   absl::Duration initial_backoff = absl::Milliseconds(200);
   redis::ConnectOptions connect;

@@ -194,6 +194,12 @@ void HubStream::Handle(const pb::ControllerMessage& message) {
         run->SetRate(message.rate_update().keys_per_second());
       }
       break;
+    case pb::ControllerMessage::kLiveControl:
+      if (LeaseRunner* run = FindActive(message.live_control().lease_id())) {
+        run->SetLive(message.live_control().apply(), message.live_control().subscription(),
+                     message.live_control().cutover_seq());
+      }
+      break;
     default:
       FERRY_LOG(Debug) << "ignoring an unknown message from the controller";
   }
@@ -283,8 +289,11 @@ LeaseRunner* HubStream::FindActive(const std::string& lease_id) {
 }
 
 int HubStream::ActiveCount() {
-  return static_cast<int>(
-      std::count_if(runs_.begin(), runs_.end(), [](const auto& run) { return run->active(); }));
+  // A live job's watch lease waits on its subscription most of the time: it takes no slot (the
+  // controller does not count it either).
+  return static_cast<int>(std::count_if(runs_.begin(), runs_.end(), [](const auto& run) {
+    return run->active() && !run->watch();
+  }));
 }
 
 // ------------------------------------------------------------------------------------------

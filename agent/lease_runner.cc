@@ -21,8 +21,17 @@ void FillReport(const std::string& lease_id, uint64_t epoch, const Checkpoint& c
 
 }  // namespace
 
+namespace {
+
+LeaseRunner::Grant WithSignals(LeaseRunner::Grant grant, const LiveSignals* signals) {
+  if (grant.copy.live.has_value()) grant.copy.live->signals = signals;
+  return grant;
+}
+
+}  // namespace
+
 LeaseRunner::LeaseRunner(Grant grant, CopyFunction copy)
-    : grant_(std::move(grant)),
+    : grant_(WithSignals(std::move(grant), &live_)),
       copy_(std::move(copy)),
       limiter_(grant_.keys_per_second),
       latest_(grant_.resume),

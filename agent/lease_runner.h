@@ -79,6 +79,12 @@ class LeaseRunner {
   // which replaces any (nothing can be reported any more). No effect once ended.
   void Stop(StopReason reason) ABSL_LOCKS_EXCLUDED(mu_);
   void SetRate(double keys_per_second) { limiter_.SetRate(keys_per_second); }
+  // Live jobs' watch leases: the controller's LiveControl.
+  void SetLive(bool apply, uint64_t subscription, uint64_t cutover_seq) {
+    live_.apply_subscription = subscription;
+    live_.apply = apply;
+    if (cutover_seq > live_.cutover_seq) live_.cutover_seq = cutover_seq;
+  }
 
   // What changed since the last report: failed keys beyond the size limit first, in Progress
   // messages carrying the checkpoint already reported (so no checkpoint passes unreported
@@ -92,6 +98,7 @@ class LeaseRunner {
   void MarkEnded() ABSL_LOCKS_EXCLUDED(mu_);
 
   const std::string& lease_id() const { return grant_.lease_id; }
+  bool watch() const { return grant_.spec.watch; }
   bool ended() ABSL_LOCKS_EXCLUDED(mu_);
   // Running and not asked to stop: it holds one of the agent's slots. A revoked shard stops
   // within a batch; the controller already counts its slot as free.
@@ -103,6 +110,7 @@ class LeaseRunner {
       bool expect_ack, std::vector<LeaseReport>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(const EndCallback& on_end);
 
+  LiveSignals live_;  // Before grant_: its copy options point at it.
   const Grant grant_;
   const CopyFunction copy_;
   RateLimiter limiter_;

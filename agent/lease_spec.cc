@@ -56,6 +56,8 @@ void CheckpointToProto(const Checkpoint& c, pb::Checkpoint* out) {
   out->set_scanned(c.scanned);
   SlotsToProto(c.rescan, out->mutable_rescan());
   out->set_node(c.node);
+  out->set_pass(c.pass);
+  *out->mutable_live() = c.live;
   for (const TargetNode& node : c.target_nodes) {
     pb::TargetNode& n = *out->add_target_nodes();
     n.set_address(node.address);
@@ -73,6 +75,8 @@ Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
   out.scanned = c.scanned();
   out.rescan = SlotsFromProto(c.rescan());
   out.node = c.node();
+  out.pass = c.pass();
+  out.live = c.live();
   for (const pb::TargetNode& node : c.target_nodes()) {
     out.target_nodes.push_back({node.address(), node.run_id(), node.evicted_keys()});
   }
@@ -86,6 +90,7 @@ absl::StatusOr<ShardSpec> SpecFromLease(const pb::ControllerMessage::Lease& leas
   FERRY_ASSIGN_OR_RETURN(spec.target, EndpointOf(lease.target(), "target"));
   // A reverse shard (verify jobs) walks the target and looks its keys up on the source.
   spec.reverse = shard.reverse();
+  spec.watch = shard.watch();
   if (spec.reverse) std::swap(spec.source, spec.target);
   spec.slots = SlotsFromProto(shard.slots());
   if (spec.cluster()) {
@@ -100,8 +105,8 @@ absl::StatusOr<ShardSpec> SpecFromLease(const pb::ControllerMessage::Lease& leas
   } else if (!shard.source_node().empty()) {
     FERRY_RETURN_IF_ERROR(SetNode(shard.source_node(), spec.source));
   }
-  if (shard.shard_bits() < 0 || shard.shard_bits() > 32 ||
-      shard.shard_index() >= (uint64_t{1} << shard.shard_bits())) {
+  if (!spec.watch && (shard.shard_bits() < 0 || shard.shard_bits() > 32 ||
+                      shard.shard_index() >= (uint64_t{1} << shard.shard_bits()))) {
     return absl::InvalidArgumentError(absl::StrCat("shard ", shard.shard_index(), " of 2^",
                                                    shard.shard_bits(), " does not exist"));
   }
@@ -139,6 +144,7 @@ CopyOptions CopyOptionsFromLease(const CopyOptions& defaults,
       verify.ttl_tolerance = absl::Milliseconds(lease.ttl_tolerance_ms());
     }
   }
+  if (lease.live_dirty_bytes() > 0) copy.live.emplace().dirty_bytes = lease.live_dirty_bytes();
   if (copy.connect.client_name.empty()) copy.connect.client_name = "ferry-agent";
   return copy;
 }
@@ -149,13 +155,19 @@ std::string DescribeLease(const pb::ControllerMessage::Lease& lease, const Shard
           ? absl::StrCat(" slots ", redis::FormatSlotRanges(spec.slots.Ranges()), " (",
                          redis::ScanSchemeName(spec.scheme), ", planned on ", spec.source_node, ")")
           : "";
-  const char* what = lease.kind() != pb::JOB_KIND_VERIFY ? ""
-                     : spec.reverse                      ? "verify extra keys: "
-                                                         : "verify: ";
+  const char* what = spec.watch                          ? "watch: "
+                     : lease.kind() != pb::JOB_KIND_VERIFY ? (lease.resume().pass() > 0
+                                                                  ? (spec.reverse ? "rescan extra keys: "
+                                                                                  : "rescan: ")
+                                                                  : "")
+                     : spec.reverse ? "verify extra keys: "
+                                    : "verify: ";
+  const std::string shard =
+      spec.watch ? ""
+                 : absl::StrCat(" shard ", spec.shard_index, "/", uint64_t{1} << spec.shard_bits);
   return absl::StrCat("lease ", lease.lease_id(), " (job ", lease.job_id(), ", epoch ",
                       lease.epoch(), "): ", what, spec.source.Redacted(), " db ", spec.source_db,
-                      " shard ", spec.shard_index, "/", uint64_t{1} << spec.shard_bits, slots,
-                      " -> ", spec.target.Redacted(), " db ", spec.target_db);
+                      shard, slots, " -> ", spec.target.Redacted(), " db ", spec.target_db);
 }
 
 }  // namespace ferry::agent

@@ -159,6 +159,7 @@ void Controller::ExpiryLoop() {
   const absl::Duration period = std::min(options_.lease_timeout / 4, kMaxExpiryPeriod);
   while (!stop_expiry_.WaitForNotificationWithTimeout(period)) {
     scheduler_->ExpireLeases(absl::Now());
+    PlanPending();  // Jobs the scheduler submits itself (a cutover's verification).
   }
 }
 

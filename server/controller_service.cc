@@ -327,6 +327,15 @@ grpc::ServerUnaryReactor* ControllerServiceImpl::CancelJob(
   });
 }
 
+grpc::ServerUnaryReactor* ControllerServiceImpl::CutoverJob(
+    grpc::CallbackServerContext* context, const ferry::v1::CutoverJobRequest* request,
+    ferry::v1::Job* response) {
+  return Respond(context, [this, request, response]() -> absl::Status {
+    FERRY_ASSIGN_OR_RETURN(*response, scheduler_->CutoverJob(*request));
+    return absl::OkStatus();
+  });
+}
+
 grpc::ServerUnaryReactor* ControllerServiceImpl::PauseJob(grpc::CallbackServerContext* context,
                                                           const ferry::v1::PauseJobRequest* request,
                                                           ferry::v1::Job* response) {

@@ -36,6 +36,9 @@ class ControllerServiceImpl final : public ferry::v1::Controller::CallbackServic
   grpc::ServerUnaryReactor* CancelJob(grpc::CallbackServerContext* context,
                                       const ferry::v1::CancelJobRequest* request,
                                       ferry::v1::Job* response) override;
+  grpc::ServerUnaryReactor* CutoverJob(grpc::CallbackServerContext* context,
+                                       const ferry::v1::CutoverJobRequest* request,
+                                       ferry::v1::Job* response) override;
   grpc::ServerUnaryReactor* PauseJob(grpc::CallbackServerContext* context,
                                      const ferry::v1::PauseJobRequest* request,
                                      ferry::v1::Job* response) override;

@@ -24,6 +24,7 @@ absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   request.typed_only = spec.copy_path() == ferry::v1::COPY_PATH_TYPED;
   if (spec.big_key_bytes() > 0) request.big_key_bytes = spec.big_key_bytes();
   request.verify = spec.kind() == ferry::v1::JOB_KIND_VERIFY;
+  request.live = spec.live();
   FERRY_ASSIGN_OR_RETURN(server::Plan plan, PlanCopy(request));
   PlanResult result;
   result.shards = std::move(plan.shards);

@@ -69,6 +69,17 @@ absl::Status NormalizeJobSpec(ferry::v1::JobSpec* spec) {
   if (!ferry::v1::ReadFrom_IsValid(spec->read_from())) {
     return absl::InvalidArgumentError("invalid read_from");
   }
+  if (spec->live()) {
+    if (spec->kind() == ferry::v1::JOB_KIND_VERIFY) {
+      return absl::InvalidArgumentError("a verify job cannot be live");
+    }
+    if (spec->dry_run()) return absl::InvalidArgumentError("a dry run cannot be live");
+    if (spec->on_conflict() != ferry::v1::ON_CONFLICT_REPLACE) {
+      return absl::InvalidArgumentError(
+          "a live job replaces target keys (the source's writes win): on_conflict must be "
+          "replace");
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -34,7 +35,8 @@ CREATE TABLE IF NOT EXISTS jobs (
   planned INTEGER NOT NULL DEFAULT 0,
   estimated_keys INTEGER NOT NULL DEFAULT 0,
   create_ms INTEGER NOT NULL,
-  update_ms INTEGER NOT NULL
+  update_ms INTEGER NOT NULL,
+  live BLOB NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS shards (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -53,6 +55,7 @@ CREATE TABLE IF NOT EXISTS shards (
   scan_scheme INTEGER NOT NULL DEFAULT 0,
   slots TEXT NOT NULL DEFAULT '',
   reverse INTEGER NOT NULL DEFAULT 0,
+  watch INTEGER NOT NULL DEFAULT 0,
   UNIQUE (job_id, source_node, source_db, shard_bits, shard_index)
 );
 CREATE TABLE IF NOT EXISTS failed_keys (
@@ -142,8 +145,9 @@ absl::Status CreatePrivateFile(const std::string& path) {
 // them. Each field of ferry.v1.ShardRef has a column of its own, so that the UNIQUE key of the
 // table covers them and state files of every earlier version read the same.
 constexpr const char* kShardRefColumns =
-    "source_node, source_db, shard_bits, shard_index, target_db, scan_scheme, slots, reverse";
-constexpr int kShardRefColumnCount = 8;
+    "source_node, source_db, shard_bits, shard_index, target_db, scan_scheme, slots, reverse, "
+    "watch";
+constexpr int kShardRefColumnCount = 9;
 
 // Binds `shard` to parameters first .. first + kShardRefColumnCount - 1.
 void BindShardRef(Statement& statement, int first, const ferry::v1::ShardRef& shard) {
@@ -154,7 +158,8 @@ void BindShardRef(Statement& statement, int first, const ferry::v1::ShardRef& sh
       .Bind(first + 4, shard.target_db())
       .Bind(first + 5, shard.scan_scheme())
       .BindText(first + 6, redis::FormatSlotRanges(wire::SlotRangesFromProto(shard.slots())))
-      .Bind(first + 7, shard.reverse() ? 1 : 0);
+      .Bind(first + 7, shard.reverse() ? 1 : 0)
+      .Bind(first + 8, shard.watch() ? 1 : 0);
 }
 
 ferry::v1::ShardRef ReadShardRef(Statement& row, int first) {
@@ -169,6 +174,7 @@ ferry::v1::ShardRef ReadShardRef(Statement& row, int first) {
   wire::AddSlotRanges(redis::ParseSlotRanges(row.Bytes(first + 6)).value_or(redis::SlotRanges()),
                       shard.mutable_slots());
   shard.set_reverse(row.Int(first + 7) != 0);
+  shard.set_watch(row.Int(first + 8) != 0);
   return shard;
 }
 
@@ -252,15 +258,18 @@ JobStore::~JobStore() = default;
 
 absl::Status JobStore::AddColumnsLocked() {
   // Columns added since the first version, oldest first; each is added once, where missing.
-  const std::pair<const char*, const char*> kAdded[] = {
-      {"slots",
+  const std::tuple<const char*, const char*, const char*> kAdded[] = {
+      {"shards", "slots",
        "ALTER TABLE shards ADD COLUMN scan_scheme INTEGER NOT NULL DEFAULT 0; "
        "ALTER TABLE shards ADD COLUMN slots TEXT NOT NULL DEFAULT '';"},
-      {"reverse", "ALTER TABLE shards ADD COLUMN reverse INTEGER NOT NULL DEFAULT 0;"},
+      {"shards", "reverse", "ALTER TABLE shards ADD COLUMN reverse INTEGER NOT NULL DEFAULT 0;"},
+      {"shards", "watch", "ALTER TABLE shards ADD COLUMN watch INTEGER NOT NULL DEFAULT 0;"},
+      {"jobs", "live", "ALTER TABLE jobs ADD COLUMN live BLOB NOT NULL DEFAULT '';"},
   };
-  for (const auto& [column, sql] : kAdded) {
-    Statement columns(db_, "SELECT COUNT(*) FROM pragma_table_info('shards') WHERE name = ?");
-    columns.BindText(1, column);
+  for (const auto& [table, column, sql] : kAdded) {
+    Statement columns(db_, "SELECT COUNT(*) FROM pragma_table_info(?) WHERE name = ?");
+    columns.BindText(1, table);
+    columns.BindText(2, column);
     FERRY_ASSIGN_OR_RETURN(bool has_row, columns.Step());
     if (has_row && columns.Int(0) > 0) continue;
     FERRY_RETURN_IF_ERROR(Exec(sql));
@@ -285,8 +294,8 @@ absl::Status JobStore::CreateJob(JobRecord* job) {
   job->seq = has_row ? max_seq.Int(0) + 1 : 1;
   Statement insert(db_,
                    "INSERT INTO jobs (id, seq, spec, state, error, warnings, planned, "
-                   "estimated_keys, create_ms, update_ms, error_code) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?)");
+                   "estimated_keys, create_ms, update_ms, error_code, live) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)");
   insert.BindText(1, job->id)
       .Bind(2, job->seq)
       .BindBlob(3, job->spec.SerializeAsString())
@@ -297,14 +306,15 @@ absl::Status JobStore::CreateJob(JobRecord* job) {
       .Bind(8, static_cast<int64_t>(job->estimated_keys))
       .Bind(9, ToMillis(job->create_time))
       .Bind(10, ToMillis(job->update_time))
-      .Bind(11, job->error_code);
+      .Bind(11, job->error_code)
+      .BindBlob(12, job->live.SerializeAsString());
   return insert.Run();
 }
 
 absl::Status JobStore::UpdateJobLocked(const JobRecord& job) {
   Statement update(db_,
                    "UPDATE jobs SET state=?, error=?, warnings=?, planned=?, estimated_keys=?, "
-                   "update_ms=?, error_code=? WHERE id=?");
+                   "update_ms=?, error_code=?, live=? WHERE id=?");
   update.Bind(1, job.state)
       .BindText(2, job.error)
       .BindText(3, absl::StrJoin(job.warnings, "\n"))
@@ -312,7 +322,8 @@ absl::Status JobStore::UpdateJobLocked(const JobRecord& job) {
       .Bind(5, static_cast<int64_t>(job.estimated_keys))
       .Bind(6, ToMillis(job.update_time))
       .Bind(7, job.error_code)
-      .BindText(8, job.id);
+      .BindBlob(8, job.live.SerializeAsString())
+      .BindText(9, job.id);
   FERRY_RETURN_IF_ERROR(update.Run());
   if (sqlite3_changes(db_) != 1) return absl::NotFoundError(absl::StrCat("job ", job.id));
   return absl::OkStatus();
@@ -437,7 +448,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadJobs() {
   absl::MutexLock lock(&mu_);
   Statement select(db_,
                    "SELECT id, seq, spec, state, error, warnings, planned, estimated_keys, "
-                   "create_ms, update_ms, error_code FROM jobs ORDER BY seq");
+                   "create_ms, update_ms, error_code, live FROM jobs ORDER BY seq");
   std::vector<JobRecord> jobs;
   while (true) {
     FERRY_ASSIGN_OR_RETURN(bool has_row, select.Step());
@@ -457,6 +468,8 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadJobs() {
     job.create_time = FromMillis(select.Int(8));
     job.update_time = FromMillis(select.Int(9));
     job.error_code = static_cast<int>(select.Int(10));
+    // Written by SerializeAsString; a damaged value reads as nothing.
+    (void)job.live.ParseFromString(select.Bytes(11));
   }
   return jobs;
 }

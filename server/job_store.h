@@ -33,6 +33,8 @@ struct JobRecord {
   uint64_t estimated_keys = 0;
   absl::Time create_time;
   absl::Time update_time;
+  // Live jobs: what outlives a controller restart of Job.live (cutover_error, verify_job_id).
+  ferry::v1::LiveProgress live;
 };
 
 struct ShardRecord {

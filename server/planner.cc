@@ -9,12 +9,11 @@
 #include "absl/strings/strip.h"
 #include "common/base/status_macros.h"
 #include "proto/wire/shard.h"
+#include "server/planner_internal.h"
 #include "server/preflight.h"
 
 namespace ferry::server {
-namespace {
 
-// The smallest b with 2^b >= n.
 int BitsFor(uint64_t n) {
   int bits = 0;
   while ((uint64_t{1} << bits) < n && bits < 16) ++bits;
@@ -25,6 +24,14 @@ int ShardBits(const PlanRequest& request, uint64_t keys) {
   return request.shards > 0 ? BitsFor(static_cast<uint64_t>(request.shards))
                             : ShardBitsForKeys(keys);
 }
+
+int TargetDbOf(const PlanRequest& request, const Deployment& target, int db) {
+  if (target.cluster()) return 0;
+  if (request.merge_dbs) return request.target_db.value_or(0);
+  return request.target_db.value_or(db);
+}
+
+namespace {
 
 absl::StatusOr<std::vector<int>> SelectDbs(const PlanRequest& request,
                                            const std::map<int, uint64_t>& keyspace) {
@@ -279,13 +286,6 @@ absl::Status CheckNoKeysLeftOut(const PlanRequest& request, const Deployment& so
   return absl::OkStatus();
 }
 
-// Where a key of source database `db` goes.
-int TargetDbOf(const PlanRequest& request, const Deployment& target, int db) {
-  if (target.cluster()) return 0;
-  if (request.merge_dbs) return request.target_db.value_or(0);
-  return request.target_db.value_or(db);
-}
-
 // Shards over the source (forward) or, with `target` read as a source, over the target.
 absl::Status PlanShards(const PlanRequest& request, const Deployment& source,
                         const std::optional<Deployment>& target, Plan& plan) {
@@ -422,6 +422,7 @@ absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
     AddTargetWarnings(source, *target, &plan.warnings);
     FERRY_RETURN_IF_ERROR(CheckCopyPath(request, source, *target, &plan.warnings));
     plan.target_nodes = TargetNodesOf(request, *target);
+    if (request.live) FERRY_RETURN_IF_ERROR(AddLiveShards(request, source, *target, plan));
   }
   return plan;
 }

@@ -42,6 +42,9 @@ struct PlanRequest {
   uint64_t big_key_bytes = wire::kDefaultBigKeyBytes;
   // Verify job: plan shards over both sides and probe only reads (nothing is written).
   bool verify = false;
+  // Live job: watch shards for every source primary and database, reverse shards for rescans,
+  // and the keyspace notifications checked (planner_live.cc).
+  bool live = false;
   // How errors and warnings name the side read: a verify job reads its target as a source too.
   std::string source_name = "source";
   redis::ConnectOptions connect;

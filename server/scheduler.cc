@@ -67,6 +67,15 @@ absl::Status Scheduler::LoadLocked() {
     wire::AddCounters(job->second.totals, record.checkpoint.counters());
     shards_[record.id].record = std::move(record);
   }
+  for (auto& [id, job] : jobs_) {
+    BuildLiveGroupsLocked(job);
+    if (job.record.state == ferry::v1::JOB_STATE_CUTOVER) {
+      // The watchers are gone with the previous process: the cutover starts over on request.
+      job.record.live.set_cutover_error(
+          "the controller restarted during the cutover: ask for it again once the job is LIVE");
+      FERRY_RETURN_IF_ERROR(SetJobStateLocked(job, ferry::v1::JOB_STATE_LIVE, ""));
+    }
+  }
   FERRY_LOG(Info) << "loaded " << jobs_.size() << " jobs, " << shards_.size() << " shards ("
                   << requeued << " leases taken back)";
   return absl::OkStatus();
@@ -90,7 +99,8 @@ void Scheduler::DispatchLocked() {
   while (granted) {
     granted = false;
     for (auto& [id, agent] : agents_) {
-      if (agent.draining || static_cast<int>(agent.shards.size()) >= agent.slots) continue;
+      const int busy = static_cast<int>(agent.shards.size()) - agent.watches;
+      if (agent.draining || busy >= agent.slots) continue;
       if (now - agent.last_seen > options_.lease_timeout) continue;  // Silent: maybe hung.
       ShardEntry* shard = PickShardLocked();
       if (shard == nullptr) return;
@@ -109,7 +119,10 @@ Scheduler::ShardEntry* Scheduler::PickShardLocked() {
     const int limit = ParallelLimit(job);
     for (int64_t id : job.pending) {
       ShardEntry& shard = shards_.at(id);
-      if (job.running_per_node[shard.record.shard.source_node()] < limit) {
+      if (!MayGrantLocked(job, shard)) continue;
+      // A live job's watch takes no slot and counts against no node's limit.
+      if (shard.record.shard.watch() ||
+          job.running_per_node[shard.record.shard.source_node()] < limit) {
         next_job_ = (index + 1) % n;  // Round robin: the next grant starts at the next job.
         return &shard;
       }
@@ -134,9 +147,14 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
   shard.expiry = options_.clock() + options_.lease_timeout;
   shard.revoking = false;
   job.pending.erase(shard.record.id);
-  job.running += 1;
-  job.running_per_node[shard.record.shard.source_node()] += 1;
+  if (shard.record.shard.watch()) {
+    agent.watches += 1;
+  } else {
+    job.running += 1;
+    job.running_per_node[shard.record.shard.source_node()] += 1;
+  }
   agent.shards.insert(shard.record.id);
+  OnShardGrantedLocked(job, shard);
   leases_[shard.record.lease_id] = shard.record.id;
   if (job.record.state == ferry::v1::JOB_STATE_PENDING) {
     (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_RUNNING, "");
@@ -171,10 +189,17 @@ void Scheduler::UpdateRateSharesLocked(JobEntry& job) {
 void Scheduler::ReleaseLocked(ShardEntry& shard) {
   JobEntry& job = jobs_.at(shard.record.job_id);
   auto agent = agents_.find(shard.record.agent_id);
-  if (agent != agents_.end()) agent->second.shards.erase(shard.record.id);
+  const bool watch = shard.record.shard.watch();
+  if (agent != agents_.end() && agent->second.shards.erase(shard.record.id) > 0 && watch) {
+    agent->second.watches -= 1;
+  }
   leases_.erase(shard.record.lease_id);
-  job.running -= 1;
-  job.running_per_node[shard.record.shard.source_node()] -= 1;
+  if (watch) {
+    OnWatchLostLocked(job, shard);
+  } else {
+    job.running -= 1;
+    job.running_per_node[shard.record.shard.source_node()] -= 1;
+  }
   shard.revoking = false;
   shard.rate_share = 0;
 }
@@ -238,9 +263,11 @@ absl::Status Scheduler::ReportLocked(AgentEntry& agent, const AgentMessage::Prog
                          FindLeaseLocked(agent.id, progress.lease_id(), progress.epoch()));
   ShardRecord updated = shard->record;
   updated.checkpoint = progress.checkpoint();
+  updated.checkpoint.set_pass(shard->record.checkpoint.pass());  // The controller's to set.
   if (updated.checkpoint.cursor() != shard->record.checkpoint.cursor()) shard->retries = 0;
   FERRY_RETURN_IF_ERROR(ApplyCheckpointLocked(*shard, updated, progress.failed_keys()));
   SendLocked(agent.id, MakeAck(progress.lease_id(), progress.epoch()));
+  if (updated.shard.watch()) OnWatchReportLocked(jobs_.at(updated.job_id), *shard);
   return absl::OkStatus();
 }
 
@@ -251,6 +278,7 @@ absl::Status Scheduler::FinishLocked(AgentEntry& agent,
   JobEntry& job = jobs_.at(shard->record.job_id);
   ShardRecord updated = shard->record;
   updated.checkpoint = finished.checkpoint();
+  updated.checkpoint.set_pass(shard->record.checkpoint.pass());
   updated.lease_id.clear();
   updated.agent_id.clear();
   const auto code = static_cast<absl::StatusCode>(finished.status_code());
@@ -259,7 +287,9 @@ absl::Status Scheduler::FinishLocked(AgentEntry& agent,
   // back to the queue (errors.h). CANCELLED means the agent stopped it, as with Returned.
   const bool retry = code == absl::StatusCode::kCancelled ||
                      (redis::MayRetryLater(code) && shard->retries < kMaxShardRetries);
-  if (code == absl::StatusCode::kOk) {
+  if (code == absl::StatusCode::kOk && updated.shard.watch()) {
+    updated.state = ferry::v1::SHARD_STATE_PENDING;  // A watch ends only with its job.
+  } else if (code == absl::StatusCode::kOk) {
     updated.state = ferry::v1::SHARD_STATE_DONE;
     updated.checkpoint.set_done(true);
   } else if (retry) {
@@ -283,6 +313,7 @@ absl::Status Scheduler::FinishLocked(AgentEntry& agent,
     RevokeJobLeasesLocked(job, "job failed");
   }
   MaybeCompleteJobLocked(job);
+  EvaluateLiveLocked(job);
   return absl::OkStatus();
 }
 
@@ -292,6 +323,7 @@ absl::Status Scheduler::ReturnLocked(AgentEntry& agent, const AgentMessage::Retu
                          FindLeaseLocked(agent.id, returned.lease_id(), returned.epoch()));
   ShardRecord updated = shard->record;
   updated.checkpoint = returned.checkpoint();
+  updated.checkpoint.set_pass(shard->record.checkpoint.pass());
   updated.state = ferry::v1::SHARD_STATE_PENDING;
   updated.lease_id.clear();
   updated.agent_id.clear();
@@ -401,6 +433,7 @@ int Scheduler::ExpireLeases(absl::Time now) {
     RequeueLocked(shard);
     ++expired;
   }
+  for (auto& [id, job] : jobs_) CheckCutoverLocked(job);  // Its deadline.
   if (expired > 0) DispatchLocked();
   return expired;
 }

@@ -84,6 +84,12 @@ class Scheduler {
   // PAUSED -> RUNNING (PENDING if never planned); FAILED -> the same, with its failed shards
   // back in the queue at their checkpoints (an unplanned job is planned again).
   absl::StatusOr<ferry::v1::Job> ResumeJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Live jobs (scheduler_live.cc): LIVE -> CUTOVER; the job becomes CUTOVER_READY once every
+  // watcher's marker came back with no write after it and its dirty keys were drained, or goes
+  // back to LIVE with Job.live.cutover_error when that does not happen within the timeout or
+  // writes keep arriving. FAILED_PRECONDITION unless LIVE.
+  absl::StatusOr<ferry::v1::Job> CutoverJob(const ferry::v1::CutoverJobRequest& request)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // A page of the job's failed keys after `page_token` (empty for the first page).
   absl::StatusOr<ferry::v1::ListFailedKeysResponse> ListFailedKeys(
       const ferry::v1::ListFailedKeysRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
@@ -117,6 +123,31 @@ class Scheduler {
     uint64_t scanned = 0;
     uint64_t bytes = 0;
   };
+  // A live job's watch of one source node and database, and the shards whose passes it waits
+  // for before it may apply dirty keys (scheduler_live.cc).
+  struct LiveGroup {
+    int64_t watch = 0;
+    std::vector<int64_t> forward;  // The node's snapshot shards of the database.
+    std::vector<int64_t> reverse;  // The reverse shards of its target database (shared).
+    // The watch lease whose reports the next three count, and what they said so far.
+    uint64_t lease_epoch = 0;
+    uint64_t subscriptions = 0;
+    uint64_t lease_gaps = 0;
+    bool subscribed = false;    // Confirmed, no gap since: its shards may be leased.
+    bool began = false;         // Some forward shard was leased: a new watch is a gap.
+    bool needs_rescan = false;  // A gap: another pass once the running one is complete.
+    bool applying = false;      // Told to apply (the last pass began after its subscription).
+    uint64_t gaps = 0;          // Seen by this controller process.
+    std::string last_gap;
+  };
+  struct CutoverState {
+    bool active = false;
+    uint64_t seq = 0;  // Of the markers asked for last.
+    absl::Time deadline;
+    int rounds_with_writes = 0;  // Rounds in a row in which some node saw events after its marker.
+    ferry::v1::VerifyMode mode = ferry::v1::VERIFY_MODE_QUICK;
+    bool verify = true;
+  };
   struct JobEntry {
     JobRecord record;
     std::vector<int64_t> shard_ids;               // Plan order.
@@ -126,6 +157,8 @@ class Scheduler {
     ferry::v1::Counters totals;                   // Sum of the shards' checkpoint counters.
     uint64_t failed_keys = 0;                     // Rows in the store's failed_keys.
     std::deque<RateSample> samples;               // For keys/s and bytes/s.
+    std::vector<LiveGroup> live_groups;           // Live jobs: one per watch shard.
+    CutoverState cutover;
   };
   struct AgentEntry {
     std::string id;
@@ -136,6 +169,7 @@ class Scheduler {
     absl::Time last_seen;
     bool draining = false;  // Said so in a Returned: lease it nothing more.
     std::set<int64_t> shards;
+    int watches = 0;  // Of `shards`, live jobs' watches, which take no slot.
     std::shared_ptr<AgentSender> sender;
   };
 
@@ -155,6 +189,27 @@ class Scheduler {
   ferry::v1::Job SnapshotLocked(const JobEntry& job, bool include_shards)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddSampleLocked(JobEntry& job, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  // Live jobs (scheduler_live.cc).
+  void BuildLiveGroupsLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  LiveGroup* WatchGroupLocked(JobEntry& job, int64_t shard_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether a pending shard of a live job may be leased now (its node's watch is subscribed).
+  bool MayGrantLocked(JobEntry& job, const ShardEntry& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnShardGrantedLocked(JobEntry& job, const ShardEntry& shard)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnWatchReportLocked(JobEntry& job, const ShardEntry& watch)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnWatchLostLocked(JobEntry& job, const ShardEntry& watch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Rescans, apply, LIVE, the cutover's progress.
+  void EvaluateLiveLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void StartRescanLocked(JobEntry& job, LiveGroup& group) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void SendLiveControlLocked(JobEntry& job, const LiveGroup& group)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CheckCutoverLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndCutoverLocked(JobEntry& job, std::string error) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void FillLiveLocked(const JobEntry& job, ferry::v1::Job& out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::string> SubmitJobLocked(const ferry::v1::JobSpec& spec)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Leases (scheduler.cc).
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

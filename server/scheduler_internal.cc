@@ -33,6 +33,10 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
   lease.set_verify_mode(spec.verify_mode());
   lease.set_ttl_tolerance_ms(spec.ttl_tolerance_ms() > 0 ? spec.ttl_tolerance_ms()
                                                          : wire::kDefaultTtlToleranceMs);
+  if (spec.live()) {
+    lease.set_live_dirty_bytes(spec.live_dirty_bytes() > 0 ? spec.live_dirty_bytes()
+                                                           : wire::kDefaultLiveDirtyBytes);
+  }
   lease.set_keys_per_second(keys_per_second);
   *lease.mutable_resume() = shard.checkpoint;
   return lease;

@@ -80,7 +80,8 @@ void Scheduler::RevokeJobLeasesLocked(JobEntry& job, absl::string_view reason) {
 }
 
 void Scheduler::MaybeCompleteJobLocked(JobEntry& job) {
-  if (!job.record.planned || !IsRunnable(job.record.state)) return;
+  // A live job ends with its cutover (scheduler_live.cc).
+  if (!job.record.planned || !IsRunnable(job.record.state) || job.record.spec.live()) return;
   for (int64_t id : job.shard_ids) {
     if (shards_.at(id).record.state != ferry::v1::SHARD_STATE_DONE) return;
   }
@@ -99,6 +100,10 @@ void Scheduler::AddSampleLocked(JobEntry& job, absl::Time now) {
 
 absl::StatusOr<std::string> Scheduler::SubmitJob(const ferry::v1::JobSpec& spec) {
   absl::MutexLock lock(&mu_);
+  return SubmitJobLocked(spec);
+}
+
+absl::StatusOr<std::string> Scheduler::SubmitJobLocked(const ferry::v1::JobSpec& spec) {
   JobRecord record;
   do {
     record.id = NewJobId();
@@ -143,6 +148,11 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
     ShardRecord& shard = shards.emplace_back();
     shard.job_id = job_id;
     shard.shard = planned;
+    if (planned.reverse() && job->record.spec.live()) {
+      // A live job's reverse shards run in rescans only (scheduler_live.cc).
+      shard.state = ferry::v1::SHARD_STATE_DONE;
+      shard.checkpoint.set_done(true);
+    }
     // The target processes as preflight saw them: the agents compare every connection with
     // these (agent/target_guard.h), so a target that restarts or evicts fails the job.
     for (const TargetNodeFacts& node : plan.target_nodes) {
@@ -163,9 +173,10 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
   job->record = std::move(updated);
   for (ShardRecord& shard : shards) {
     job->shard_ids.push_back(shard.id);
-    job->pending.insert(shard.id);
+    if (shard.state == ferry::v1::SHARD_STATE_PENDING) job->pending.insert(shard.id);
     shards_[shard.id].record = std::move(shard);
   }
+  BuildLiveGroupsLocked(*job);
   FERRY_LOG(Info) << "job " << job_id << " planned: " << plan.shards.size() << " shards, about "
                   << plan.estimated_keys << " keys";
   MaybeCompleteJobLocked(*job);
@@ -209,6 +220,10 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
   for (int64_t id : job.shard_ids) {
     const ShardEntry& shard = shards_.at(id);
     const ShardRecord& r = shard.record;
+    if (r.shard.watch()) {
+      // A live job's watches never finish: shown in Job.live, not counted as shards.
+      progress.set_shards_total(progress.shards_total() - 1);
+    }
     if (r.state == ferry::v1::SHARD_STATE_DONE)
       progress.set_shards_done(progress.shards_done() + 1);
     if (r.state == ferry::v1::SHARD_STATE_FAILED) {
@@ -246,6 +261,7 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
     eta = static_cast<double>(left) / keys_per_second;
   }
   progress.set_eta_seconds(eta);
+  FillLiveLocked(job, out);
   return out;
 }
 

@@ -19,5 +19,9 @@ inline constexpr unsigned long long kBigKeysOff = ~0ull;
 // Verify jobs: how far apart the two sides' expiries of a key may be, beyond the time the reads
 // took (JobSpec.ttl_tolerance_ms).
 inline constexpr unsigned kDefaultTtlToleranceMs = 1000;
+// JobSpec.live_dirty_bytes.
+inline constexpr unsigned long long kDefaultLiveDirtyBytes = 128ull << 20;
+// CutoverJobRequest.timeout_seconds.
+inline constexpr unsigned kDefaultCutoverTimeoutSeconds = 60;
 
 }  // namespace ferry::wire

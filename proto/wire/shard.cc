@@ -1,5 +1,7 @@
 #include "proto/wire/shard.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace ferry::wire {
@@ -29,9 +31,13 @@ redis::SlotRanges SlotRangesFromProto(const SlotRangeList& ranges) {
 }
 
 std::string ShardName(const ferry::v1::ShardRef& shard) {
+  const std::string slice =
+      shard.watch() ? " watch"
+                    : absl::StrCat(" shard ", shard.shard_index(), "/",
+                                   uint64_t{1} << std::clamp(shard.shard_bits(), 0, 63));
   return absl::StrCat(
       shard.source_node().empty() ? "" : absl::StrCat(shard.source_node(), " "), "db ",
-      shard.source_db(), " shard ", shard.shard_index(), "/", uint64_t{1} << shard.shard_bits(),
+      shard.source_db(), slice,
       shard.slots().empty()
           ? ""
           : absl::StrCat(" slots ", redis::FormatSlotRanges(SlotRangesFromProto(shard.slots()))));
