@@ -326,7 +326,9 @@ void Scheduler::FillLiveLocked(const JobEntry& job, ferry::v1::Job& out) {
     }
     node.set_rescans(pass);
     const bool leased = watch.state == ferry::v1::SHARD_STATE_LEASED;
-    const bool node_in_sync = leased && group.subscribed && group.applying && !group.needs_rescan;
+    // In sync once the watcher itself says it applies (its report follows the LiveControl).
+    const bool node_in_sync = leased && group.subscribed && group.applying &&
+                              !group.needs_rescan && watch.checkpoint.live().applying();
     node.set_in_sync(node_in_sync);
     node.set_state(IsEnded(job.record.state) ? "stopped"
                    : !leased                 ? "waiting for a watcher"

@@ -41,8 +41,9 @@ class LiveSchedulerTest : public SchedulerTest {
     return scheduler_->HandleAgentMessage(agent.id, message);
   }
 
-  static LiveStatus Subscribed(uint64_t subscriptions, uint64_t gaps = 0) {
+  static LiveStatus Subscribed(uint64_t subscriptions, uint64_t gaps = 0, bool applying = false) {
     LiveStatus live;
+    live.set_applying(applying);
     live.set_subscriptions(subscriptions);
     live.set_subscribed(true);
     live.set_gaps(gaps);
@@ -107,6 +108,9 @@ TEST_F(LiveSchedulerTest, SnapshotWaitsForTheSubscriptionAndApplyForTheCompleteP
   auto shown = scheduler_->GetJob(job, false);
   ASSERT_TRUE(shown.ok());
   ASSERT_EQ(shown->live().nodes_size(), 1);
+  EXPECT_FALSE(shown->live().in_sync()) << "not before the watcher says it applies";
+  ASSERT_TRUE(Report(agent, watch, Subscribed(1, 0, true)).ok());
+  shown = scheduler_->GetJob(job, false);
   EXPECT_TRUE(shown->live().in_sync());
   EXPECT_EQ(shown->live().nodes(0).state(), "in sync");
   EXPECT_EQ(shown->progress().shards_total(), 3) << "the watch is not counted as a shard";
@@ -144,6 +148,7 @@ TEST_F(LiveSchedulerTest, AGapRescansTheNodeAndApplyWaitsForTheNewSubscription) 
   ASSERT_EQ(controls.size(), 1u);
   EXPECT_TRUE(controls[0].apply());
   EXPECT_EQ(controls[0].subscription(), 2u) << "apply for the subscription after the gap";
+  ASSERT_TRUE(Report(agent, watch, Subscribed(2, 1, true)).ok());
   EXPECT_TRUE(scheduler_->GetJob(job, false)->live().in_sync());
   EXPECT_EQ(scheduler_->GetJob(job, false)->live().rescans(), 1u);
 }

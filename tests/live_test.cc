@@ -6,6 +6,8 @@
 // FLUSHDB on the source, a failover of a cluster source) and must still converge. A cutover while
 // the writer runs must say it cannot converge.
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -114,9 +116,11 @@ TEST_F(LiveTest, MigrateLiveFollowsEveryKindOfWriteAndCutsOverEqual) {
       },
       absl::Seconds(90), absl::Milliseconds(250));
   ASSERT_TRUE(live.ok()) << json << "\n" << ReadFile(dir.path() + "/migrate.log");
-  EXPECT_THAT(json, HasSubstr("\"events\"")) << "the watcher saw the writer's events";
   absl::SleepFor(absl::Seconds(3));  // Live for a while.
   StopWriter();
+  CliResult status = RunFerry({"status", job, "--controller", address, "--output", "json"});
+  EXPECT_GT(JsonInt(status.output, "events"), 1000) << "the watcher saw the writer's events";
+  EXPECT_GT(JsonInt(status.output, "applied"), 0) << status.output;
 
   CliResult cutover = RunFerry({"cutover", job, "--controller", address}, {}, absl::Minutes(3));
   EXPECT_EQ(cutover.exit_code, 0) << cutover.output << ReadFile(dir.path() + "/migrate.log");
@@ -204,9 +208,26 @@ TEST_F(LiveFleetTest, TinyPubsubOutputBufferKillsTheSubscriberAndNothingIsLost) 
   redis::Connection conn = Conn(*source_);
   StartWriter(3000);
   SubmitLive();
-  // From now on any burst of events overflows the subscriber's buffer: the server kills it.
-  ASSERT_TRUE(conn.Command({"CONFIG", "SET", "client-output-buffer-limit", "pubsub 512 0 0"}).ok());
+  // A small limit, and a subscriber that stops reading for a while (its agent stopped): the
+  // events pile up in the server, which kills the subscriber.
+  ASSERT_TRUE(
+      conn.Command({"CONFIG", "SET", "client-output-buffer-limit", "pubsub 64kb 0 0"}).ok());
+  ASSERT_TRUE(fleet_.agent(0).Signal(SIGSTOP).ok());
+  // More events than the kernel's socket buffers hold: keys with long names, 10 MB of events.
+  for (int round = 0; round < 4; ++round) {
+    std::vector<std::string> mset = {"MSET"};
+    for (int i = 0; i < 10000; ++i) {
+      mset.push_back(absl::StrCat("burst:", round, ":", i, ":", std::string(200, 'k')));
+      mset.push_back("v");
+    }
+    const std::vector<absl::string_view> argv(mset.begin(), mset.end());
+    ASSERT_TRUE(conn.Command(argv).ok());
+  }
+  absl::SleepFor(absl::Seconds(1));
+  ASSERT_TRUE(fleet_.agent(0).Signal(SIGCONT).ok());
   WaitForGap();
+  EXPECT_THAT(fleet_.StatusJson(job_).value_or(""), HasSubstr("subscription"))
+      << "the gap is the subscriber the server killed";
   absl::SleepFor(absl::Seconds(2));
   StopWriter();
   ASSERT_TRUE(
