@@ -103,9 +103,7 @@ DST=$(free_port)
 start_redis "$SRC"
 start_redis "$DST"
 redis-cli -p "$SRC" config set notify-keyspace-events KA >/dev/null
-redis-cli -p "$SRC" config set enable-debug-command yes >/dev/null 2>&1 || true
-redis-cli -p "$SRC" debug populate 100000 key 100 >/dev/null 2>&1 ||
-  "$LIVE_BENCH" dirty --source "redis://127.0.0.1:$SRC" --keys 100000 >/dev/null
+"$LIVE_BENCH" dirty --source "redis://127.0.0.1:$SRC" --keys 100000 >/dev/null
 log "follow: source with $(redis-cli -p "$SRC" dbsize) keys"
 start_live "$SRC" "$DST"
 wait_state JOB_STATE_LIVE

@@ -129,6 +129,8 @@ absl::Status AddLiveShards(const PlanRequest& request, const Deployment& source,
     }
   } else {
     FERRY_RETURN_IF_ERROR(CheckNotifications(request, request.source, &plan.warnings));
+    // An empty source is followed all the same: in the URI's database (or db 0).
+    if (plan.keys_per_db.empty()) plan.keys_per_db[request.source.db.value_or(0)] = 0;
     for (const auto& [db, keys] : plan.keys_per_db) {
       plan.shards.push_back(WatchShard(db, TargetDbOf(request, target, db)));
     }

@@ -298,7 +298,7 @@ void Scheduler::CheckCutoverLocked(JobEntry& job) {
 
 void Scheduler::EndCutoverLocked(JobEntry& job, std::string error) {
   job.cutover.active = false;
-  FERRY_LOG(Warning) << "job " << job.record.id << ": cutover abandoned: " << error;
+  FERRY_LOG(Info) << "job " << job.record.id << ": cutover abandoned: " << error;
   job.record.live.set_cutover_error(std::move(error));
   (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_LIVE, "");
   for (const LiveGroup& group : job.live_groups) SendLiveControlLocked(job, group);

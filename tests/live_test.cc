@@ -283,6 +283,27 @@ TEST_F(LiveFleetTest, CutoverWhileTheWriterRunsSaysItCannotConverge) {
   CutoverAndCompare();
 }
 
+TEST_F(LiveFleetTest, AnEmptySourceIsFollowedFromTheStart) {
+  // db 5 holds nothing when the job is planned.
+  SubmitResult submit = fleet_.Submit(
+      {"--live", "--from", source_->uri() + "/5", "--to", target_->uri() + "/5"});
+  ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
+  job_ = submit.job_id;
+  WaitInSync();
+  ASSERT_OK_AND_ASSIGN(redis::Connection conn, source_->Connect(5));
+  ASSERT_TRUE(conn.Command({"SET", "arrived", "later"}).ok());
+  ASSERT_OK_AND_ASSIGN(redis::Connection target, target_->Connect(5));
+  absl::Status copied = WaitFor(
+      [&] {
+        absl::StatusOr<redis::Reply> value = target.Command({"GET", "arrived"});
+        return value.ok() && value->str() == "later";
+      },
+      absl::Seconds(10), absl::Milliseconds(50));
+  EXPECT_TRUE(copied.ok()) << fleet_.AllLogs();
+  CliResult cutover = fleet_.Ferry("cutover", {job_}, {}, absl::Minutes(2));
+  EXPECT_EQ(cutover.exit_code, 0) << cutover.output;
+}
+
 // ---- A cluster source: one watch per primary, moved to the new primary after a failover.
 
 TEST(LiveClusterTest, ClusterSourceFailoverIsAGapAndNothingIsLost) {
