@@ -9,6 +9,7 @@
 #include "google/protobuf/util/time_util.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/wire/endpoint.h"
+#include "proto/wire/job_defaults.h"
 #include "proto/wire/job_state.h"
 
 namespace ferry::cli {
@@ -169,11 +170,23 @@ absl::StatusOr<ferry::v1::ListFailedKeysResponse> ControllerClient::AllFailedKey
   return all;
 }
 
+absl::StatusOr<Job> ControllerClient::Cutover(const ferry::v1::CutoverJobRequest& request) {
+  grpc::ClientContext context;
+  const uint32_t timeout = request.timeout_seconds() > 0 ? request.timeout_seconds()
+                                                         : wire::kDefaultCutoverTimeoutSeconds;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + call_timeout_ + absl::Seconds(timeout)));
+  Job job;
+  grpc::Status status = stub_->CutoverJob(&context, request, &job);
+  if (!status.ok()) return Explain(status);
+  return job;
+}
+
 #undef FERRY_UNARY
 
 absl::StatusOr<Job> ControllerClient::Watch(const std::string& job_id,
                                             const std::function<void(const Job&)>& on_update,
-                                            const std::atomic<bool>* stop) {
+                                            const std::atomic<bool>* stop,
+                                            const std::function<bool(const Job&)>& until) {
   Job last;
   absl::Duration backoff = absl::Milliseconds(200);
   absl::Time give_up = absl::Now() + std::max(call_timeout_, absl::Seconds(60));
@@ -189,7 +202,7 @@ absl::StatusOr<Job> ControllerClient::Watch(const std::string& job_id,
       last = job;
       give_up = absl::Now() + std::max(call_timeout_, absl::Seconds(60));
       on_update(job);
-      if (wire::IsEnded(job.state())) {
+      if (until ? until(job) : WatchEnds(job.state())) {
         context.TryCancel();
         (void)reader->Finish();
         return last;
@@ -244,6 +257,10 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
                                        : ferry::v1::VERIFY_MODE_QUICK);
   }
   spec.set_ttl_tolerance_ms(r.ttl_tolerance_ms);
+  if (r.live) {
+    spec.set_live(true);
+    spec.set_live_dirty_bytes(r.live_dirty_bytes);
+  }
   return spec;
 }
 
@@ -253,6 +270,10 @@ std::string StateName(const Job& job) {
     if (job.state() == ferry::v1::JOB_STATE_DONE_WITH_ERRORS) return "different";
   }
   return StateName(job.state());
+}
+
+bool WatchEnds(JobState state) {
+  return wire::IsEnded(state) || state == ferry::v1::JOB_STATE_CUTOVER_READY;
 }
 
 std::string StateName(JobState state) {
@@ -271,6 +292,12 @@ std::string StateName(JobState state) {
       return "failed";
     case ferry::v1::JOB_STATE_CANCELLED:
       return "cancelled";
+    case ferry::v1::JOB_STATE_LIVE:
+      return "live";
+    case ferry::v1::JOB_STATE_CUTOVER:
+      return "cutover";
+    case ferry::v1::JOB_STATE_CUTOVER_READY:
+      return "cutover-ready";
     default:
       return "unknown";
   }
@@ -284,6 +311,8 @@ ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
   s.shards_total = job.progress().shards_total();
   s.shards_done = job.progress().shards_done();
   s.verify = job.spec().kind() == ferry::v1::JOB_KIND_VERIFY;
+  s.state = job.state();
+  if (job.spec().live() || job.has_live()) s.live = job.live();
   // The controller reports 0 until its window holds a second of samples: averages until then.
   if (job.progress().keys_per_second() > 0) {
     s.keys_per_second = job.progress().keys_per_second();
@@ -306,6 +335,7 @@ ProgressSnapshot SnapshotOfJob(const Job& job, absl::Time start) {
 int ExitCodeForJob(const Job& job) {
   switch (job.state()) {
     case ferry::v1::JOB_STATE_DONE:
+    case ferry::v1::JOB_STATE_CUTOVER_READY:
       return 0;
     case ferry::v1::JOB_STATE_DONE_WITH_ERRORS:
       return 1;

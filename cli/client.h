@@ -49,11 +49,16 @@ class ControllerClient {
                                                                int limit);
   // Every failed key, page by page, in one answer.
   absl::StatusOr<ferry::v1::ListFailedKeysResponse> AllFailedKeys(const std::string& job_id);
-  // Streams the job to `on_update` until it ends (returns the last state) or `stop` is set.
-  // Reconnects the stream when it breaks (the controller may restart).
-  absl::StatusOr<ferry::v1::Job> Watch(const std::string& job_id,
-                                       const std::function<void(const ferry::v1::Job&)>& on_update,
-                                       const std::atomic<bool>* stop);
+  // Asks a live job for its cutover. The call's deadline is the usual one plus the cutover's
+  // own timeout, in case the controller answers only once it has converged.
+  absl::StatusOr<ferry::v1::Job> Cutover(const ferry::v1::CutoverJobRequest& request);
+  // Streams the job to `on_update` until `until` holds for an update (returns it; by default
+  // WatchEnds of its state) or `stop` is set. Reconnects the stream when it breaks (the
+  // controller may restart).
+  absl::StatusOr<ferry::v1::Job> Watch(
+      const std::string& job_id, const std::function<void(const ferry::v1::Job&)>& on_update,
+      const std::atomic<bool>* stop,
+      const std::function<bool(const ferry::v1::Job&)>& until = nullptr);
 
  private:
   absl::Status Explain(const grpc::Status& status) const;
@@ -68,12 +73,16 @@ class ControllerClient {
 // The JobSpec of a JobRequest: URIs without passwords, passwords in their own fields.
 ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& request);
 
-// done, done-with-errors, failed, ...
+// Where following a job stops: it ended (wire::IsEnded), or a live job's cutover is ready.
+bool WatchEnds(ferry::v1::JobState state);
+
+// done, done-with-errors, failed, live, cutover, cutover-ready...
 std::string StateName(ferry::v1::JobState state);
 // A job's state as its report says it: a verify job that ended is "equal" or "different".
 std::string StateName(const ferry::v1::Job& job);
 ProgressSnapshot SnapshotOfJob(const ferry::v1::Job& job, absl::Time start);
-// The exit code `ferry watch` and `ferry migrate` return for a finished job.
+// The exit code `ferry watch` and `ferry migrate` return for a finished job (0 for a live job
+// whose cutover is ready: it converged).
 int ExitCodeForJob(const ferry::v1::Job& job);
 
 }  // namespace ferry::cli

@@ -41,7 +41,40 @@ TEST(StateNameTest, NamesEveryState) {
   EXPECT_EQ(StateName(pb::JOB_STATE_DONE_WITH_ERRORS), "done-with-errors");
   EXPECT_EQ(StateName(pb::JOB_STATE_FAILED), "failed");
   EXPECT_EQ(StateName(pb::JOB_STATE_CANCELLED), "cancelled");
+  EXPECT_EQ(StateName(pb::JOB_STATE_LIVE), "live");
+  EXPECT_EQ(StateName(pb::JOB_STATE_CUTOVER), "cutover");
+  EXPECT_EQ(StateName(pb::JOB_STATE_CUTOVER_READY), "cutover-ready");
   EXPECT_EQ(StateName(pb::JOB_STATE_UNSPECIFIED), "unknown");
+}
+
+TEST(ExitCodeForJobTest, ALiveJobSucceedsOnlyOnceItsCutoverIsReady) {
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_CUTOVER_READY)), 0);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_LIVE)), 1);
+  EXPECT_EQ(ExitCodeForJob(JobIn(pb::JOB_STATE_CUTOVER)), 1);
+}
+
+TEST(WatchEndsTest, AtTheEndedStatesAndACutoverReadyNotWhileLive) {
+  for (pb::JobState state :
+       {pb::JOB_STATE_DONE, pb::JOB_STATE_DONE_WITH_ERRORS, pb::JOB_STATE_FAILED,
+        pb::JOB_STATE_CANCELLED, pb::JOB_STATE_CUTOVER_READY}) {
+    EXPECT_TRUE(WatchEnds(state)) << StateName(state);
+  }
+  for (pb::JobState state : {pb::JOB_STATE_PENDING, pb::JOB_STATE_RUNNING, pb::JOB_STATE_PAUSED,
+                             pb::JOB_STATE_LIVE, pb::JOB_STATE_CUTOVER}) {
+    EXPECT_FALSE(WatchEnds(state)) << StateName(state);
+  }
+}
+
+TEST(SnapshotOfJobTest, CarriesTheStateAndTheLiveProgressOfALiveJob) {
+  pb::Job job = JobIn(pb::JOB_STATE_LIVE);
+  ProgressSnapshot copy = SnapshotOfJob(job, absl::Now());
+  EXPECT_EQ(copy.state, pb::JOB_STATE_LIVE);
+  EXPECT_FALSE(copy.live.has_value());  // Not a live job: no live line.
+  job.mutable_spec()->set_live(true);
+  job.mutable_live()->set_dirty_keys(7);
+  ProgressSnapshot live = SnapshotOfJob(job, absl::Now());
+  ASSERT_TRUE(live.live.has_value());
+  EXPECT_EQ(live.live->dirty_keys(), 7u);
 }
 
 }  // namespace

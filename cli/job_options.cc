@@ -4,9 +4,11 @@
 #include <map>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/rpc/credentials.h"
 #include "proto/wire/job_defaults.h"
 
 namespace ferry::cli {
@@ -21,9 +23,20 @@ absl::StatusOr<redis::Endpoint> EndpointFromArgs(const Args& args, const std::st
                                                  const char* password_env,
                                                  std::vector<std::string>* warnings) {
   if (!args.Has(side)) return absl::InvalidArgumentError(absl::StrCat("--", side, " is required"));
+  std::string uri = args.Get(side);
+  if (args.Has(side + "-iam")) {
+    // The flag is the URI option, so the job (and every agent) sees one spelling of it.
+    absl::StatusOr<redis::Endpoint> plain = redis::ParseEndpointUri(uri);
+    if (plain.ok() && plain->iam.enabled) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("give IAM authentication in --", side, "-iam or in --", side, ", not both"));
+    }
+    absl::StrAppend(&uri, absl::StrContains(uri, '?') ? "&" : "?",
+                    "iam=1&cluster=", args.Get(side + "-iam"));
+  }
   redis::EndpointWarnings parse_warnings;
   absl::StatusOr<redis::Endpoint> endpoint =
-      redis::ParseEndpointUri(args.Get(side), Env(password_env), &parse_warnings);
+      redis::ParseEndpointUri(uri, Env(password_env), &parse_warnings);
   if (!endpoint.ok()) return Annotate(endpoint.status(), absl::StrCat("--", side));
   if (parse_warnings.password_in_uri) {
     warnings->push_back(absl::StrCat("the password in --", side,
@@ -71,6 +84,8 @@ std::vector<FlagSpec> VerifyFlags() {
       {"to-cacert", ""},
       {"from-insecure", ""},
       {"to-insecure", ""},
+      {"from-iam", ""},
+      {"to-iam", ""},
       {"db", "databases to verify, e.g. 0,3 (default: every non-empty one)"},
       {"merge-dbs",
        "the copy merged several databases into one: verify them there (extra keys are then "
@@ -106,6 +121,10 @@ std::vector<FlagSpec> JobFlags() {
       {"to-cacert", "FILE", "PEM CA bundle that signed the target's certificate"},
       {"from-insecure", "", "do not verify the source's TLS certificate (warns)"},
       {"to-insecure", "", "do not verify the target's TLS certificate (warns)"},
+      {"from-iam", "CLUSTER",
+       "ElastiCache IAM authentication to the source's replication group or serverless cache "
+       "(the URI's ?iam=1&cluster=CLUSTER; region= and the rest in the URI or AWS_REGION)"},
+      {"to-iam", "CLUSTER", "the same for the target"},
       {"db", "LIST", "databases to copy, e.g. 0,3 (default: every non-empty one)"},
       {"merge-dbs", "",
        "copy several databases into one (db 0, or the --to URI's db): a cluster"
@@ -141,8 +160,132 @@ std::vector<FlagSpec> JobFlags() {
       {"verify-only", "", "ferry submit: a verify job (compare, write nothing), not a copy"},
   };
   for (FlagSpec& flag : VerifyTuningFlags("verify-mode")) flags.push_back(std::move(flag));
+  flags.push_back(
+      {"live", "",
+       "after the snapshot, follow the source's keyspace notifications (notify-keyspace-events "
+       "KA) and keep the target current until a cutover (ferry cutover JOB)"});
+  flags.push_back(
+      {"live-dirty-bytes", "SIZE",
+       absl::StrCat("--live: key names one source node and database may hold waiting to be "
+                    "copied before a rescan covers the overflow (default ",
+                    wire::kDefaultLiveDirtyBytes >> 20, "MiB; e.g. 64MB)")});
   return flags;
 }
+
+std::vector<FlagSpec> ServeFlags() {
+  return {
+      {"listen", "ADDR",
+       "also serve the controller API here (e.g. 127.0.0.1:7700, port 0 picks one), for ferry "
+       "status, watch and cutover --controller ADDR from another shell; a non-loopback address "
+       "needs TLS and a token unless --insecure"},
+      {"tls-cert", "FILE", "--listen: PEM certificate chain of the embedded controller"},
+      {"tls-key", "FILE", "--listen: PEM private key of the embedded controller"},
+      {"token-file", "FILE", "--listen: bearer token that clients must send"},
+      {"insecure", "", "--listen: allow a non-loopback address without TLS or token"},
+      {"cutover-verify", "MODE",
+       "--live: once the cutover converged, verify quick (default), full or none; a cutover "
+       "that verified more lightly is followed by this mode's verification"},
+  };
+}
+
+std::vector<FlagSpec> LocalFlags(bool verify) {
+  std::vector<FlagSpec> specs = verify ? VerifyFlags() : JobFlags();
+  specs.insert(
+      specs.end(),
+      {
+          {"progress", "MODE",
+           "auto (default: a bar on a terminal, else log lines), bar, log, none"},
+          {"output", "FORMAT", "text (default) or json: the final summary on stdout"},
+          {"agents", "N",
+           "agents in this process (default 2); together they run --parallel shards per"
+           " source node"},
+          {"state", "FILE",
+           verify ? "keep the job's state here; an interrupted verification resumes from it"
+                  : "keep the job's state here; an interrupted migration resumes from it"},
+      });
+  if (!verify) {
+    for (FlagSpec& flag : ServeFlags()) specs.push_back(std::move(flag));
+  }
+  specs.push_back({"help", "", "show this help"});
+  return specs;
+}
+
+absl::StatusOr<ServeRequest> ServeRequestFromArgs(const Args& args) {
+  ServeRequest r;
+  r.listen = args.Get("listen");
+  for (const char* flag : {"tls-cert", "tls-key", "token-file", "insecure"}) {
+    if (args.Has(flag) && r.listen.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " is for the address --listen serves: add --listen"));
+    }
+  }
+  r.tls_cert = args.Get("tls-cert");
+  r.tls_key = args.Get("tls-key");
+  if (r.tls_cert.empty() != r.tls_key.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  if (args.Has("token-file")) {
+    FERRY_ASSIGN_OR_RETURN(r.token, rpc::ReadTokenFile(args.Get("token-file")));
+  }
+  r.insecure = args.Has("insecure");
+  return r;
+}
+
+absl::StatusOr<CutoverVerify> ParseCutoverVerify(absl::string_view flag, absl::string_view text) {
+  if (text == "quick") return CutoverVerify::kQuick;
+  if (text == "full") return CutoverVerify::kFull;
+  if (text == "none") return CutoverVerify::kNone;
+  return absl::InvalidArgumentError(
+      absl::StrCat(flag, " must be quick, full or none, not \"", text, "\""));
+}
+
+namespace {
+
+// --live and what goes with it; the combinations that make no sense are INVALID_ARGUMENT.
+absl::Status LiveFromArgs(const Args& args, JobRequest* r) {
+  r->live = args.Has("live");
+  if (!r->live) {
+    for (const char* flag : {"live-dirty-bytes", "cutover-verify"}) {
+      if (args.Has(flag)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--", flag, " is for live jobs: add --live"));
+      }
+    }
+    return absl::OkStatus();
+  }
+  if (r->dry_run) {
+    return absl::InvalidArgumentError(
+        "--live keeps the target current by writing to it and --dry-run writes nothing: give "
+        "one of them");
+  }
+  if (args.Has("verify-only")) {
+    return absl::InvalidArgumentError(
+        "--verify-only submits a verification, which does not follow the source: drop --live");
+  }
+  if (args.Has("verify") || args.Has("verify-mode")) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--live with --", args.Has("verify") ? "verify" : "verify-mode",
+                     ": a live job is verified by its cutover (ferry migrate --cutover-verify "
+                     "quick|full|none, ferry cutover --verify-mode)"));
+  }
+  if (r->on_conflict != agent::OnConflict::kReplace) {
+    return absl::InvalidArgumentError(
+        "--live keeps the target equal to the source and replaces what the target holds: "
+        "--on-conflict skip or fail cannot be kept; use an empty target or --on-conflict "
+        "replace");
+  }
+  r->live_dirty_bytes = wire::kDefaultLiveDirtyBytes;
+  if (args.Has("live-dirty-bytes")) {
+    FERRY_ASSIGN_OR_RETURN(r->live_dirty_bytes,
+                           ParseBytes("--live-dirty-bytes", args.Get("live-dirty-bytes")));
+    if (r->live_dirty_bytes < 1024) {
+      return absl::InvalidArgumentError("--live-dirty-bytes must be at least 1k");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
                                               std::vector<std::string>* warnings) {
@@ -208,6 +351,7 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
     return absl::InvalidArgumentError(
         absl::StrCat("--on-conflict must be replace, skip or fail, not \"", policy, "\""));
   }
+  FERRY_RETURN_IF_ERROR(LiveFromArgs(args, &r));
   return r;
 }
 

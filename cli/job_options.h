@@ -37,7 +37,38 @@ struct JobRequest {
   bool verify = false;
   bool verify_full = true;        // --mode / --verify-mode: full (values) or quick.
   uint32_t ttl_tolerance_ms = 0;  // 0: the default (wire::kDefaultTtlToleranceMs).
+  // --live: after the snapshot, follow the source's keyspace notifications until a cutover.
+  bool live = false;
+  uint64_t live_dirty_bytes = 0;  // Live jobs: wire::kDefaultLiveDirtyBytes unless given.
 };
+
+// What `ferry migrate --live` verifies once the cutover has converged (--cutover-verify), and
+// what `ferry cutover` asks the controller for (--verify-mode).
+enum class CutoverVerify { kQuick, kFull, kNone };
+
+// "quick", "full" or "none"; INVALID_ARGUMENT naming `flag` for anything else.
+absl::StatusOr<CutoverVerify> ParseCutoverVerify(absl::string_view flag, absl::string_view text);
+
+// `ferry migrate --listen`: the embedded controller also serves the Controller API there, with
+// ferry-controller's rules (loopback only unless TLS and a token, or --insecure).
+struct ServeRequest {
+  std::string listen;  // Empty: in-process only.
+  std::string tls_cert;
+  std::string tls_key;
+  std::string token;  // The token itself (read from --token-file).
+  bool insecure = false;
+};
+
+// ferry migrate's own flags besides the job's: --listen, --tls-cert, --tls-key, --token-file,
+// --insecure, --cutover-verify.
+std::vector<FlagSpec> ServeFlags();
+// The flags of `ferry migrate` (`verify` false) or `ferry verify`: the job's, the local run's
+// (--progress, --output, --agents, --state), migrate's ServeFlags, and --help.
+std::vector<FlagSpec> LocalFlags(bool verify);
+
+// ServeRequest from parsed flags. INVALID_ARGUMENT for security flags without --listen, a
+// certificate without its key (or the reverse), or an unreadable token file.
+absl::StatusOr<ServeRequest> ServeRequestFromArgs(const Args& args);
 
 // "512", "64k", "1MB", "2GiB" as bytes (k, m, g with an optional B or iB: powers of 1024).
 // INVALID_ARGUMENT naming `flag` for anything else.

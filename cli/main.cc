@@ -38,7 +38,8 @@ constexpr char kUsage[] =
     "\nWith a controller (--controller ADDR, default $FERRY_CONTROLLER or 127.0.0.1:7420):\n"
     "  submit    submit a job; prints its id\n"
     "  status    show a job (--failed lists failed keys, --differences a verification's)\n"
-    "  watch     follow a job until it ends; exits like migrate\n"
+    "  watch     follow a job until it ends or its cutover is ready; exits like migrate\n"
+    "  cutover   cut a live job over once the writers are stopped, then verify\n"
     "  list      list jobs\n"
     "  cancel    cancel a job\n"
     "  pause     pause a job\n"
@@ -53,26 +54,13 @@ int UsageError(const std::string& message) {
 
 // `ferry migrate` and `ferry verify`: a whole job in this process.
 int RunLocal(const std::vector<std::string>& argv, bool verify) {
-  // The embedded controller and agents log for operators of a fleet; here only warnings
-  // matter, unless FERRY_LOG_LEVEL says otherwise.
+  // The embedded controller and agents log for operators of a fleet; here the job's own
+  // report says what went wrong, so only errors it does not show, unless FERRY_LOG_LEVEL says
+  // otherwise.
   if (std::getenv("FERRY_LOG_LEVEL") == nullptr) {
-    ferry::SetMinLogLevel(ferry::LogLevel::kWarning);
+    ferry::SetMinLogLevel(ferry::LogLevel::kError);
   }
-  std::vector<FlagSpec> specs = verify ? ferry::cli::VerifyFlags() : ferry::cli::JobFlags();
-  specs.insert(
-      specs.end(),
-      {
-          {"progress", "MODE",
-           "auto (default: a bar on a terminal, else log lines), bar, log, none"},
-          {"output", "FORMAT", "text (default) or json: the final summary on stdout"},
-          {"agents", "N",
-           "agents in this process (default 2); together they run --parallel shards per"
-           " source node"},
-          {"state", "FILE",
-           verify ? "keep the job's state here; an interrupted verification resumes from it"
-                  : "keep the job's state here; an interrupted migration resumes from it"},
-          {"help", "", "show this help"},
-      });
+  const std::vector<FlagSpec> specs = ferry::cli::LocalFlags(verify);
   absl::StatusOr<Args> args = Args::Parse(argv, specs);
   if (!args.ok()) return UsageError(std::string(args.status().message()));
   if (args->Has("help")) {
@@ -91,11 +79,15 @@ int RunLocal(const std::vector<std::string>& argv, bool verify) {
                : ferry::cli::HelpText(
                      "ferry migrate --from URI --to URI [options]",
                      "Copies every key, value and TTL of the source into the target.\n"
+                     "With --live it then follows the source's writes until a cutover: stop "
+                     "the writers, then\nferry cutover --controller ADDR JOB from another "
+                     "shell (ADDR: --listen).\n"
                      "Passwords: FERRY_FROM_PASSWORD and FERRY_TO_PASSWORD when the URIs have "
                      "none.\nExit codes: 0 every key copied (and, with --verify, the target "
-                     "equal to the source), 1 some\nkeys failed (or differ), 2 usage or "
-                     "configuration error, 3 cannot connect, authenticate or\nlacks permission, "
-                     "130 interrupted.",
+                     "equal to the source; with\n--live, converged and verified equal), 1 some "
+                     "keys failed (or differ), 2 usage or configuration\nerror, 3 cannot "
+                     "connect, authenticate or lacks permission, 130 interrupted (the state "
+                     "is\nkept: the same command with --state FILE resumes).",
                      specs);
     std::fputs(help.c_str(), stdout);
     return 0;
@@ -126,6 +118,15 @@ int RunLocal(const std::vector<std::string>& argv, bool verify) {
   if (!agents.ok()) return UsageError(std::string(agents.status().message()));
   options.agents = static_cast<int>(*agents);
   options.state_path = args->Get("state");
+  if (!verify) {
+    absl::StatusOr<ferry::cli::ServeRequest> serve = ferry::cli::ServeRequestFromArgs(*args);
+    if (!serve.ok()) return UsageError(std::string(serve.status().message()));
+    options.serve = *std::move(serve);
+    absl::StatusOr<ferry::cli::CutoverVerify> cutover_verify =
+        ferry::cli::ParseCutoverVerify("--cutover-verify", args->Get("cutover-verify", "quick"));
+    if (!cutover_verify.ok()) return UsageError(std::string(cutover_verify.status().message()));
+    options.cutover_verify = *cutover_verify;
+  }
   return ferry::cli::RunMigrate(options, &g_stop);
 }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "agent/session.h"
 #include "cli/client.h"
+#include "cli/cutover.h"
 #include "cli/watch.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
@@ -288,6 +289,7 @@ std::vector<std::string> JobDifferences(const ferry::v1::JobSpec& stored_spec,
           {"--drop-field-ttls", BoolFlag(stored.drop_field_ttls()),
            BoolFlag(requested.drop_field_ttls())},
           {"--shards", shards(stored), shards(requested)},
+          {"--live", BoolFlag(stored.live()), BoolFlag(requested.live())},
       },
       &out);
   return out;
@@ -316,6 +318,10 @@ std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
   if (stored.big_key_bytes() != requested.big_key_bytes()) {
     out.push_back(absl::StrCat("--big-key-bytes ", stored.big_key_bytes()));
   }
+  if (stored.live() && requested.live() &&
+      stored.live_dirty_bytes() != requested.live_dirty_bytes()) {
+    out.push_back(absl::StrCat("--live-dirty-bytes ", stored.live_dirty_bytes()));
+  }
   return out;
 }
 
@@ -340,6 +346,18 @@ absl::StatusOr<std::string> FirstJob(ControllerClient& client, const MigrateOpti
   return JobToRun(client, JobSpecFromRequest(verify), options.state_path, path);
 }
 
+// --listen: where the embedded controller serves, and the flags that reach it; empty without.
+std::string AnnounceServing(const server::Controller& controller, const MigrateOptions& options,
+                            const std::string& job_id) {
+  if (options.serve.listen.empty()) return "";
+  const std::string address = ServedAddress(options.serve.listen, controller.port());
+  const std::string flags = ClientFlagsFor(address, options.serve);
+  std::fprintf(stderr,
+               "job %s: the controller API is served on %s (ferry status|watch|cutover %s %s)\n",
+               job_id.c_str(), address.c_str(), flags.c_str(), job_id.c_str());
+  return flags;
+}
+
 // The copy ended done or done with failed keys: there is a target to verify.
 bool CopyRanToItsEnd(ControllerClient& client, const std::string& job_id) {
   absl::StatusOr<ferry::v1::Job> job = client.Get(job_id);
@@ -354,7 +372,12 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   StateFile state(options.state_path);
   server::CopyPlanner planner;
   server::ControllerOptions controller_options;
-  controller_options.listen = "";  // In-process only: nothing listens on the network.
+  // In-process only unless --listen, with ferry-controller's rules for the address.
+  controller_options.listen = options.serve.listen;
+  controller_options.tls_cert = options.serve.tls_cert;
+  controller_options.tls_key = options.serve.tls_key;
+  controller_options.token = options.serve.token;
+  controller_options.insecure = options.serve.insecure;
   controller_options.state_path = state.path();
   absl::StatusOr<std::unique_ptr<server::Controller>> controller =
       server::Controller::Start(controller_options, &planner);
@@ -370,12 +393,26 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
     std::fprintf(stderr, "error: %s\n", std::string(job_id.status().message()).c_str());
     return ExitCodeFor(job_id.status());
   }
+  const std::string client_flags = AnnounceServing(**controller, options, *job_id);
   LocalAgents agents(options.agents, options.job.parallel, (*controller)->InProcessChannel());
   WatchOptions watch;
   watch.progress = options.progress;
   watch.json = options.json;
   watch.quiet_interrupt = true;
+  if (options.job.live && !verifying) {
+    watch.on_update = LiveNotices(CutoverHint(*job_id, client_flags, state.path()),
+                                  options.progress == ProgressMode::kBar);
+  }
   int code = WatchJob(client, *job_id, watch, stop);
+  watch.on_update = nullptr;
+  // --live: a cutover that converged is verified (the controller's verification, else ours).
+  if (options.job.live && !verifying && !stop->load()) {
+    absl::StatusOr<ferry::v1::Job> job = client.Get(*job_id);
+    if (job.ok() && job->state() == ferry::v1::JOB_STATE_CUTOVER_READY) {
+      code = FollowCutoverVerification(client, *job, options.cutover_verify, &options.job,
+                                       absl::Seconds(5), watch, stop);
+    }
+  }
   // --verify: a copy that ran to its end (with or without failed keys) is verified next, by
   // the same agents; the exit code is the copy's when it failed keys, else the verification's.
   if (!verifying && options.verify_after && !stop->load() && CopyRanToItsEnd(client, *job_id)) {

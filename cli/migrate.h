@@ -21,13 +21,21 @@ struct MigrateOptions {
   std::string state_path;
   // --verify: once the copy has run, a verify job compares the target with the source.
   bool verify_after = false;
+  // --listen: the embedded controller also serves the Controller API on the network, so that
+  // ferry status, watch and cutover work from another shell.
+  ServeRequest serve;
+  // --live: the verification once the cutover converged (the controller's is followed; this
+  // one runs when the cutover asked for none, or for quick where this is full).
+  CutoverVerify cutover_verify = CutoverVerify::kQuick;
 };
 
 // Runs a whole migration in this process through the same code as a fleet: an embedded
 // controller (in-process gRPC, no port) and `agents` agents. With a state file that holds an
 // unfinished job, that job is resumed from its checkpoints instead of submitting a new one;
 // when it is not the job the options describe (JobDifferences), nothing runs and the exit
-// code is 2.
+// code is 2. With `job.live`, the job follows the source after its snapshot until a cutover
+// (ferry cutover, through --listen) converges, then the verification runs; the exit code is 0
+// only when it converged and verified equal.
 // Prints the report on stdout and returns the exit code. Setting `stop` (Ctrl-C) makes the
 // agents hand their shards back at a batch boundary; the state keeps the checkpoints.
 int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop);

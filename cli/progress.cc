@@ -7,11 +7,11 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cli/live.h"
 
 namespace ferry::cli {
-namespace {
 
-std::string Count(uint64_t n) {
+std::string CountText(uint64_t n) {
   std::string digits = std::to_string(n), out;
   for (size_t i = 0; i < digits.size(); ++i) {
     if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
@@ -20,11 +20,13 @@ std::string Count(uint64_t n) {
   return out;
 }
 
-std::string Rate(double per_second) {
+std::string RateText(double per_second) {
   if (per_second >= 1e6) return absl::StrFormat("%.2fM", per_second / 1e6);
   if (per_second >= 1e3) return absl::StrFormat("%.1fk", per_second / 1e3);
   return absl::StrFormat("%.0f", per_second);
 }
+
+namespace {
 
 double Seconds(const ProgressSnapshot& s) {
   return std::max(absl::ToDoubleSeconds(s.elapsed), 1e-3);
@@ -46,7 +48,7 @@ std::string DifferenceKinds(const ferry::v1::Counters& c) {
                                     {c.type_differs(), "type"},
                                     {c.value_differs(), "value"},
                                     {c.ttl_differs(), "TTL"}}) {
-    if (count > 0) kinds.push_back(absl::StrCat(Count(count), " ", name));
+    if (count > 0) kinds.push_back(absl::StrCat(CountText(count), " ", name));
   }
   return absl::StrJoin(kinds, ", ");
 }
@@ -87,23 +89,25 @@ absl::Status ParseProgressMode(const std::string& text, ProgressMode* mode) {
 }
 
 std::string ProgressLine(const ProgressSnapshot& s) {
+  if (ShowsLiveLine(s)) return LiveLine(s.state, *s.live);
   const ferry::v1::Counters& c = s.counters;
   const double secs = Seconds(s);
   const uint64_t done = KeysDone(s);
   const double rate = s.keys_per_second.value_or(static_cast<double>(c.scanned()) / secs);
   const double bytes_rate = s.bytes_per_second.value_or(static_cast<double>(c.bytes()) / secs);
-  std::string line =
-      s.verify ? absl::StrCat("checked ", Count(c.scanned()), "/", Count(s.estimated_keys), " keys")
-               : absl::StrCat("copied ", Count(c.copied()), "/", Count(s.estimated_keys), " keys");
+  std::string line = s.verify ? absl::StrCat("checked ", CountText(c.scanned()), "/",
+                                             CountText(s.estimated_keys), " keys")
+                              : absl::StrCat("copied ", CountText(c.copied()), "/",
+                                             CountText(s.estimated_keys), " keys");
   if (s.estimated_keys > 0) {
     absl::StrAppend(&line,
                     absl::StrFormat(" (%.0f%%)", std::min(100.0, 100.0 * done / s.estimated_keys)));
   }
-  absl::StrAppend(&line, ", ", Rate(rate), " keys/s");
+  absl::StrAppend(&line, ", ", RateText(rate), " keys/s");
   if (!s.verify) absl::StrAppend(&line, absl::StrFormat(", %.1f MB/s", bytes_rate / 1e6));
-  if (s.verify) absl::StrAppend(&line, ", ", Count(Differences(c)), " differences");
+  if (s.verify) absl::StrAppend(&line, ", ", CountText(Differences(c)), " differences");
   if (s.shards_total > 0) absl::StrAppend(&line, ", shards ", s.shards_done, "/", s.shards_total);
-  if (c.failed() > 0) absl::StrAppend(&line, ", ", Count(c.failed()), " failed");
+  if (c.failed() > 0) absl::StrAppend(&line, ", ", CountText(c.failed()), " failed");
   if (s.eta_seconds.has_value()) {
     absl::StrAppend(&line, absl::StrFormat(", ETA %.0fs", *s.eta_seconds));
   } else if (!s.keys_per_second.has_value() && rate > 0 && s.estimated_keys > c.scanned()) {
@@ -141,7 +145,21 @@ void ProgressDisplay::Loop() {
 
 void ProgressDisplay::Draw(const ProgressSnapshot& s, bool final_line) {
   if (mode_ == ProgressMode::kLog) {
-    if (!final_line) std::fprintf(stderr, "progress: %s\n", ProgressLine(s).c_str());
+    if (final_line) return;
+    const std::string line = ProgressLine(s);
+    // A live job can follow for days: an unchanged live line is logged once a minute.
+    const absl::Time now = absl::Now();
+    if (ShowsLiveLine(s) && line == last_logged_ && now < last_logged_at_ + absl::Minutes(1)) {
+      return;
+    }
+    last_logged_ = line;
+    last_logged_at_ = now;
+    std::fprintf(stderr, "progress: %s\n", line.c_str());
+    return;
+  }
+  if (ShowsLiveLine(s)) {  // The snapshot is done: no bar, the live line alone.
+    std::fprintf(stderr, "\r%s\033[K%s", ProgressLine(s).c_str(), final_line ? "\n" : "");
+    std::fflush(stderr);
     return;
   }
   constexpr int kWidth = 30;
@@ -187,19 +205,19 @@ std::string FormatVerifyReport(const JobReport& r) {
   const ferry::v1::Counters& c = r.totals.counters;
   const double secs = Seconds(r.totals);
   const uint64_t differences = Differences(c);
-  std::string out =
-      absl::StrCat("verify: ", r.state, " in ", absl::StrFormat("%.1fs", secs), ": ",
-                   Count(c.scanned()), " keys checked (source and target), ", Count(c.verified()),
-                   " source keys equal on the "
-                   "target, ",
-                   Count(differences), " differences");
+  std::string out = absl::StrCat("verify: ", r.state, " in ", absl::StrFormat("%.1fs", secs), ": ",
+                                 CountText(c.scanned()), " keys checked (source and target), ",
+                                 CountText(c.verified()),
+                                 " source keys equal on the "
+                                 "target, ",
+                                 CountText(differences), " differences");
   if (differences > 0) absl::StrAppend(&out, " (", DifferenceKinds(c), ")");
-  absl::StrAppend(&out, ", ", Count(c.vanished() + c.expired()),
-                  " gone or expired during the check, ", Count(c.failed()),
-                  " could not be compared; ", Rate(c.scanned() / secs), " keys/s\n");
+  absl::StrAppend(&out, ", ", CountText(c.vanished() + c.expired()),
+                  " gone or expired during the check, ", CountText(c.failed()),
+                  " could not be compared; ", RateText(c.scanned() / secs), " keys/s\n");
   for (const auto& [db, counters] : r.per_db) {
-    absl::StrAppend(&out, "  db ", db, ": ", Count(counters.verified()), " equal, ",
-                    Count(Differences(counters)), " differences");
+    absl::StrAppend(&out, "  db ", db, ": ", CountText(counters.verified()), " equal, ",
+                    CountText(Differences(counters)), " differences");
     if (Differences(counters) > 0) absl::StrAppend(&out, " (", DifferenceKinds(counters), ")");
     absl::StrAppend(&out, "\n");
   }
@@ -207,7 +225,7 @@ std::string FormatVerifyReport(const JobReport& r) {
     absl::StrAppend(&out, "  ", JsonString(key), ": ", reason, "\n");
   }
   if (differences + c.failed() > r.failed_keys.size()) {
-    absl::StrAppend(&out, "  ... and ", Count(differences + c.failed() - r.failed_keys.size()),
+    absl::StrAppend(&out, "  ... and ", CountText(differences + c.failed() - r.failed_keys.size()),
                     " more (ferry status JOB --differences lists them all)\n");
   }
   for (const std::string& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
@@ -234,7 +252,9 @@ std::string FormatReport(const JobReport& r, bool json) {
     for (size_t i = 0; i < r.warnings.size(); ++i) {
       absl::StrAppend(&out, i ? "," : "", JsonString(r.warnings[i]));
     }
-    absl::StrAppend(&out, "],\"per_db\":[");
+    absl::StrAppend(&out, "]");
+    if (t.live.has_value()) absl::StrAppend(&out, ",\"live\":", LiveJson(*t.live));
+    absl::StrAppend(&out, ",\"per_db\":[");
     for (size_t i = 0; i < r.per_db.size(); ++i) {
       absl::StrAppend(&out, i ? "," : "", "{\"db\":", r.per_db[i].first,
                       CountersJson(r.per_db[i].second), "}");
@@ -249,17 +269,20 @@ std::string FormatReport(const JobReport& r, bool json) {
   if (t.verify) return FormatVerifyReport(r);
   std::string out = absl::StrCat(
       r.dry_run ? "dry run (nothing written): " : "", r.state, " in ",
-      absl::StrFormat("%.1fs", secs), ": ", Count(c.copied()), " keys copied",
-      r.dry_run ? absl::StrCat(" (", Count(c.scanned()), " would be)") : "", ", ",
-      Count(c.skipped()), " skipped, ", Count(c.vanished()), " vanished, ", Count(c.expired()),
-      " expired, ", Count(c.failed()), " failed; ", absl::StrFormat("%.1f MB", c.bytes() / 1e6),
-      ", ", Rate(c.scanned() / secs), " keys/s\n");
+      absl::StrFormat("%.1fs", secs), ": ", CountText(c.copied()), " keys copied",
+      r.dry_run ? absl::StrCat(" (", CountText(c.scanned()), " would be)") : "", ", ",
+      CountText(c.skipped()), " skipped, ", CountText(c.vanished()), " vanished, ",
+      CountText(c.expired()), " expired, ", CountText(c.failed()), " failed; ",
+      absl::StrFormat("%.1f MB", c.bytes() / 1e6),
+      // A live job's time includes its following: no rate.
+      t.live.has_value() ? "" : absl::StrCat(", ", RateText(c.scanned() / secs), " keys/s"), "\n");
   for (const auto& [key, reason] : r.failed_keys) {
     absl::StrAppend(&out, "  failed: ", JsonString(key), ": ", reason, "\n");
   }
   if (c.failed() > r.failed_keys.size()) {
-    absl::StrAppend(&out, "  ... and ", Count(c.failed() - r.failed_keys.size()), " more\n");
+    absl::StrAppend(&out, "  ... and ", CountText(c.failed() - r.failed_keys.size()), " more\n");
   }
+  if (t.live.has_value()) absl::StrAppend(&out, LiveReport(*t.live));
   for (const std::string& warning : r.warnings) absl::StrAppend(&out, "warning: ", warning, "\n");
   if (!r.status.ok()) absl::StrAppend(&out, "error: ", r.status.message(), "\n");
   return out;

@@ -28,7 +28,16 @@ struct ProgressSnapshot {
   std::optional<double> bytes_per_second;
   std::optional<double> eta_seconds;  // Only when the controller knows one.
   bool verify = false;                // A verify job: keys checked and differences.
+  ferry::v1::JobState state = ferry::v1::JOB_STATE_UNSPECIFIED;
+  // Live jobs (JobSpec.live): how the target follows the source. Once the snapshot is done
+  // (LIVE, CUTOVER, CUTOVER_READY) the progress shows LiveLine instead of the bar.
+  std::optional<ferry::v1::LiveProgress> live;
 };
+
+// "1,234,567".
+std::string CountText(uint64_t n);
+// Per second, short: "950", "12.3k", "1.50M".
+std::string RateText(double per_second);
 
 // Keys a verify job found differing (every kind), and keys that could not be compared.
 uint64_t Differences(const ferry::v1::Counters& counters);
@@ -55,6 +64,9 @@ class ProgressDisplay {
   std::function<ProgressSnapshot()> snapshot_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+  // Log mode: the last line logged and when (the drawing thread's).
+  std::string last_logged_;
+  absl::Time last_logged_at_ = absl::InfinitePast();
 };
 
 // One line: "copied 412,000/1,000,000 keys (41%), 310k keys/s, 35.2 MB/s, ETA 2s".

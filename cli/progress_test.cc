@@ -2,6 +2,9 @@
 
 #include <string>
 
+#include "cli/cutover.h"
+#include "cli/live.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace ferry::cli {
@@ -177,6 +180,246 @@ TEST(ParseProgressModeTest, KnowsItsModesAndRefusesOthers) {
   const absl::Status bad = ParseProgressMode("fancy", &mode);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(bad.message(), "--progress must be auto, bar, log or none, not \"fancy\"");
+}
+
+namespace pb = ::ferry::v1;
+
+pb::NodeLive Node(const std::string& node, int db, const std::string& state, bool in_sync) {
+  pb::NodeLive n;
+  n.set_node(node);
+  n.set_db(db);
+  n.set_state(state);
+  n.set_in_sync(in_sync);
+  return n;
+}
+
+// Two nodes in sync, following 2,100 events/s.
+pb::LiveProgress InSync() {
+  pb::LiveProgress l;
+  l.set_in_sync(true);
+  l.set_lag_ms(35);
+  l.set_events_per_second(2100);
+  l.set_dirty_keys(12);
+  l.set_dirty_bytes(1200);
+  l.set_gaps(1);
+  l.set_rescans(1);
+  l.set_applied(10234);
+  l.set_deleted(12);
+  *l.add_nodes() = Node("10.0.0.5:6379", 0, "in sync", true);
+  pb::NodeLive* second = l.add_nodes();
+  *second = Node("10.0.0.6:6379", 3, "in sync", true);
+  second->set_rescans(1);
+  second->mutable_status()->set_oldest_dirty_ms(35);
+  second->mutable_status()->set_events_per_second(2100);
+  second->mutable_status()->set_dirty_keys(12);
+  second->mutable_status()->set_dirty_bytes(1200);
+  second->mutable_status()->set_gaps(1);
+  second->mutable_status()->set_last_gap("the subscription was dropped");
+  return l;
+}
+
+TEST(LiveLineTest, InSyncOnlyWhenTheJobSaysSo) {
+  pb::LiveProgress l = InSync();
+  EXPECT_EQ(LiveLine(pb::JOB_STATE_LIVE, l),
+            "live: lag 35 ms, 2.1k events/s, 12 dirty keys (1.2 kB), 1 gap, 1 rescan, in sync");
+  l.set_in_sync(false);  // Every node says in sync, the job does not: no claim.
+  EXPECT_EQ(LiveLine(pb::JOB_STATE_LIVE, l),
+            "live: lag 35 ms, 2.1k events/s, 12 dirty keys (1.2 kB), 1 gap, 1 rescan; not in "
+            "sync");
+}
+
+TEST(LiveLineTest, NamesTheNodesNotInSyncAndWhyTheyRescan) {
+  pb::LiveProgress l;
+  l.set_lag_ms(1250);
+  l.set_gaps(2);
+  l.set_rescans(2);
+  pb::NodeLive* rescanning = l.add_nodes();
+  *rescanning = Node("a:1", 0, "rescanning", false);
+  rescanning->mutable_status()->set_last_gap("FLUSHDB on the source");
+  *l.add_nodes() = Node("b:2", 0, "in sync", true);
+  *l.add_nodes() = Node("c:3", 0, "subscribing", false);
+  *l.add_nodes() = Node("d:4", 1, "rescanning", false);
+  *l.add_nodes() = Node("e:5", 0, "snapshot", false);
+  *l.add_nodes() = Node("f:6", 0, "snapshot", false);
+  EXPECT_EQ(LiveLine(pb::JOB_STATE_LIVE, l),
+            "live: lag 1.2 s, 0 events/s, 0 dirty keys, 2 gaps, 2 rescans; not in sync: "
+            "rescanning a:1 db 0 (FLUSHDB on the source), c:3 db 0 subscribing, rescanning d:4 "
+            "db 1 and 2 more");
+}
+
+TEST(LiveLineTest, ACutoverDrainsThenIsReady) {
+  pb::LiveProgress l = InSync();
+  EXPECT_EQ(LiveLine(pb::JOB_STATE_CUTOVER, l),
+            "cutover: waiting for the markers, 12 dirty keys to drain, lag 35 ms, 2.1k events/s");
+  l.set_dirty_keys(0);
+  l.set_events_per_second(0);
+  EXPECT_EQ(LiveLine(pb::JOB_STATE_CUTOVER, l),
+            "cutover: waiting for the markers, lag 35 ms, 0 events/s");
+  EXPECT_EQ(LiveLine(pb::JOB_STATE_CUTOVER_READY, l),
+            "cutover ready: converged, 0 dirty keys, 1 gap, 1 rescan");
+}
+
+TEST(ProgressLineTest, ALiveJobShowsTheBarUntilItsSnapshotIsDone) {
+  ProgressSnapshot s;
+  s.counters.set_scanned(10);
+  s.counters.set_copied(10);
+  s.live = InSync();
+  s.state = pb::JOB_STATE_RUNNING;
+  EXPECT_FALSE(ShowsLiveLine(s));
+  EXPECT_EQ(ProgressLine(s), "copied 10/0 keys, 10.0k keys/s, 0.0 MB/s");
+  for (pb::JobState state :
+       {pb::JOB_STATE_LIVE, pb::JOB_STATE_CUTOVER, pb::JOB_STATE_CUTOVER_READY}) {
+    s.state = state;
+    EXPECT_TRUE(ShowsLiveLine(s));
+    EXPECT_EQ(ProgressLine(s), LiveLine(state, *s.live));
+  }
+  s.live.reset();  // Not a live job.
+  EXPECT_FALSE(ShowsLiveLine(s));
+}
+
+TEST(LiveSectionTest, StatusShowsTheLineTheFiguresAndOneRowPerNode) {
+  pb::LiveProgress l = InSync();
+  l.set_cutover_error("writes went on after the marker (3 events)");
+  EXPECT_EQ(LiveSection(pb::JOB_STATE_LIVE, l),
+            "  live: lag 35 ms, 2.1k events/s, 12 dirty keys (1.2 kB), 1 gap, 1 rescan, in sync\n"
+            "  while following: 10,234 keys written and 12 deleted on the target; 1 gap, 1 "
+            "rescan\n"
+            "  last cutover did not converge: writes went on after the marker (3 events)\n"
+            "    NODE           DB  STATE                  LAG      EVENTS/S  DIRTY      GAPS  "
+            "RESCANS LAST GAP\n"
+            "    10.0.0.5:6379  0   in sync                0 ms     0         0          0     0"
+            "       -\n"
+            "    10.0.0.6:6379  3   in sync                35 ms    2.1k      12         1     1"
+            "       the subscription was dropped\n");
+}
+
+TEST(LiveJsonTest, EveryFieldAndEachNode) {
+  pb::LiveProgress l = InSync();
+  l.set_verify_job_id("v1");
+  l.mutable_nodes()->DeleteSubrange(0, 1);
+  EXPECT_EQ(LiveJson(l),
+            "{\"in_sync\":true,\"lag_ms\":35,\"events_per_second\":2100.0,\"dirty_keys\":12,"
+            "\"dirty_bytes\":1200,\"gaps\":1,\"rescans\":1,\"applied\":10234,\"deleted\":12,"
+            "\"cutover_error\":null,\"verify_job_id\":\"v1\",\"nodes\":[{\"node\":"
+            "\"10.0.0.6:6379\",\"db\":3,\"state\":\"in sync\",\"in_sync\":true,\"lag_ms\":35,"
+            "\"events_per_second\":2100.0,\"dirty_keys\":12,\"dirty_bytes\":1200,\"gaps\":1,"
+            "\"rescans\":1,\"last_gap\":\"the subscription was dropped\"}]}");
+}
+
+TEST(FormatReportTest, ALiveJobsReportEndsWithWhatTheFollowingDid) {
+  JobReport r;
+  r.state = "cutover-ready";
+  r.totals.counters.set_scanned(1000);
+  r.totals.counters.set_copied(1000);
+  r.totals.elapsed = absl::Seconds(600);
+  r.totals.state = pb::JOB_STATE_CUTOVER_READY;
+  pb::LiveProgress l = InSync();
+  l.set_verify_job_id("v1");
+  r.totals.live = l;
+  // No keys/s: the time includes the following.
+  EXPECT_EQ(FormatReport(r, /*json=*/false),
+            "cutover-ready in 600.0s: 1,000 keys copied, 0 skipped, 0 vanished, 0 expired, 0 "
+            "failed; 0.0 MB\n"
+            "  while following: 10,234 keys written and 12 deleted on the target; 1 gap, 1 "
+            "rescan\n"
+            "  verification: job v1 (ferry watch v1)\n");
+  const std::string json = FormatReport(r, /*json=*/true);
+  EXPECT_NE(json.find(",\"warnings\":[],\"live\":{\"in_sync\":true,"), std::string::npos) << json;
+  r.totals.live.reset();
+  EXPECT_EQ(FormatReport(r, /*json=*/true).find("\"live\""), std::string::npos);
+}
+
+CutoverOutcome Outcome(pb::JobState state) {
+  CutoverOutcome o;
+  o.job_id = "j1";
+  o.job.set_id("j1");
+  o.job.set_state(state);
+  *o.job.mutable_live() = InSync();
+  o.elapsed = absl::Milliseconds(3200);
+  return o;
+}
+
+TEST(FormatCutoverTest, ConvergedWithItsFiguresAndTheVerificationInJson) {
+  CutoverOutcome o = Outcome(pb::JOB_STATE_CUTOVER_READY);
+  EXPECT_EQ(FormatCutover(o, /*json=*/false),
+            "cutover ready in 3.2s: job j1 converged, every write made before the cutover is on "
+            "the target\n"
+            "  while following: 10,234 keys written and 12 deleted on the target; 1 gap, 1 "
+            "rescan\n");
+  o.verify_report = "{\"kind\":\"verify\",\"state\":\"equal\"}\n";
+  const std::string json = FormatCutover(o, /*json=*/true);
+  EXPECT_THAT(json, ::testing::StartsWith("{\"kind\":\"cutover\",\"job_id\":\"j1\",\"state\":"
+                                          "\"cutover-ready\",\"converged\":true,\"seconds\":"
+                                          "3.200,\"error\":null,\"live\":{"));
+  EXPECT_THAT(json,
+              ::testing::EndsWith(",\"verify\":{\"kind\":\"verify\",\"state\":\"equal\"}}\n"));
+}
+
+TEST(FormatCutoverTest, NotConvergedSaysWhyAndWhatToDo) {
+  CutoverOutcome o = Outcome(pb::JOB_STATE_LIVE);
+  o.job.mutable_live()->set_cutover_error("the dirty keys kept growing: are the writers stopped?");
+  EXPECT_EQ(FormatCutover(o, /*json=*/false),
+            "cutover did not converge in 3.2s: the dirty keys kept growing: are the writers "
+            "stopped?\njob j1 is live again and follows the source: stop the writers, then run "
+            "ferry cutover j1 again\n");
+  const std::string json = FormatCutover(o, /*json=*/true);
+  EXPECT_THAT(json, ::testing::HasSubstr(",\"converged\":false,"));
+  EXPECT_THAT(json, ::testing::HasSubstr(
+                        ",\"error\":\"the dirty keys kept growing: are the writers stopped?\","));
+  EXPECT_THAT(json, ::testing::EndsWith(",\"verify\":null}\n"));
+}
+
+TEST(CutoverRequestTest, NoneAsksForNoVerificationAndQuickIsSaid) {
+  CutoverOptions options;
+  options.timeout_seconds = 90;
+  pb::CutoverJobRequest quick = CutoverRequest("j1", options);
+  EXPECT_EQ(quick.job_id(), "j1");
+  EXPECT_EQ(quick.timeout_seconds(), 90u);
+  EXPECT_EQ(quick.verify_mode(), pb::VERIFY_MODE_QUICK);  // FULL is the proto's zero value.
+  EXPECT_FALSE(quick.no_verify());
+  options.verify = CutoverVerify::kFull;
+  EXPECT_EQ(CutoverRequest("j1", options).verify_mode(), pb::VERIFY_MODE_FULL);
+  options.verify = CutoverVerify::kNone;
+  EXPECT_TRUE(CutoverRequest("j1", options).no_verify());
+}
+
+TEST(CutoverHintTest, NamesTheServedAddressAndTheFlagsItNeeds) {
+  EXPECT_EQ(ServedAddress("127.0.0.1:0", 40123), "127.0.0.1:40123");
+  EXPECT_EQ(ServedAddress("[::1]:7700", 7700), "[::1]:7700");
+  EXPECT_EQ(ServedAddress("unix:/run/ferry.sock", 0), "unix:/run/ferry.sock");
+  ServeRequest serve;
+  EXPECT_EQ(ClientFlagsFor("127.0.0.1:7700", serve), "--controller 127.0.0.1:7700");
+  serve.tls_cert = "c.pem";
+  serve.token = "secret-token";
+  const std::string flags = ClientFlagsFor("10.0.0.1:7700", serve);
+  EXPECT_EQ(flags, "--controller 10.0.0.1:7700 --tls-ca FILE --token-file FILE");
+  EXPECT_EQ(CutoverHint("j1", flags, "/tmp/s.db"),
+            "to cut over, stop the writers, then from another shell: ferry cutover --controller "
+            "10.0.0.1:7700 --tls-ca FILE --token-file FILE j1");
+  const std::string without = CutoverHint("j1", "", "/tmp/s.db");
+  EXPECT_THAT(without, ::testing::HasSubstr("--listen"));
+  EXPECT_THAT(without, ::testing::HasSubstr("--state /tmp/s.db"));
+}
+
+TEST(LiveNoticesTest, TellsTheSnapshotDoneOnceAndEachCutoverThatDidNotConverge) {
+  LiveNotices notices("HINT", /*bar=*/false);
+  pb::Job job;
+  const auto notice = [&](pb::JobState state, const std::string& error) {
+    job.set_state(state);
+    job.mutable_live()->set_cutover_error(error);
+    ::testing::internal::CaptureStderr();
+    notices(job);
+    return ::testing::internal::GetCapturedStderr();
+  };
+  EXPECT_EQ(notice(pb::JOB_STATE_RUNNING, ""), "");
+  EXPECT_EQ(notice(pb::JOB_STATE_LIVE, ""),
+            "live: the snapshot is done and the target follows the source; HINT\n");
+  EXPECT_EQ(notice(pb::JOB_STATE_LIVE, ""), "");
+  EXPECT_EQ(notice(pb::JOB_STATE_CUTOVER, ""),
+            "cutover: waiting for the markers, then draining the dirty keys\n");
+  EXPECT_EQ(notice(pb::JOB_STATE_LIVE, "writers still running"),
+            "cutover did not converge (the job is still live): writers still running\n");
+  EXPECT_EQ(notice(pb::JOB_STATE_LIVE, "writers still running"), "");
 }
 
 }  // namespace

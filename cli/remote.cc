@@ -1,13 +1,17 @@
 #include "cli/remote.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/client.h"
+#include "cli/cutover.h"
+#include "cli/live.h"
 #include "cli/watch.h"
 #include "google/protobuf/util/json_util.h"
+#include "proto/wire/job_defaults.h"
 
 namespace ferry::cli {
 namespace {
@@ -34,10 +38,30 @@ const std::map<std::string, Command>& Commands() {
         1}},
       {"watch",
        {"ferry watch JOB [--progress MODE] [--output json]",
-        "Shows a job's progress until it ends; exits like ferry migrate (0 every key copied, 1 "
-        "failed keys, 3 access errors).",
+        "Shows a job's progress until it ends, or for a live job until its cutover is ready (the "
+        "live line\nreplaces the bar once the snapshot is done); exits like ferry migrate (0 "
+        "every key copied or\nthe cutover ready, 1 failed keys, 3 access errors).",
         {{"progress", "MODE", "auto, bar, log or none"},
          {"output", "FORMAT", "text (default) or json: the final summary"}},
+        1}},
+      {"cutover",
+       {"ferry cutover JOB [--verify-mode MODE] [--timeout SECONDS] [--output json]",
+        "Cuts a live job over once its writers are stopped: every watcher publishes a marker "
+        "and waits for\nit to come back through its subscription, the dirty keys are drained, "
+        "then the verification\nruns and its report is printed.\nExit codes: 0 converged (and "
+        "verified equal), 1 differences found, 2 usage error or the job is\nnot live, 3 cannot "
+        "reach the controller, 4 the cutover could not converge (writers still\nrunning, or "
+        "the timeout): the job is live again, 130 interrupted (the cutover goes on).",
+        {{"verify-mode", "MODE",
+          "after converging, verify quick (default: type, TTL, length), full (values) or none"},
+         {"timeout", "SECONDS",
+          absl::StrCat("how long the cutover may take to converge before it gives up and the "
+                       "job is live again (default ",
+                       wire::kDefaultCutoverTimeoutSeconds,
+                       "); each call's deadline is the usual 15 s")},
+         {"progress", "MODE", "auto, bar, log or none"},
+         {"output", "FORMAT",
+          "text (default) or json: one object, the verification's report in it"}},
         1}},
       {"list",
        {"ferry list [--output json]",
@@ -75,7 +99,10 @@ void PrintJob(const ferry::v1::Job& job) {
               job.spec().kind() == ferry::v1::JOB_KIND_VERIFY ? "verify, " : "",
               StateName(job).c_str());
   std::printf("  %s -> %s\n", job.spec().source().uri().c_str(), job.spec().target().uri().c_str());
-  std::printf("  %s\n", ProgressLine(SnapshotOfJob(job, absl::Now())).c_str());
+  const ProgressSnapshot snapshot = SnapshotOfJob(job, absl::Now());
+  std::printf("  %s\n",
+              (ShowsLiveLine(snapshot) ? SnapshotLine(snapshot) : ProgressLine(snapshot)).c_str());
+  if (snapshot.live.has_value()) std::fputs(LiveSection(job.state(), job.live()).c_str(), stdout);
   if (!job.error().empty()) std::printf("  error: %s\n", job.error().c_str());
   for (const std::string& w : job.warnings()) std::printf("  warning: %s\n", w.c_str());
 }
@@ -159,7 +186,12 @@ int RunRemoteCommand(const std::string& name, const std::vector<std::string>& ar
                      std::atomic<bool>* stop) {
   const Command& command = Commands().at(name);
   std::vector<FlagSpec> specs = command.flags;
-  for (FlagSpec& f : ClientFlags()) specs.push_back(std::move(f));
+  // A command's own flag of a client flag's name wins (ferry cutover --timeout).
+  for (FlagSpec& f : ClientFlags()) {
+    const bool own = std::any_of(specs.begin(), specs.end(),
+                                 [&](const FlagSpec& s) { return s.name == f.name; });
+    if (!own) specs.push_back(std::move(f));
+  }
   specs.push_back({"help", "", "show this help"});
   absl::StatusOr<Args> args = Args::Parse(argv, specs);
   if (!args.ok()) return Fail(args.status());
@@ -176,8 +208,25 @@ int RunRemoteCommand(const std::string& name, const std::vector<std::string>& ar
   if (output != "text" && output != "json") {
     return Fail(absl::InvalidArgumentError("--output must be text or json"));
   }
+  CutoverOptions cutover;
+  if (name == "cutover") {
+    absl::StatusOr<CutoverVerify> verify =
+        ParseCutoverVerify("--verify-mode", args->Get("verify-mode", "quick"));
+    if (!verify.ok()) return Fail(verify.status());
+    cutover.verify = *verify;
+    absl::StatusOr<int64_t> timeout =
+        args->GetInt("timeout", wire::kDefaultCutoverTimeoutSeconds, 1, 86400);
+    if (!timeout.ok()) return Fail(timeout.status());
+    cutover.timeout_seconds = static_cast<uint32_t>(*timeout);
+    cutover.json = output == "json";
+    if (absl::Status s = ParseProgressMode(args->Get("progress", "auto"), &cutover.progress);
+        !s.ok()) {
+      return Fail(s);
+    }
+  }
   absl::StatusOr<ClientOptions> options = ClientOptionsFromArgs(*args);
   if (!options.ok()) return Fail(options.status());
+  if (name == "cutover") options->call_timeout = ClientOptions().call_timeout;
   absl::StatusOr<ControllerClient> client = ControllerClient::Connect(*options);
   if (!client.ok()) return Fail(client.status());
   const std::string id = command.positional ? args->positional()[0] : "";
@@ -198,6 +247,7 @@ int RunRemoteCommand(const std::string& name, const std::vector<std::string>& ar
     return 0;
   }
   if (name == "status") return Status(*client, id, *args);
+  if (name == "cutover") return RunCutover(*client, id, cutover, stop);
   if (name == "list") return List(*client, *args);
   if (name == "agents") return Agents(*client, *args);
   if (name == "watch") {

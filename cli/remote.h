@@ -6,8 +6,8 @@
 
 namespace ferry::cli {
 
-// True for the commands that talk to a controller: submit, status, watch, list, cancel, pause,
-// resume, agents.
+// True for the commands that talk to a controller: submit, status, watch, cutover, list,
+// cancel, pause, resume, agents.
 bool IsRemoteCommand(const std::string& command);
 
 // Runs one of them with its arguments; returns the exit code. `stop` (Ctrl-C) ends a watch.

@@ -49,6 +49,7 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
                        options.progress == ProgressMode::kBar ? "\r\033[K" : "",
                        job.warnings(warnings_shown).c_str());
         }
+        if (options.on_update) options.on_update(job);
         absl::MutexLock lock(&mu);
         latest = job;
       },
@@ -88,8 +89,12 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
   }
   if (report.totals.verify && Differences(counters) > 0)
     report.per_db = CountersPerDb(client, job_id);
-  std::fputs(FormatReport(report, options.json).c_str(), stdout);
-  std::fflush(stdout);
+  if (options.report != nullptr) {
+    *options.report = FormatReport(report, options.json);
+  } else {
+    std::fputs(FormatReport(report, options.json).c_str(), stdout);
+    std::fflush(stdout);
+  }
   return ExitCodeForJob(*final_job);
 }
 

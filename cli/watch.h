@@ -1,6 +1,7 @@
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <string>
 
 #include "cli/client.h"
@@ -13,6 +14,11 @@ struct WatchOptions {
   bool json = false;
   std::vector<std::string> warnings;  // Printed in the final report with the job's own.
   bool quiet_interrupt = false;       // Print nothing when `stop` ends the watch.
+  // Called with every update, on the calling thread, after its warnings are shown (ferry
+  // migrate --live: the notices of the live phase).
+  std::function<void(const ferry::v1::Job&)> on_update;
+  // Set: the report goes here instead of stdout (ferry cutover's one JSON object).
+  std::string* report = nullptr;
 };
 
 // Shows a job's progress until it ends, prints the report (text or JSON) on stdout and returns
