@@ -8,7 +8,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/cluster_source.h"
+#include "agent/copy_target.h"
 #include "agent/expiry.h"
+#include "agent/key_sync.h"
+#include "agent/live_watcher.h"
 #include "agent/rate_limiter.h"
 #include "agent/shard_reader.h"
 #include "agent/shard_verifier.h"
@@ -191,85 +194,6 @@ absl::Status CopyCluster(const Attempt& a) {
   return Rescan(a, cluster, a.checkpoint.rescan);
 }
 
-// The target's router, the TTL mapping for its nodes and what they can read; none in a dry run.
-struct Target {
-  std::unique_ptr<redis::Router> router;
-  ExpiryMapper expiry;
-  std::optional<TargetFacts> facts;
-};
-
-// Says once per process that a target refuses RESTORE: every shard finds it out.
-void LogRestoreRefusedOnce(const TargetFacts& facts) {
-  static std::atomic<bool> said{false};
-  if (facts.restore_allowed || said.exchange(true)) return;
-  FERRY_LOG(Info) << "the target refuses RESTORE (" << facts.restore_refusal
-                  << "): keys are copied type by type";
-}
-
-// Every primary of the target (the server itself, standalone), as the router knows it now.
-std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Router& router) {
-  std::vector<redis::Endpoint> nodes;
-  if (router.cluster()) {
-    for (const ClusterNode* node : router.topology().Primaries()) {
-      nodes.push_back(redis::NodeEndpoint(spec.target, *node));
-    }
-  } else {
-    nodes.push_back(spec.target);
-    nodes.back().db = spec.target_db;
-  }
-  return nodes;
-}
-
-absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& options,
-                                  TargetGuard& guard) {
-  Target target;
-  if (options.dry_run) return target;
-  redis::RouterRetryPolicy retry;
-  retry.max_duration = kTargetRetryTime;
-  absl::StatusOr<std::unique_ptr<redis::Router>> router =
-      redis::Router::Open(spec.target, spec.target_db, options.connect, retry,
-                          [&guard](Connection& c) { return guard.Check(c); });
-  if (!router.ok()) {
-    // TargetGuard's verdicts name the target node themselves.
-    if (router.status().code() == absl::StatusCode::kDataLoss) return router.status();
-    return Annotate(router.status(), "target");
-  }
-  target.router = *std::move(router);
-  // Every primary's clock counts: a key must not outlive the source on any of them; and every
-  // primary must read what is written to it.
-  const std::vector<redis::Endpoint> nodes = TargetNodes(spec, *target.router);
-  const std::vector<const ClusterNode*> primaries = target.router->topology().Primaries();
-  std::vector<TargetFacts> facts;
-  for (size_t i = 0; i < nodes.size(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(nodes[i], options.connect));
-    FERRY_RETURN_IF_ERROR(guard.Check(connection));
-    FERRY_ASSIGN_OR_RETURN(ExpiryMapper expiry, ExpiryMapper::Measure(&connection));
-    target.expiry = i == 0 ? expiry : ExpiryMapper::Earliest(target.expiry, expiry);
-    const int slot =
-        target.router->cluster() && i < primaries.size() && !primaries[i]->slots.empty()
-            ? primaries[i]->slots.front().first
-            : -1;
-    absl::StatusOr<TargetFacts> node_facts = ProbeTarget(connection, slot);
-    if (!node_facts.ok()) return Annotate(node_facts.status(), "target");
-    facts.push_back(*std::move(node_facts));
-  }
-  target.facts = Weakest(facts);
-  LogRestoreRefusedOnce(*target.facts);
-  return target;
-}
-
-// After the last write of a shard: every target primary is still the process written to and
-// evicted nothing (TargetGuard), or the shard fails with DATA_LOSS.
-absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
-                                   const redis::Router& router, TargetGuard& guard) {
-  for (const redis::Endpoint& node : TargetNodes(spec, router)) {
-    absl::StatusOr<Connection> connection = Connection::Open(node, options.connect);
-    if (!connection.ok()) return Annotate(connection.status(), "target");
-    FERRY_RETURN_IF_ERROR(guard.Check(*connection));
-  }
-  return absl::OkStatus();
-}
-
 // A router to one side of a verify job, and what that side can do.
 absl::StatusOr<std::unique_ptr<redis::Router>> OpenSide(const redis::Endpoint& endpoint, int db,
                                                         const CopyOptions& options,
@@ -314,6 +238,56 @@ absl::Status VerifyAttempt(const ShardSpec& spec, const CopyOptions& options,
   return absl::OkStatus();
 }
 
+// One attempt of a live job's rescan pass (Checkpoint.pass > 0, after a gap in the keyspace
+// notifications): the walk of a verify shard by value with no re-checks, in fix mode. Forward
+// shards copy each key that differs from the source as it is now (through the target guard, as a
+// copy); reverse shards (spec.source is the job's target) delete the target keys the source
+// lacks. Keys already equal are not written.
+absl::Status RescanAttempt(const ShardSpec& spec, const CopyOptions& options,
+                           Checkpoint& checkpoint, RateLimiter* limiter,
+                           const std::atomic<bool>* cancel, const CopyCallbacks& callbacks) {
+  CopyOptions compare = options;
+  VerifyOptions& verify = compare.verify.emplace();
+  verify.full = true;
+  verify.max_rechecks = 0;
+  VerifySides sides;
+  std::unique_ptr<redis::Router> walked, other;
+  Target target;
+  std::optional<KeySync> fix;
+  TargetGuard guard(&checkpoint.target_nodes);
+  if (spec.reverse) {
+    FERRY_ASSIGN_OR_RETURN(
+        walked, OpenSide(spec.source, spec.source_db, options, "target", sides.walked_caps));
+    FERRY_ASSIGN_OR_RETURN(
+        other, OpenSide(spec.target, spec.target_db, options, "source", sides.other_caps));
+    sides.walked = walked.get();
+    sides.other = other.get();
+    sides.fix_extras = true;
+  } else {
+    FERRY_ASSIGN_OR_RETURN(
+        walked, OpenSide(spec.source, spec.source_db, options, "source", sides.walked_caps));
+    FERRY_ASSIGN_OR_RETURN(target, OpenTarget(spec, options, guard));
+    if (target.router == nullptr) {
+      return absl::InvalidArgumentError("a rescan pass cannot be a dry run");
+    }
+    sides.walked = walked.get();
+    sides.other = target.router.get();
+    sides.other_caps = target.facts->caps;
+    fix.emplace(spec, options, target, callbacks);
+    sides.fix = &*fix;
+  }
+  ShardVerifier verifier(spec, compare, sides, checkpoint, callbacks);
+  const Attempt attempt{spec, compare, checkpoint, limiter, cancel, verifier, nullptr};
+  FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
+  if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
+  if (target.router != nullptr) {
+    FERRY_RETURN_IF_ERROR(CheckTargetKeptWrites(spec, options, *target.router, guard));
+  }
+  checkpoint.done = true;
+  if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
+  return absl::OkStatus();
+}
+
 // One attempt: connect both sides and copy until done, cancelled or an error.
 absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Checkpoint& checkpoint,
                          RateLimiter* limiter, const std::atomic<bool>* cancel,
@@ -338,13 +312,20 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
 absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const Checkpoint& resume,
                        RateLimiter* limiter, const std::atomic<bool>* cancel,
                        const CopyCallbacks& callbacks) {
+  if (spec.watch) return WatchShard(spec, options, resume, cancel, callbacks);
+  const bool rescan = options.live.has_value() && resume.pass > 0;
+  if (options.live.has_value() && spec.reverse && !rescan) {
+    return absl::InvalidArgumentError("a live job's reverse shards run only in rescan passes");
+  }
   Checkpoint checkpoint = resume;
   int failures = 0;
   absl::Duration backoff = options.initial_backoff;
   while (!checkpoint.done) {
     if (Cancelled(cancel)) return absl::CancelledError("copy cancelled");
     const Checkpoint before = checkpoint;
-    absl::Status status = options.verify.has_value()
+    absl::Status status = rescan
+                              ? RescanAttempt(spec, options, checkpoint, limiter, cancel, callbacks)
+                          : options.verify.has_value()
                               ? VerifyAttempt(spec, options, checkpoint, limiter, cancel, callbacks)
                               : CopyAttempt(spec, options, checkpoint, limiter, cancel, callbacks);
     if (status.ok()) {

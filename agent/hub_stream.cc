@@ -215,6 +215,7 @@ void HubStream::OnRegistered(const pb::ControllerMessage::Registered& registered
   if (registered.lease_timeout_ms() > 0) {
     ack_timeout_ = std::max(absl::Milliseconds(registered.lease_timeout_ms()), absl::Seconds(5));
   }
+  if (options_.metrics != nullptr) options_.metrics->SetConnected(true);
   FERRY_LOG(Info) << "registered with the controller at " << options_.controller_address
                   << " as agent " << agent_id_ << " (" << options_.slots << " slots)";
 }
@@ -251,8 +252,9 @@ void HubStream::RefuseLease(const pb::ControllerMessage::Lease& lease) {
 void HubStream::StartLease(const pb::ControllerMessage::Lease& lease) {
   absl::StatusOr<ShardSpec> spec = SpecFromLease(lease);
   if (!spec.ok()) {
-    FERRY_LOG(Error) << "lease " << lease.lease_id() << " (job " << lease.job_id()
-                     << ") is unusable: " << spec.status().message();
+    FERRY_LOG_FIELDS(Error, LogLease(lease.job_id(), lease.lease_id()))
+        << "lease " << lease.lease_id() << " (job " << lease.job_id()
+        << ") is unusable: " << spec.status().message();
     pb::AgentMessage answer;
     pb::AgentMessage::ShardFinished* finished = answer.mutable_finished();
     finished->set_lease_id(lease.lease_id());
@@ -263,7 +265,8 @@ void HubStream::StartLease(const pb::ControllerMessage::Lease& lease) {
     Send(std::move(answer), lease.lease_id());
     return;
   }
-  FERRY_LOG(Info) << "starting " << DescribeLease(lease, *spec);
+  FERRY_LOG_FIELDS(Info, LogLease(lease.job_id(), lease.lease_id()))
+      << "starting " << DescribeLease(lease, *spec);
   LeaseRunner::Grant grant;
   grant.lease_id = lease.lease_id();
   grant.epoch = lease.epoch();
@@ -271,6 +274,8 @@ void HubStream::StartLease(const pb::ControllerMessage::Lease& lease) {
   grant.copy = CopyOptionsFromLease(options_.copy, lease);
   grant.resume = CheckpointFromProto(lease.resume());
   grant.keys_per_second = lease.keys_per_second();
+  grant.job_id = lease.job_id();
+  grant.metrics = options_.metrics;
   LeaseRunner* run = runs_.emplace_back(std::make_unique<LeaseRunner>(std::move(grant))).get();
   run->Start([this](LeaseRunner* ended, const absl::Status& status) { OnLeaseEnd(ended, status); });
 }

@@ -40,6 +40,13 @@ LeaseRunner::LeaseRunner(Grant grant, CopyFunction copy)
 LeaseRunner::~LeaseRunner() { Join(); }
 
 void LeaseRunner::Start(EndCallback on_end) {
+  {
+    absl::MutexLock lock(&mu_);
+    latest_time_ = absl::InfinitePast();  // The first batch's time includes the shard's setup.
+    if (grant_.metrics != nullptr) {
+      metrics_ = grant_.metrics->LeaseStarted(grant_.job_id, grant_.lease_id);
+    }
+  }
   thread_ = std::thread([this, on_end = std::move(on_end)] { Run(on_end); });
 }
 
@@ -55,11 +62,29 @@ void LeaseRunner::Run(const EndCallback& on_end) {
   };
   const absl::Status status =
       copy_(grant_.spec, grant_.copy, grant_.resume, &limiter_, &cancel_, callbacks);
+  CountEnd(status);
   on_end(this, status);
+}
+
+void LeaseRunner::CountEnd(const absl::Status& status) {
+  if (grant_.metrics == nullptr) return;
+  absl::MutexLock lock(&mu_);
+  const bool finished = status.ok() && latest_.done;
+  const LeaseOutcome outcome = stop_ == StopReason::kStreamLost ? LeaseOutcome::kStreamLost
+                               : finished                       ? LeaseOutcome::kFinished
+                               : stop_ != StopReason::kNone     ? LeaseOutcome::kHandedBack
+                               : status.ok()                    ? LeaseOutcome::kFinished
+                                                                : LeaseOutcome::kFailed;
+  grant_.metrics->LeaseEnded(grant_.job_id, grant_.lease_id, outcome, status);
 }
 
 void LeaseRunner::RecordCheckpoint(const Checkpoint& checkpoint) {
   absl::MutexLock lock(&mu_);
+  const absl::Time now = absl::Now();
+  AgentMetrics::Checkpointed(
+      metrics_, latest_.counters, checkpoint.counters,
+      latest_time_ == absl::InfinitePast() ? -1 : absl::ToDoubleSeconds(now - latest_time_));
+  latest_time_ = now;
   latest_ = checkpoint;
   changed_ = true;
 }
@@ -114,16 +139,20 @@ std::vector<LeaseReport> LeaseRunner::EndReports(const absl::Status& status) {
   const std::string shard = absl::StrCat("lease ", grant_.lease_id, " (", spec.source.Redacted(),
                                          " db ", spec.source_db, " shard ", spec.shard_index, ")");
   if (stop_ == StopReason::kStreamLost) {
-    FERRY_LOG(Info) << shard << " stopped: the stream to the controller is gone";
+    FERRY_LOG_FIELDS(Info, LogLease(grant_.job_id, grant_.lease_id))
+        << shard << " stopped: the stream to the controller is gone";
     return reports;
   }
   const bool finished = status.ok() && latest_.done;
   if (finished || stop_ == StopReason::kNone) {
     if (finished) {
-      FERRY_LOG(Info) << shard << " finished: " << latest_.counters.scanned() << " keys scanned, "
-                      << latest_.counters.copied() << " copied";
+      FERRY_LOG_FIELDS(Info, LogLease(grant_.job_id, grant_.lease_id))
+          << shard << " finished: " << latest_.counters.scanned() << " keys scanned, "
+          << latest_.counters.copied() << " copied";
     } else {
-      FERRY_LOG(Error) << shard << " failed: " << status.message();
+      // Warning, not error: the controller makes it the job's error, which clients show.
+      FERRY_LOG_FIELDS(Warning, LogLease(grant_.job_id, grant_.lease_id))
+          << shard << " failed: " << status.message();
     }
     LeaseReport end{{}, /*expects_ack=*/true};
     pb::AgentMessage::ShardFinished* report = end.message.mutable_finished();
@@ -137,7 +166,8 @@ std::vector<LeaseReport> LeaseRunner::EndReports(const absl::Status& status) {
   // Revoked or drained: hand the shard back at its last checkpoint. After a revoke the
   // controller may have forgotten the lease and not answer, so only a drain waits for the Ack.
   const bool drain = stop_ == StopReason::kDrain;
-  FERRY_LOG(Info) << shard << " handed back at cursor " << latest_.cursor;
+  FERRY_LOG_FIELDS(Info, LogLease(grant_.job_id, grant_.lease_id))
+      << shard << " handed back at cursor " << latest_.cursor;
   LeaseReport end{{}, drain};
   pb::AgentMessage::Returned* report = end.message.mutable_returned();
   *report->mutable_failed_keys() = TakeFailedKeys(drain, &reports);

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/copier.h"
+#include "agent/metrics.h"
 #include "agent/rate_limiter.h"
 #include "ferry/v1/ferry.pb.h"
 
@@ -52,6 +53,8 @@ class LeaseRunner {
     CopyOptions copy;
     Checkpoint resume;
     double keys_per_second = 0;  // <= 0: no limit.
+    std::string job_id;
+    AgentMetrics* metrics = nullptr;  // Null: no metrics. Outlives the runner.
   };
 
   // Called once on the shard's thread when the copy returned, without this runner's lock
@@ -109,6 +112,8 @@ class LeaseRunner {
   google::protobuf::RepeatedPtrField<ferry::v1::FailedKey> TakeFailedKeys(
       bool expect_ack, std::vector<LeaseReport>* out) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Run(const EndCallback& on_end);
+  // Counts how the copy ended (the same reading of stop_ as EndReports).
+  void CountEnd(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
 
   LiveSignals live_;  // Before grant_: its copy options point at it.
   const Grant grant_;
@@ -124,6 +129,8 @@ class LeaseRunner {
   std::vector<ferry::v1::FailedKey> failed_ ABSL_GUARDED_BY(mu_);  // Since the last report.
   StopReason stop_ ABSL_GUARDED_BY(mu_) = StopReason::kNone;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
+  LeaseMetrics metrics_ ABSL_GUARDED_BY(mu_);    // Set by Start() when grant_.metrics is.
+  absl::Time latest_time_ ABSL_GUARDED_BY(mu_);  // Of `latest_`; InfinitePast before one.
 };
 
 }  // namespace ferry::agent

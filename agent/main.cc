@@ -1,6 +1,7 @@
 // ferry-agent: runs the shards a ferry-controller leases to it. Turns flags into AgentOptions and
 // runs the Agent; SIGTERM or SIGINT drains it (shards are handed back at their checkpoints).
 
+#include <grpc/support/log.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -15,8 +16,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "agent/metrics.h"
 #include "agent/session.h"
 #include "common/base/logging.h"
+#include "common/base/status_macros.h"
+#include "common/metrics/http_server.h"
+#include "common/metrics/registry.h"
 #include "common/rpc/credentials.h"
 
 namespace {
@@ -34,11 +39,49 @@ Flags:
   --token-file FILE   bearer token for the controller (default: $FERRY_TOKEN)
   --tls-ca FILE       use TLS to the controller, trusting the CAs in FILE
   --tls               use TLS to the controller, trusting the system's CAs
+  --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics; a non-loopback
+                      address needs --metrics-tls-cert and --metrics-tls-key (https) or
+                      --metrics-insecure
+  --metrics-tls-cert FILE, --metrics-tls-key FILE
+                      PEM certificate chain and key of the metrics endpoint
+  --metrics-insecure  allow a non-loopback --metrics-listen without TLS
+  --log-format text|json  log lines to stderr as text (default) or JSON objects
+  --log-level LEVEL   debug, info (default), warning or error
   --help              show this text
 )";
 
+// What main() needs besides the agent's options.
+struct MainFlags {
+  ferry::metrics::MetricsServerOptions metrics;
+};
+
+// gRPC's own lines (errors by default) go through ferry's log, so that --log-format json holds
+// for every line.
+void LogGrpcLine(gpr_log_func_args* args) {
+  const ferry::LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? ferry::LogLevel::kError
+                                : args->severity == GPR_LOG_SEVERITY_INFO ? ferry::LogLevel::kInfo
+                                                                          : ferry::LogLevel::kDebug;
+  ferry::WriteLogLine(level, args->file, args->line, absl::StrCat("grpc: ", args->message));
+}
+
+// --log-format or --log-level.
+absl::Status ApplyLogFlag(const std::string& flag, const std::string& value) {
+  if (flag == "--log-format") {
+    absl::StatusOr<ferry::LogFormat> format = ferry::ParseLogFormat(value);
+    if (!format.ok()) return format.status();
+    ferry::SetLogFormat(*format);
+    if (*format == ferry::LogFormat::kJson) gpr_set_log_function(LogGrpcLine);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<ferry::LogLevel> level = ferry::ParseLogLevel(value);
+  if (!level.ok()) return level.status();
+  ferry::SetMinLogLevel(*level);
+  return absl::OkStatus();
+}
+
 // Parses argv into options; the error is for the operator.
-absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& options, bool& help) {
+absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& options,
+                        MainFlags& main_flags, bool& help) {
   std::optional<std::string> token_file;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
@@ -55,8 +98,13 @@ absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& optio
       options.tls = true;
       continue;
     }
+    if (flag == "--metrics-insecure" && !value) {
+      main_flags.metrics.insecure = true;
+      continue;
+    }
     if (flag != "--controller" && flag != "--slots" && flag != "--name" && flag != "--token-file" &&
-        flag != "--tls-ca") {
+        flag != "--tls-ca" && flag != "--metrics-listen" && flag != "--metrics-tls-cert" &&
+        flag != "--metrics-tls-key" && flag != "--log-format" && flag != "--log-level") {
       return absl::InvalidArgumentError(absl::StrCat("unknown flag or argument '", flag, "'"));
     }
     if (!value) {
@@ -76,6 +124,14 @@ absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& optio
     } else if (flag == "--tls-ca") {
       options.tls_ca_file = *value;
       options.tls = true;
+    } else if (flag == "--metrics-listen") {
+      main_flags.metrics.listen = *value;
+    } else if (flag == "--metrics-tls-cert") {
+      main_flags.metrics.tls_cert = *value;
+    } else if (flag == "--metrics-tls-key") {
+      main_flags.metrics.tls_key = *value;
+    } else {
+      FERRY_RETURN_IF_ERROR(ApplyLogFlag(flag, *value));
     }
   }
   if (token_file) {
@@ -95,8 +151,11 @@ int main(int argc, char** argv) {
   const char* env_controller = std::getenv("FERRY_CONTROLLER");
   options.controller_address =
       env_controller != nullptr && *env_controller != '\0' ? env_controller : "127.0.0.1:7420";
+  ferry::SetLogComponent("agent");
+  MainFlags main_flags;
+  main_flags.metrics.insecure_flag = "--metrics-insecure";
   bool help = false;
-  if (absl::Status status = ParseFlags(argc, argv, options, help); !status.ok()) {
+  if (absl::Status status = ParseFlags(argc, argv, options, main_flags, help); !status.ok()) {
     std::cerr << "ferry-agent: " << status.message() << " (see ferry-agent --help)\n";
     return 2;
   }
@@ -114,6 +173,19 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
+  // The registry and its endpoint outlive the agent (declared first, destroyed last).
+  ferry::metrics::Registry registry;
+  ferry::agent::AgentMetrics agent_metrics(registry, options.slots);
+  options.metrics = &agent_metrics;
+  std::unique_ptr<ferry::metrics::MetricsServer> metrics_server;
+  if (!main_flags.metrics.listen.empty()) {
+    auto started = ferry::metrics::MetricsServer::Start(main_flags.metrics, &registry);
+    if (!started.ok()) {
+      std::cerr << "ferry-agent: " << started.status().message() << "\n";
+      return 2;
+    }
+    metrics_server = *std::move(started);
+  }
   std::unique_ptr<ferry::agent::Agent> agent = ferry::agent::Agent::Create(options);
   if (agent == nullptr) return 2;
   std::atomic<bool> stopped{false};

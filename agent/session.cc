@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/backoff.h"
 #include "agent/hub_stream.h"
+#include "agent/metrics.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/rpc/credentials.h"
@@ -165,6 +166,7 @@ absl::Status Agent::Run() {
       const std::unique_ptr<v1::AgentHub::Stub> stub = v1::AgentHub::NewStub(channel_);
       HubStream stream(options_, stub.get(), [this] { return shutdown_requested(); });
       status = stream.Run(&registered);
+      if (options_.metrics != nullptr) options_.metrics->SetConnected(false);
     }
     if (shutdown_requested()) break;
     // A refused token or name does not fix itself: retrying would only hide it. Anything else
@@ -182,6 +184,7 @@ absl::Status Agent::Run() {
       backoff.Reset();
     }
     const absl::Duration wait = backoff.Next(random);
+    if (options_.metrics != nullptr) options_.metrics->Reconnecting();
     FERRY_LOG(Warning) << "controller at " << options_.controller_address << ": "
                        << status.ToString() << " (attempt " << attempt << "); reconnecting in "
                        << absl::FormatDuration(absl::Trunc(wait, absl::Milliseconds(1)));

@@ -21,6 +21,8 @@ class Channel;
 
 namespace ferry::agent {
 
+class AgentMetrics;
+
 struct AgentOptions {
   // `host:port` of the controller's gRPC port.
   std::string controller_address;
@@ -50,6 +52,9 @@ struct AgentOptions {
   // On Shutdown(): how long to wait for the controller to acknowledge the returned shards, then
   // for it to close the stream.
   absl::Duration drain_timeout = absl::Seconds(10);
+  // Where leases and the connection are counted (agent/metrics.h); null: nowhere. Outlives
+  // the Agent.
+  AgentMetrics* metrics = nullptr;
 };
 
 // One agent process's connection to its controller. Create() from any thread; Run() on one

@@ -243,6 +243,14 @@ absl::Status ShardReader::ReadSlots(const redis::SlotSet& slots) {
       [&scan_slots](absl::string_view key) { return scan_slots.Contains(redis::KeySlot(key)); });
 }
 
+absl::StatusOr<Batch> ShardReader::ReadKeys(const std::vector<std::string>& keys) {
+  walk_ = nullptr;
+  Batch batch;
+  batch.keys.assign(keys.begin(), keys.end());
+  FERRY_RETURN_IF_ERROR(ReadDumps(batch, /*then_scan=*/false, 0));
+  return batch;
+}
+
 void ShardReader::AppendScan(uint64_t cursor) {
   const std::string cursor_arg = std::to_string(cursor);
   const std::string count =
@@ -295,9 +303,10 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
 }
 
 absl::Status ShardReader::ReadDumps(Batch& batch, bool then_scan, uint64_t next_cursor) {
-  if (options_.verify.has_value()) return ReadKeysOnly(batch, then_scan, next_cursor);
+  // Where the keys were read (also for rescan passes, which copy the keys that differ).
   batch.source = &source_.endpoint();
   batch.replica = replica_;
+  if (options_.verify.has_value()) return ReadKeysOnly(batch, then_scan, next_cursor);
   batch.source_caps = &path_.source;
   batch.clock = clock_;
   // MGET needs every key in one slot on a cluster node; only strings are worth it.

@@ -153,6 +153,11 @@ class ShardReader {
   // for all of them when MATCH or TYPE filter the keys.
   absl::Status ReadSlots(const redis::SlotSet& slots);
 
+  // Live jobs: `keys` as they are now, as one batch read the way a walk's batch is (probe,
+  // then TTLs and values; no SCAN), returned instead of queued. Keys this node no longer serves
+  // are in moved_slots. The batch looks at the bytes of `keys`: they must outlive it.
+  absl::StatusOr<Batch> ReadKeys(const std::vector<std::string>& keys);
+
  private:
   void AppendScan(uint64_t cursor);
   // SCAN from `cursor` until `finished`, keeping the keys `keep` accepts.

@@ -54,7 +54,11 @@ absl::Status ShardVerifier::Write(const Batch& batch) {
   delta.set_scanned(batch.keys.size());
   if (!batch.keys.empty()) {
     FERRY_ASSIGN_OR_RETURN(std::vector<Verdict> verdicts, CheckWithRechecks(batch.keys));
-    for (size_t i = 0; i < batch.keys.size(); ++i) Count(batch.keys[i], verdicts[i], delta);
+    if (fixing()) {
+      FERRY_RETURN_IF_ERROR(Fix(batch, verdicts, delta));
+    } else {
+      for (size_t i = 0; i < batch.keys.size(); ++i) Count(batch.keys[i], verdicts[i], delta);
+    }
   }
   CheckpointAfter(batch, delta, checkpoint_, callbacks_);
   return absl::OkStatus();

@@ -9,6 +9,9 @@
 //   source's, shorter beyond the tolerance, added or removed.
 // - Reverse shards walk the job's target: a key the source lacks is extra.
 //
+// Rescan passes of live jobs run the same comparison in fix mode (VerifySides.fix): what differs
+// is made equal instead of reported.
+//
 // A key that differs is read again on both sides after a pause, and again while its source value
 // keeps changing (up to VerifyOptions.max_rechecks), so a source written to during the check, or a
 // target that catches up, gives no false report. A key that vanished from the walked side, or
@@ -34,10 +37,18 @@
 
 namespace ferry::agent {
 
+class KeySync;
+
 // The two deployments a verify shard compares.
 struct VerifySides {
   redis::Router* walked = nullptr;  // The side the shard walks (forward: the job's source).
   redis::Router* other = nullptr;
+  // Rescan passes of live jobs (compare and fix): set for forward shards, where each key that
+  // differs is copied again from the source as it is now (or deleted from the target when the
+  // source lost it) instead of being reported. Reverse shards in fix mode (`fix_extras`) delete
+  // the target keys the source lacks from the walked side.
+  KeySync* fix = nullptr;
+  bool fix_extras = false;
   redis::Capabilities walked_caps = redis::Capabilities::ForVersion({4, 0});
   redis::Capabilities other_caps = redis::Capabilities::ForVersion({4, 0});
 };
@@ -130,6 +141,14 @@ class ShardVerifier : public BatchSink {
   // callbacks.on_failed_key with its kind as the reason.
   void Count(absl::string_view key, const Verdict& verdict, ferry::v1::Counters& delta);
   static bool IsDifference(Kind kind);
+  bool fixing() const { return sides_.fix != nullptr || sides_.fix_extras; }
+  // Fix mode (shard_verifier_fix.cc): equal keys count as verified; the others are made equal
+  // (copied, or deleted as vanished); keys that could not be compared are reported as in a
+  // verify job.
+  absl::Status Fix(const Batch& batch, const std::vector<Verdict>& verdicts,
+                   ferry::v1::Counters& delta);
+  absl::Status DeleteExtras(const std::vector<absl::string_view>& extras,
+                            ferry::v1::Counters& delta);
   // OK for a per-key error (recorded on the key); the status for any other, a redirect that
   // outlived the router's retries as UNAVAILABLE.
   static absl::Status FatalUnlessPerKey(const absl::Status& status);

@@ -130,7 +130,7 @@ void ShardWriter::Queue(const Batch& batch, size_t i, ferry::v1::Counters& delta
     return;
   }
   if (batch.expiry[i] == kVanished || dump.is_nil()) {
-    delta.set_vanished(delta.vanished() + 1);
+    Vanished(batch, i, delta);
     return;
   }
   if (i < batch.type.size() && !batch.type[i].empty()) {
@@ -164,7 +164,7 @@ void ShardWriter::QueueTyped(const Batch& batch, size_t i, ferry::v1::Counters& 
   if (!ttl.has_value()) return;
   const redis::ReplyView value = batch.dump[i];
   if (value.is_array() && value.size() == 0) {
-    delta.set_vanished(delta.vanished() + 1);  // Gone between the probe and the read.
+    Vanished(batch, i, delta);  // Gone between the probe and the read.
     return;
   }
   delta.set_bytes(delta.bytes() + (type == "stream" ? StreamEntryBytes(value) : ValueBytes(value)));
@@ -188,7 +188,7 @@ void ShardWriter::QueueString(const Batch& batch, size_t i, absl::string_view va
                               ferry::v1::Counters& delta) {
   const absl::string_view key = batch.keys[i];
   if (batch.expiry[i] == kVanished) {
-    delta.set_vanished(delta.vanished() + 1);
+    Vanished(batch, i, delta);
     return;
   }
   absl::string_view argv[6] = {"SET", key, value};
@@ -357,6 +357,13 @@ void ShardWriter::Conflict(const Batch& batch, size_t i, ferry::v1::Counters& de
   }
 }
 
+void ShardWriter::Vanished(const Batch& batch, size_t i, ferry::v1::Counters& delta) {
+  delta.set_vanished(delta.vanished() + 1);
+  if (!delete_vanished_ || target_ == nullptr) return;
+  target_->Add({"DEL", batch.keys[i]});
+  sent_.emplace_back(i, Sent::kDelete);
+}
+
 void ShardWriter::Fail(absl::string_view key, std::string reason, ferry::v1::Counters& delta) {
   delta.set_failed(delta.failed() + 1);
   if (callbacks_.on_failed_key) callbacks_.on_failed_key(std::string(key), reason);
@@ -400,6 +407,15 @@ absl::Status ShardWriter::CopyIndividually(const Batch& batch, absl::string_view
       break;
     case KeyCopy::Outcome::kVanished:
       delta.set_vanished(delta.vanished() + 1);
+      if (delete_vanished_) {
+        target_->Add({"DEL", key});
+        FERRY_ASSIGN_OR_RETURN(std::vector<redis::Reply> deleted, target_->Execute());
+        if (deleted[0].is_error()) {
+          absl::Status status = ReplyStatus("target", "DEL", deleted[0]);
+          if (redis::Classify(status) != redis::ErrorClass::kPerKey) return status;
+          Fail(key, std::string(status.message()), delta);
+        }
+      }
       break;
     case KeyCopy::Outcome::kExpired:
       delta.set_expired(delta.expired() + 1);

@@ -36,6 +36,10 @@ class ShardWriter : public BatchSink {
   // checkpoint; per-key errors are recorded and the batch counts as written.
   absl::Status Write(const Batch& batch) override;
 
+  // Live jobs: a key gone from the source (nil DUMP, PTTL -2) is deleted on the target too,
+  // still counted vanished; a copy leaves the target's key alone.
+  void set_delete_vanished(bool on) { delete_vanished_ = on; }
+
  private:
   // What was sent for one key, to interpret its reply: kTypedPart are the commands that build
   // a value in its temporary key, kRename the RENAME (or RENAMENX) that ends it.
@@ -74,6 +78,9 @@ class ShardWriter : public BatchSink {
   // Key `i` holds another value on the target: skipped or failed, by --on-conflict.
   void Conflict(const Batch& batch, size_t i, ferry::v1::Counters& delta);
   void Fail(absl::string_view key, std::string reason, ferry::v1::Counters& delta);
+  // Key i is gone from the source: counted vanished, and deleted on the target when
+  // delete_vanished_.
+  void Vanished(const Batch& batch, size_t i, ferry::v1::Counters& delta);
 
   const CopyOptions& options_;
   redis::Router* target_;
@@ -101,6 +108,7 @@ class ShardWriter : public BatchSink {
   // Recent time from sending a batch to its last reply: how long a RESTORE may wait in the
   // target's queue, for targets that only take relative TTLs.
   absl::Duration write_latency_ = absl::Milliseconds(20);
+  bool delete_vanished_ = false;
 };
 
 }  // namespace ferry::agent

@@ -18,6 +18,7 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -286,10 +287,11 @@ absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
   FERRY_ASSIGN_OR_RETURN(transport->fd, ConnectTcp(endpoint, options));
   if (endpoint.tls) FERRY_RETURN_IF_ERROR(transport->StartTls(endpoint));
   Connection conn(endpoint, std::move(transport));
-  if (!endpoint.password.empty()) {
+  FERRY_ASSIGN_OR_RETURN(const std::string password, conn.LoginPassword());
+  if (!password.empty()) {
     absl::StatusOr<Reply> auth = endpoint.user.empty()
-                                     ? conn.Command({"AUTH", endpoint.password})
-                                     : conn.Command({"AUTH", endpoint.user, endpoint.password});
+                                     ? conn.Command({"AUTH", password})
+                                     : conn.Command({"AUTH", endpoint.user, password});
     if (!auth.ok()) {
       return absl::Status(auth.status().code(),
                           absl::StrCat("cannot log in to ", endpoint.Redacted(), " as ",
@@ -333,6 +335,11 @@ void Connection::Append(absl::Span<const absl::string_view> argv) {
   }
   out_.resize(static_cast<size_t>(p - out_.data()));
   ++pending_;
+  ++unsent_;
+  // RESP2 takes no AUTH on a subscribed connection: its owner reconnects instead.
+  if (endpoint_.iam.enabled && !argv.empty() && absl::EndsWithIgnoreCase(argv[0], "SUBSCRIBE")) {
+    next_reauth_ = absl::InfiniteFuture();
+  }
 }
 
 absl::Status Connection::Fail(absl::Status status) {
@@ -343,9 +350,11 @@ absl::Status Connection::Fail(absl::Status status) {
 absl::Status Connection::Flush() {
   if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
   if (out_.empty()) return absl::OkStatus();
+  if (endpoint_.iam.enabled && absl::Now() >= next_reauth_) QueueReauth();
   absl::Status status = transport_->WriteAll(out_.data(), out_.size());
   if (!status.ok()) return Fail(std::move(status));
   out_.clear();
+  unsent_ = 0;
   if (out_.capacity() > (8u << 20)) out_.shrink_to_fit();
   return absl::OkStatus();
 }
@@ -369,9 +378,33 @@ absl::Status Connection::FillReader() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Reply> Connection::ReadNextReply() {
+  for (;;) {
+    void* reply = nullptr;
+    if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) {
+      return Fail(absl::UnavailableError(
+          absl::StrCat("protocol error from ", endpoint_.Address(), ": ", reader_->errstr)));
+    }
+    if (reply != nullptr) return Reply(static_cast<redisReply*>(reply));
+    absl::Status status = FillReader();
+    if (!status.ok()) return Fail(std::move(status));
+  }
+}
+
 absl::StatusOr<Reply> Connection::ReadReply() {
   if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
   if (!out_.empty()) FERRY_RETURN_IF_ERROR(Flush());
+  if (reauth_pending_ && replies_before_reauth_ == 0) FERRY_RETURN_IF_ERROR(ReadReauthReply());
+  FERRY_ASSIGN_OR_RETURN(Reply reply, ReadNextReply());
+  if (pending_ > 0) --pending_;
+  if (reauth_pending_ && replies_before_reauth_ > 0) --replies_before_reauth_;
+  return reply;
+}
+
+absl::StatusOr<std::optional<Reply>> Connection::ReadReplyWithin(absl::Duration timeout) {
+  if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
+  if (!out_.empty()) FERRY_RETURN_IF_ERROR(Flush());
+  const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
     void* reply = nullptr;
     if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) {
@@ -380,7 +413,18 @@ absl::StatusOr<Reply> Connection::ReadReply() {
     }
     if (reply != nullptr) {
       if (pending_ > 0) --pending_;
-      return Reply(static_cast<redisReply*>(reply));
+      return std::optional<Reply>(Reply(static_cast<redisReply*>(reply)));
+    }
+    // Nothing buffered: wait for the socket (TLS may hold decrypted bytes already).
+    if (in_pos_ == in_len_ && !(transport_->ssl && SSL_pending(transport_->ssl.get()) > 0)) {
+      pollfd pfd{transport_->fd, POLLIN, 0};
+      const int64_t wait_ms = absl::ToInt64Milliseconds(deadline - absl::Now());
+      const int rc = poll(&pfd, 1, static_cast<int>(std::max<int64_t>(0, wait_ms)));
+      if (rc < 0 && errno != EINTR) {
+        return Fail(absl::UnavailableError(
+            absl::StrCat("poll ", endpoint_.Address(), " failed: ", std::strerror(errno))));
+      }
+      if (rc <= 0) return std::optional<Reply>();
     }
     absl::Status status = FillReader();
     if (!status.ok()) return Fail(std::move(status));

@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -78,11 +79,16 @@ struct ConnectOptions {
 // buffer (Append), sent together (Flush) and their replies read in order (ReadReply): a
 // pipeline. Error replies are data, returned in their slot. Transport failures are UNAVAILABLE
 // (or DEADLINE_EXCEEDED); after one the connection is broken and must be reopened.
+// With IAM authentication (Endpoint::iam) the first Flush after each `reauth_interval` sends
+// `AUTH user <fresh token>` ahead of the commands it flushes; ReadReply reads that reply itself,
+// in its place, and a refused re-AUTH breaks the connection (UNAVAILABLE: reopen it). A
+// connection that has sent (P|S)SUBSCRIBE is never re-AUTHed (RESP2 refuses AUTH there).
 // Not thread-safe; move-only (a moved-from connection may only be destroyed or assigned to).
 class Connection {
  public:
   // Connects, completes TLS (verifying the certificate and host name unless the endpoint says
-  // otherwise), AUTHs and SELECTs the endpoint's db when it has one.
+  // otherwise), AUTHs (with a signed IAM token when the endpoint says so) and SELECTs the
+  // endpoint's db when it has one.
   static absl::StatusOr<Connection> Open(const Endpoint& endpoint,
                                          const ConnectOptions& options = {});
 
@@ -102,6 +108,10 @@ class Connection {
   // Reads the next reply. Replies not yet read are pending(): Append/Flush/ReadReply keep count.
   absl::StatusOr<Reply> ReadReply();
   size_t pending() const { return pending_; }
+  // Subscribers (pub/sub pushes, no command in flight): the next reply if one arrives within
+  // `timeout` (zero: only what has arrived already), else nullopt; a partial reply stays
+  // buffered for the next call. Not for connections with an IAM re-AUTH reply outstanding.
+  absl::StatusOr<std::optional<Reply>> ReadReplyWithin(absl::Duration timeout);
   size_t buffered_bytes() const { return out_.size(); }
 
   // Sends one command and reads its reply; an error reply becomes a status
@@ -126,6 +136,15 @@ class Connection {
   Connection(Endpoint endpoint, std::unique_ptr<Transport> transport);
   absl::Status Fail(absl::Status status);
   absl::Status FillReader();
+  // The AUTH password: the endpoint's, or with IAM a token signed now (and the re-AUTH clock
+  // started).
+  absl::StatusOr<std::string> LoginPassword();
+  // The next reply on the wire, whoever asked for it.
+  absl::StatusOr<Reply> ReadNextReply();
+  // IAM: puts `AUTH user <token>` in front of the unsent commands (or, when no token can be
+  // signed now, logs why and tries again later: the connection stays logged in meanwhile).
+  void QueueReauth();
+  absl::Status ReadReauthReply();
 
   Endpoint endpoint_;
   std::unique_ptr<Transport> transport_;
@@ -135,8 +154,14 @@ class Connection {
   size_t in_len_ = 0;
   size_t in_pos_ = 0;
   size_t pending_ = 0;
+  size_t unsent_ = 0;  // Commands in out_ (all of them pending).
   int db_ = 0;
   bool broken_ = false;
+  // IAM re-AUTH: when the next one is due; whether its reply is still to be read, and how many
+  // of the caller's replies come before it.
+  absl::Time next_reauth_ = absl::InfiniteFuture();
+  bool reauth_pending_ = false;
+  size_t replies_before_reauth_ = 0;
 };
 
 // Convenience: Append every command, Flush, read every reply (errors stay in their slots).

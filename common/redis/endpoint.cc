@@ -1,5 +1,6 @@
 #include "common/redis/endpoint.h"
 
+#include <algorithm>
 #include <string>
 
 #include "absl/status/status.h"
@@ -7,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/base/status_macros.h"
 
 namespace ferry::redis {
@@ -185,16 +187,113 @@ absl::Status ParseDb(absl::string_view rest, Endpoint* endpoint) {
   return absl::OkStatus();
 }
 
+constexpr absl::string_view kIamOptions = "iam, cluster, region, serverless, reauth";
+// Re-AUTH at least once per token lifetime (15 minutes), and not in a busy loop.
+constexpr absl::Duration kMinReauth = absl::Seconds(1);
+constexpr absl::Duration kMaxReauth = absl::Minutes(14);
+
+absl::StatusOr<bool> ParseFlagOption(absl::string_view name, absl::string_view value) {
+  if (value == "1" || value == "true") return true;
+  if (value == "0" || value == "false") return false;
+  return absl::InvalidArgumentError(absl::StrCat(name, "= wants 1 or 0, not \"", value, "\""));
+}
+
+// One `name=value` of the query string into endpoint->iam.
+absl::Status ParseOption(const std::string& name, const std::string& value, IamAuth* iam) {
+  if (name == "iam") {
+    FERRY_ASSIGN_OR_RETURN(iam->enabled, ParseFlagOption(name, value));
+  } else if (name == "serverless") {
+    FERRY_ASSIGN_OR_RETURN(iam->serverless, ParseFlagOption(name, value));
+  } else if (name == "cluster") {
+    iam->cluster = absl::AsciiStrToLower(value);
+    if (iam->cluster.empty() || !std::all_of(value.begin(), value.end(), IsHostNameChar)) {
+      return absl::InvalidArgumentError(absl::StrCat("bad cluster \"", value, "\""));
+    }
+  } else if (name == "region") {
+    iam->region = value;
+    if (value.empty() || value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") !=
+                             std::string::npos) {
+      return absl::InvalidArgumentError(absl::StrCat("bad region \"", value, "\""));
+    }
+  } else if (name == "reauth") {
+    if (!absl::ParseDuration(value, &iam->reauth_interval) ||
+        iam->reauth_interval < kMinReauth || iam->reauth_interval > kMaxReauth) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bad reauth \"", value, "\" (want a duration from 1s to 14m, such as 10m)"));
+    }
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown option \"", name, "\" in the query string (known: ", kIamOptions,
+                     ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Parses the query string (`iam=1&cluster=...`) and checks what IAM authentication needs.
+absl::Status ParseOptions(absl::string_view query, Endpoint* endpoint) {
+  bool iam_detail = false;
+  for (absl::string_view pair : absl::StrSplit(query, '&', absl::SkipEmpty())) {
+    const size_t eq = pair.find('=');
+    std::string name;
+    std::string value;
+    if (!PercentDecode(pair.substr(0, eq), &name) ||
+        (eq != absl::string_view::npos && !PercentDecode(pair.substr(eq + 1), &value))) {
+      return absl::InvalidArgumentError("bad percent-encoding in the options");
+    }
+    FERRY_RETURN_IF_ERROR(ParseOption(name, value, &endpoint->iam));
+    iam_detail = iam_detail || name != "iam";
+  }
+  const IamAuth& iam = endpoint->iam;
+  if (!iam.enabled) {
+    if (iam_detail) return absl::InvalidArgumentError("cluster=, region=, ... need iam=1");
+    return absl::OkStatus();
+  }
+  if (!endpoint->tls) {
+    return absl::InvalidArgumentError("iam=1 needs rediss:// (ElastiCache takes IAM tokens over "
+                                      "TLS only)");
+  }
+  if (endpoint->user.empty()) {
+    return absl::InvalidArgumentError("iam=1 needs the IAM-enabled user, as in "
+                                      "rediss://USER@host?iam=1&cluster=NAME");
+  }
+  if (!endpoint->password.empty()) {
+    return absl::InvalidArgumentError("iam=1 signs its own token: remove the password");
+  }
+  if (iam.cluster.empty()) {
+    return absl::InvalidArgumentError(
+        "iam=1 needs cluster=<replication group id or serverless cache name>");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseInto(absl::string_view uri, Endpoint* endpoint) {
   absl::string_view rest = uri;
   FERRY_RETURN_IF_ERROR(ParseScheme(&rest, endpoint));
   FERRY_RETURN_IF_ERROR(ParseUserInfo(&rest, endpoint));
-  if (rest.find_first_of("?#") != absl::string_view::npos) {
-    return absl::InvalidArgumentError("query strings and fragments are not supported");
+  if (rest.find('#') != absl::string_view::npos) {
+    return absl::InvalidArgumentError("fragments are not supported");
+  }
+  absl::string_view query;
+  if (const size_t mark = rest.find('?'); mark != absl::string_view::npos) {
+    query = rest.substr(mark + 1);
+    rest = rest.substr(0, mark);
   }
   FERRY_RETURN_IF_ERROR(ParseHost(&rest, endpoint));
   FERRY_RETURN_IF_ERROR(ParsePort(&rest, endpoint));
-  return ParseDb(rest, endpoint);
+  FERRY_RETURN_IF_ERROR(ParseDb(rest, endpoint));
+  return ParseOptions(query, endpoint);
+}
+
+// The query string that Redacted() appends: what ParseOptions reads back.
+std::string IamOptions(const IamAuth& iam) {
+  if (!iam.enabled) return "";
+  std::string out = absl::StrCat("?iam=1&cluster=", iam.cluster);
+  if (!iam.region.empty()) absl::StrAppend(&out, "&region=", iam.region);
+  if (iam.serverless) absl::StrAppend(&out, "&serverless=1");
+  if (iam.reauth_interval != IamAuth().reauth_interval) {
+    absl::StrAppend(&out, "&reauth=", absl::FormatDuration(iam.reauth_interval));
+  }
+  return out;
 }
 
 }  // namespace
@@ -205,7 +304,7 @@ std::string Endpoint::Redacted() const {
     user_info = absl::StrCat(PercentEncodeUser(user), password.empty() ? "" : ":***", "@");
   }
   return absl::StrCat(tls ? "rediss://" : "redis://", user_info, Address(),
-                      db.has_value() ? absl::StrCat("/", *db) : "");
+                      db.has_value() ? absl::StrCat("/", *db) : "", IamOptions(iam));
 }
 
 std::optional<HostPort> ParseAddress(absl::string_view address) {
@@ -238,7 +337,9 @@ absl::StatusOr<Endpoint> ParseEndpointUri(absl::string_view uri, absl::string_vi
         absl::StrCat("bad Redis URI \"", RedactRawUri(uri), "\": ", status.message()));
   }
   if (warnings != nullptr) warnings->password_in_uri = !endpoint.password.empty();
-  if (endpoint.password.empty()) endpoint.password = std::string(env_password);
+  if (endpoint.password.empty() && !endpoint.iam.enabled) {
+    endpoint.password = std::string(env_password);
+  }
   return endpoint;
 }
 

@@ -6,12 +6,27 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace ferry::redis {
 
+// ElastiCache IAM authentication: the AUTH password is a token ferry signs itself (SigV4, from
+// the environment's or the instance role's AWS credentials), and every connection AUTHs again
+// with a fresh one at `reauth_interval`, well within the token's 15 minutes. From the URI's
+// `?iam=1&cluster=NAME[&region=R][&serverless=1][&reauth=10m]`.
+struct IamAuth {
+  bool enabled = false;
+  // The replication group id or serverless cache name, lowercase.
+  std::string cluster;
+  // Empty: AWS_REGION, else AWS_DEFAULT_REGION, when a connection signs.
+  std::string region;
+  bool serverless = false;
+  absl::Duration reauth_interval = absl::Minutes(10);
+};
+
 // Where a Redis server is and how to log in. Parsed from
-// `redis[s]://[user[:password]@]host[:port][/db]`. Holds a password: never log it, print
-// Redacted() instead.
+// `redis[s]://[user[:password]@]host[:port][/db][?iam=1&cluster=...]`. Holds a password: never
+// log it, print Redacted() instead.
 struct Endpoint {
   std::string host;
   int port = 6379;
@@ -22,8 +37,10 @@ struct Endpoint {
   std::string ca_file;          // PEM bundle; empty means the system's default trust store.
   bool verify_peer = true;      // Certificate and host-name verification (TLS only).
   std::string tls_server_name;  // SNI and host-name check; empty means `host`.
+  IamAuth iam;
 
-  // `redis://user@host:port/db` with the password replaced by `***`; safe for logs and errors.
+  // `redis://user@host:port/db[?iam=1...]` with the password replaced by `***`; safe for logs
+  // and errors (the IAM options hold no secret), and parsed back to the same endpoint.
   std::string Redacted() const;
   // `host:port`, with IPv6 addresses in brackets.
   std::string Address() const;
@@ -44,8 +61,9 @@ struct HostPort {
 std::optional<HostPort> ParseAddress(absl::string_view address);
 
 // Parses `uri`. When the URI has no password, `env_password` (for example the value of
-// FERRY_FROM_PASSWORD) is used. Errors are INVALID_ARGUMENT with a message that says what is
-// wrong; they never contain the password.
+// FERRY_FROM_PASSWORD) is used, except with `iam=1` (which needs rediss://, a user and
+// `cluster`, and refuses a password in the URI). Errors are INVALID_ARGUMENT with a message
+// that says what is wrong; they never contain the password.
 absl::StatusOr<Endpoint> ParseEndpointUri(absl::string_view uri,
                                           absl::string_view env_password = "",
                                           EndpointWarnings* warnings = nullptr);

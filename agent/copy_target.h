@@ -1,0 +1,36 @@
+#pragma once
+
+// The target side of a shard that writes (copies, live watches, rescan passes): its router,
+// every connection checked by TargetGuard, the TTL mapping for its nodes and what they read.
+
+#include <memory>
+#include <optional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "agent/copier.h"
+#include "agent/expiry.h"
+#include "agent/target_guard.h"
+#include "agent/target_probe.h"
+#include "common/redis/router.h"
+
+namespace ferry::agent {
+
+// The target's router, the TTL mapping for its nodes and what they can read; none in a dry run.
+struct Target {
+  std::unique_ptr<redis::Router> router;
+  ExpiryMapper expiry;
+  std::optional<TargetFacts> facts;
+};
+
+// Opens the target of `spec` (every connection checked by `guard`), measures every primary's
+// clock and probes what each reads. An empty Target in a dry run.
+absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& options,
+                                  TargetGuard& guard);
+
+// After the last write of a shard: every target primary is still the process written to and
+// evicted nothing (TargetGuard), or the shard fails with DATA_LOSS.
+absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
+                                   const redis::Router& router, TargetGuard& guard);
+
+}  // namespace ferry::agent
