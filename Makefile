@@ -10,12 +10,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBIAN_PACKAGES := build-essential cmake ninja-build pkg-config git \
   libhiredis-dev libabsl-dev libssl-dev openssl libsqlite3-dev libjemalloc-dev \
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc \
-  libgtest-dev libgmock-dev clang \
-  redis-server redis-tools \
+  libgtest-dev libgmock-dev clang libcpp-httplib-dev \
+  redis-server redis-tools prometheus \
   python3 python3-grpcio python3-protobuf python3-grpc-tools \
-  time procps iproute2
+  time procps iproute2 \
+  nodejs yamllint shellcheck lintian dpkg-dev fakeroot systemd
 
-.PHONY: deps build tsa test unit integration demo bench bench-bigkeys clean
+.PHONY: deps deploy-npm build tsa test unit integration demo bench bench-bigkeys bench-live bench-fleet clean
 
 deps:
 	@missing=$$(for p in $(DEBIAN_PACKAGES); do \
@@ -39,7 +40,17 @@ tsa: deps
 	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DFERRY_THREAD_SAFETY=ON
 	cmake --build $(TSA_DIR) -j$(JOBS) --target $(TSA_TARGETS)
 
-test: deps build tsa
+# The deployment checks (tests/deploy/) run on npm packages pinned in deploy/package-lock.json.
+# npm is Debian's `npm`, unless the nodejs installed bundles its own (NodeSource's conflicts
+# with Debian's npm), so it is not in DEBIAN_PACKAGES.
+deploy-npm: deps
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends npm; }
+	@if [ ! -f deploy/node_modules/.package-lock.json ] || \
+	   [ deploy/package-lock.json -nt deploy/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix deploy --no-audit --no-fund; else echo "deploy/node_modules up to date"; fi
+
+test: deps build tsa deploy-npm
 	cd $(BUILD_DIR) && ctest --output-on-failure -j$(JOBS) --timeout 900
 
 unit: build
@@ -57,6 +68,14 @@ bench: deps build
 # A 400 MB string, a 3M-member zset and a 3M-field hash, about 1 GB a side (SCALE=0.1: quick).
 bench-bigkeys: deps build
 	bench/bigkeys.sh --scale $(or $(SCALE),1)
+
+# Live sync: the write rate ferry follows with p99 lag under 1 s, and a 1M-key dirty set.
+bench-live: deps build
+	bench/live.sh
+
+# One controller under 100 and 1,000 simulated agents x 8 slots on 98,304 shards, and its recovery.
+bench-fleet: deps build
+	bench/fleet_sim.sh
 
 clean:
 	rm -rf $(BUILD_DIR) $(TSA_DIR)

@@ -173,7 +173,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  // The registry and its endpoint outlive the agent (declared first, destroyed last).
+  // The registry, the agent's instruments and the endpoint outlive the agent (declared before it).
   ferry::metrics::Registry registry;
   ferry::agent::AgentMetrics agent_metrics(registry, options.slots);
   options.metrics = &agent_metrics;

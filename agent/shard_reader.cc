@@ -181,6 +181,8 @@ absl::Status ShardReader::Walk(const ShardWalk& walk, uint64_t cursor) {
     return keys.status();
   }
   walk_ = &walk;
+  exact_steps_ = 0;
+  tail_ = false;
   db_keys_ = keys.ok() && keys->is_integer() ? static_cast<uint64_t>(keys->integer()) : 0;
   return ScanLoop(
       cursor, /*walk=*/true, [&walk](uint64_t next) { return walk.Finished(next); },
@@ -251,11 +253,15 @@ absl::StatusOr<Batch> ShardReader::ReadKeys(const std::vector<std::string>& keys
   return batch;
 }
 
-void ShardReader::AppendScan(uint64_t cursor) {
+void ShardReader::AppendScan(uint64_t cursor, bool one) {
   const std::string cursor_arg = std::to_string(cursor);
-  const std::string count =
-      std::to_string(walk_ != nullptr ? walk_->ScanCount(cursor, db_keys_, options_.batch_keys)
-                                      : options_.batch_keys);
+  scan_start_ = cursor;
+  scan_count_ = one || tail_       ? 1
+                : walk_ != nullptr ? walk_->ScanCount(cursor, db_keys_, options_.batch_keys,
+                                                      ExactEnds())
+                                   : options_.batch_keys;
+  if (scan_count_ == 1) ++exact_steps_;
+  const std::string count = std::to_string(scan_count_);
   std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count};
   if (!spec_.match.empty()) argv.insert(argv.end(), {"MATCH", spec_.match});
   if (!spec_.type.empty() && !filter_types_) argv.insert(argv.end(), {"TYPE", spec_.type});
@@ -285,11 +291,22 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
     if (!absl::SimpleAtoi(scan.element(0).str(), &next)) {
       return absl::InternalError("source SCAN: bad cursor");
     }
+    const bool past_end = walk && walk_ != nullptr && walk_->PastEnd(next);
+    if (past_end && scan_count_ > 1 && ExactEnds()) {
+      // It ran into the next shard with keys of both: read from its start again, one position
+      // per call, so that each key is this shard's or the next one's, never both's.
+      tail_ = true;  // DBSIZE promised more keys than were left: COUNT 1 to the end.
+      AppendScan(scan_start_);
+      FERRY_RETURN_IF_ERROR(source_.Flush());
+      continue;
+    }
     const bool last = finished(next);
+    // A COUNT 1 call that ran past the shard's end returned the next shard's keys only.
+    const bool theirs = past_end && scan_count_ == 1;
     Batch batch;
     batch.owner = std::make_shared<const Reply>(std::move(scan));
     const ReplyView keys = batch.owner->element(1);
-    for (size_t i = 0; i < keys.size(); ++i) {
+    for (size_t i = 0; i < keys.size() && !theirs; ++i) {
       if (keep(keys.element(i).str())) batch.keys.push_back(keys.element(i).str());
     }
     if (walk) {

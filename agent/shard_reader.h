@@ -159,7 +159,15 @@ class ShardReader {
   absl::StatusOr<Batch> ReadKeys(const std::vector<std::string>& keys);
 
  private:
-  void AppendScan(uint64_t cursor);
+  // `one`: COUNT 1 whatever the walk says (a call read again, ScanLoop).
+  void AppendScan(uint64_t cursor, bool one = false);
+  // Whether shard ends are exact (ShardWalk::ScanCount): the source's SCAN COUNT 1 visits one
+  // position, and this walk has not used up its calls of COUNT 1 (a shard far fuller than DBSIZE
+  // says goes on as before).
+  bool ExactEnds() const {
+    constexpr int kMaxExactSteps = 64;
+    return path_.source.scan_count_one_is_one_position() && exact_steps_ < kMaxExactSteps;
+  }
   // SCAN from `cursor` until `finished`, keeping the keys `keep` accepts.
   template <typename Finished, typename Keep>
   absl::Status ScanLoop(uint64_t cursor, bool walk, const Finished& finished, const Keep& keep);
@@ -229,6 +237,12 @@ class ShardReader {
   const ShardWalk* walk_ = nullptr;
   uint64_t db_keys_ = 0;
   std::optional<redis::Reply> prefetched_;  // A SCAN reply read ahead of its turn.
+  // The cursor and COUNT of the SCAN in flight (one at a time), and the COUNT 1 calls of this
+  // walk.
+  uint64_t scan_start_ = 0;
+  int scan_count_ = 0;
+  bool tail_ = false;  // A call ran past the end: COUNT 1 from there on.
+  int exact_steps_ = 0;
   // Standalone: read without TTL commands (INFO probes prove none is needed) until a TTL shows
   // up.
   bool ttl_free_ = true;

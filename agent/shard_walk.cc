@@ -1,5 +1,7 @@
 #include "agent/shard_walk.h"
 
+#include <algorithm>
+
 #include "common/redis/scan_math.h"
 
 namespace ferry::agent {
@@ -26,9 +28,27 @@ bool ShardWalk::Finished(uint64_t returned_cursor) const {
              : redis::ShardFinished(returned_cursor, index_, bits_);
 }
 
-int ShardWalk::ScanCount(uint64_t cursor, uint64_t db_keys, int batch) const {
+int ShardWalk::ScanCount(uint64_t cursor, uint64_t db_keys, int batch, bool exact) const {
   if (scheme_ == redis::ScanScheme::kPerSlot) return batch;
-  return redis::ShardScanCount(cursor, index_, bits_, db_keys, batch);
+  if (!exact || bits_ == 0 || db_keys == 0) {
+    return redis::ShardScanCount(cursor, index_, bits_, db_keys, batch);
+  }
+  // Exact ends: near the end, half the keys left per call, so that a call rarely reaches the
+  // end (one that does is read again with COUNT 1: ShardReader::ScanLoop); the last few keys
+  // one position per call.
+  constexpr double kExactTail = 8;
+  const double left =
+      redis::ShardRemaining(cursor, index_, bits_) * static_cast<double>(db_keys);
+  if (left <= kExactTail) return 1;
+  if (left >= 2.0 * batch) return batch;
+  return std::max(1, static_cast<int>(left / 2));
+}
+
+bool ShardWalk::PastEnd(uint64_t returned_cursor) const {
+  if (scheme_ == redis::ScanScheme::kPerSlot || bits_ == 0 || returned_cursor == 0) return false;
+  if (!redis::ShardFinished(returned_cursor, index_, bits_)) return false;
+  const uint64_t last = (uint64_t{1} << bits_) - 1;
+  return index_ == last || returned_cursor != redis::ShardStartCursor(index_ + 1, bits_);
 }
 
 bool ShardWalk::Keep(absl::string_view key) const {

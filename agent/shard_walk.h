@@ -28,7 +28,16 @@ class ShardWalk {
   // the keys left in it (from `db_keys`, the node's key count; 0: unknown), so that the last
   // SCAN does not run far into the next shard and copy its keys twice (per-slot walks drop
   // those by slot, Keep).
-  int ScanCount(uint64_t cursor, uint64_t db_keys, int batch) const;
+  // `exact`: the source's SCAN COUNT 1 visits one position (Capabilities
+  // scan_count_one_is_one_position): near the end of a single-dict shard each COUNT asks for
+  // half the keys left and the last few are read with COUNT 1, and PastEnd tells a call that ran
+  // into the next shard (the reader reads it again with COUNT 1, or drops a COUNT 1 call's keys).
+  int ScanCount(uint64_t cursor, uint64_t db_keys, int batch, bool exact) const;
+  // Single-dict scheme: a SCAN that returned `returned_cursor` and finished the shard without
+  // landing on the next shard's first cursor (or wrapping) visited a position of the next shard
+  // last. After a COUNT 1 call, which returns the keys of one position, those keys are the next
+  // shard's: dropped here, copied there.
+  bool PastEnd(uint64_t returned_cursor) const;
 
  private:
   redis::ScanScheme scheme_;

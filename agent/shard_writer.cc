@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/dump_compare.h"
@@ -90,6 +91,7 @@ absl::Status ShardWriter::Write(const Batch& batch) {
     // before the batch: a resume writes it again.
     if (redis::Classify(status) == redis::ErrorClass::kFatal && delta.copied() > 0) {
       checkpoint_.counters.set_copied(checkpoint_.counters.copied() + delta.copied());
+      checkpoint_.counters.set_resent(checkpoint_.counters.resent() + delta.resent());
       if (callbacks_.on_checkpoint) callbacks_.on_checkpoint(checkpoint_);
     }
     if (status.code() == absl::StatusCode::kResourceExhausted) {
@@ -231,7 +233,7 @@ absl::Status ShardWriter::ReadReplies(const Batch& batch, ferry::v1::Counters& d
     }
     if (!reply.is_error()) {
       const bool written = sent == Sent::kRestore || sent == Sent::kSet || sent == Sent::kRename;
-      if (written && !failed_[i]) delta.set_copied(delta.copied() + 1);
+      if (written && !failed_[i]) Copied(batch.keys[i], delta);
       continue;
     }
     const absl::string_view key = batch.keys[i];
@@ -312,7 +314,7 @@ absl::Status ShardWriter::CheckDumpConflicts(const Batch& batch,
     } else if (sent == Sent::kSet      ? reply.str() == *StringOf(batch, i)
                : sent == Sent::kRename ? ours.has_value() && SameDumpValue(*ours, reply.str())
                                        : SameDumpValue(batch.dump[i].str(), reply.str())) {
-      delta.set_copied(delta.copied() + 1);
+      Copied(batch.keys[i], delta);
     } else {
       Conflict(batch, i, delta);
     }
@@ -333,7 +335,7 @@ absl::Status ShardWriter::CheckStreamConflict(const Batch& batch, size_t i,
   if (replies[0].is_integer() && replies[0].integer() == 0) {
     Gone(batch, i, delta);
   } else if (ours.has_value() && theirs.has_value() && *ours == *theirs) {
-    delta.set_copied(delta.copied() + 1);
+    Copied(batch.keys[i], delta);
   } else {
     Conflict(batch, i, delta);
   }
@@ -390,6 +392,14 @@ absl::Status ShardWriter::OpenSideSource(const Batch& batch) {
   return absl::OkStatus();
 }
 
+void ShardWriter::Copied(absl::string_view key, ferry::v1::Counters& delta) {
+  if (written_.insert(absl::Hash<absl::string_view>()(key)).second) {
+    delta.set_copied(delta.copied() + 1);
+  } else {
+    delta.set_resent(delta.resent() + 1);
+  }
+}
+
 absl::Status ShardWriter::CopyIndividually(const Batch& batch, absl::string_view key,
                                            ferry::v1::Counters& delta) {
   if (target_ == nullptr) return absl::OkStatus();  // Dry run: counted as scanned.
@@ -402,7 +412,7 @@ absl::Status ShardWriter::CopyIndividually(const Batch& batch, absl::string_view
   FERRY_ASSIGN_OR_RETURN(const KeyCopy copy, copier.Copy(key));
   switch (copy.outcome) {
     case KeyCopy::Outcome::kCopied:
-      delta.set_copied(delta.copied() + 1);
+      Copied(key, delta);
       delta.set_bytes(delta.bytes() + copy.bytes);
       break;
     case KeyCopy::Outcome::kVanished:

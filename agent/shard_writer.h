@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "agent/copier.h"
@@ -81,6 +82,9 @@ class ShardWriter : public BatchSink {
   // Key i is gone from the source: counted vanished, and deleted on the target when
   // delete_vanished_.
   void Vanished(const Batch& batch, size_t i, ferry::v1::Counters& delta);
+  // A write of `key` the target took (or found already done): `copied` the first time this
+  // attempt writes the key, `resent` after that.
+  void Copied(absl::string_view key, ferry::v1::Counters& delta);
 
   const CopyOptions& options_;
   redis::Router* target_;
@@ -109,6 +113,9 @@ class ShardWriter : public BatchSink {
   // target's queue, for targets that only take relative TTLs.
   absl::Duration write_latency_ = absl::Milliseconds(20);
   bool delete_vanished_ = false;
+  // Hashes of the keys this attempt wrote (about 16 bytes each: a shard holds some ten thousand
+  // keys), so that a key SCAN returns again is counted once.
+  absl::flat_hash_set<uint64_t> written_;
 };
 
 }  // namespace ferry::agent

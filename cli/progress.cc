@@ -270,6 +270,8 @@ std::string FormatReport(const JobReport& r, bool json) {
   std::string out = absl::StrCat(
       r.dry_run ? "dry run (nothing written): " : "", r.state, " in ",
       absl::StrFormat("%.1fs", secs), ": ", CountText(c.copied()), " keys copied",
+      // SCAN returns some keys twice while a table is resized: their second writes.
+      c.resent() > 0 ? absl::StrCat(" (and ", CountText(c.resent()), " writes re-sent)") : "",
       r.dry_run ? absl::StrCat(" (", CountText(c.scanned()), " would be)") : "", ", ",
       CountText(c.skipped()), " skipped, ", CountText(c.vanished()), " vanished, ",
       CountText(c.expired()), " expired, ", CountText(c.failed()), " failed; ",

@@ -12,11 +12,15 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "common/metrics/http_server.h"
+#include "common/metrics/process.h"
+#include "common/metrics/registry.h"
 #include "common/rpc/address.h"
 #include "common/rpc/credentials.h"
 #include "ferry/v1/ferry.pb.h"
 #include "server/controller_service.h"
 #include "server/job_store.h"
+#include "server/metrics.h"
 #include "server/scheduler.h"
 #include "server/work_queue.h"
 
@@ -68,7 +72,20 @@ absl::Status Controller::Init() {
   SchedulerOptions scheduler_options;
   scheduler_options.heartbeat_interval = options_.heartbeat_interval;
   scheduler_options.lease_timeout = options_.lease_timeout;
+  metrics_ = std::make_unique<metrics::Registry>();
+  scheduler_options.metrics = metrics_.get();
   FERRY_ASSIGN_OR_RETURN(scheduler_, Scheduler::Create(store_.get(), scheduler_options));
+  AddControllerCollector(*metrics_, scheduler_.get());
+  metrics::AddProcessCollector(*metrics_);
+  if (!options_.metrics_listen.empty()) {
+    metrics::MetricsServerOptions metrics_options;
+    metrics_options.listen = options_.metrics_listen;
+    metrics_options.tls_cert = options_.tls_cert;
+    metrics_options.tls_key = options_.tls_key;
+    metrics_options.insecure = options_.insecure;
+    FERRY_ASSIGN_OR_RETURN(metrics_server_,
+                           metrics::MetricsServer::Start(metrics_options, metrics_.get()));
+  }
 
   api_pool_ = std::make_unique<WorkQueue>(kApiThreads, "api");
   agent_worker_ = std::make_unique<WorkQueue>(1, "agents");
@@ -113,6 +130,10 @@ absl::Status Controller::Init() {
   return absl::OkStatus();
 }
 
+int Controller::metrics_port() const {
+  return metrics_server_ == nullptr ? 0 : metrics_server_->port();
+}
+
 Controller::~Controller() {
   Shutdown();
   Wait();
@@ -144,11 +165,13 @@ void Controller::PlanJob(const std::string& job_id) {
   }
   absl::StatusOr<ferry::v1::JobSpec> spec = scheduler_->SpecForPlanning(job_id);
   if (!skip && spec.ok()) {
-    FERRY_LOG(Info) << "planning job " << job_id;
+    FERRY_LOG_FIELDS(Info, LogJob(job_id)) << "planning job " << job_id;
     absl::StatusOr<PlanResult> plan = planner_->Plan(*spec);
     absl::Status status = plan.ok() ? scheduler_->SetPlan(job_id, *plan)
                                     : scheduler_->FailPlanning(job_id, plan.status());
-    if (!plan.ok()) FERRY_LOG(Warning) << "job " << job_id << ": planning failed";
+    if (!plan.ok()) {
+      FERRY_LOG_FIELDS(Warning, LogJob(job_id)) << "job " << job_id << ": planning failed";
+    }
     if (!status.ok()) FERRY_LOG(Error) << "job " << job_id << ": " << status;
   }
   absl::MutexLock lock(&mu_);
@@ -170,6 +193,7 @@ void Controller::Shutdown() {
     shutting_down_ = true;
   }
   FERRY_LOG(Info) << "controller shutting down";
+  if (metrics_server_ != nullptr) metrics_server_->Stop();
   stop_expiry_.Notify();
   if (expiry_thread_.joinable()) expiry_thread_.join();
   if (server_ != nullptr) {

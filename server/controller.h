@@ -21,6 +21,11 @@ class Channel;
 class Server;
 }  // namespace grpc
 
+namespace ferry::metrics {
+class MetricsServer;
+class Registry;
+}  // namespace ferry::metrics
+
 namespace ferry::server {
 
 class AgentHubServiceImpl;
@@ -44,6 +49,9 @@ struct ControllerOptions {
   // Told to agents; a lease dies after lease_timeout without a message from its agent.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   absl::Duration lease_timeout = absl::Seconds(15);
+  // Serves Prometheus metrics on http(s)://ADDR/metrics when set (server/metrics.h). Same
+  // rule as `listen`: a non-loopback address needs TLS (tls_cert, tls_key) or `insecure`.
+  std::string metrics_listen;
 };
 
 // Start() from any thread; Shutdown() and Wait() from any thread but a signal handler.
@@ -61,6 +69,8 @@ class Controller {
 
   // The bound port; 0 without a listen address.
   int port() const { return port_; }
+  // The bound metrics port; 0 without options.metrics_listen.
+  int metrics_port() const;
   // A channel to this controller that needs no network and carries the token.
   std::shared_ptr<grpc::Channel> InProcessChannel();
   // Stops serving (in-flight calls get a short grace period), finishes queued work, and
@@ -81,6 +91,7 @@ class Controller {
   Planner* const planner_;
   int port_ = 0;
 
+  std::unique_ptr<metrics::Registry> metrics_;
   std::unique_ptr<JobStore> store_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<WorkQueue> api_pool_;      // Unary Controller calls.
@@ -89,6 +100,7 @@ class Controller {
   std::unique_ptr<ControllerServiceImpl> controller_service_;
   std::unique_ptr<AgentHubServiceImpl> agent_hub_service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;  // Reads scheduler_.
   std::thread expiry_thread_;
 
   absl::Mutex mu_;

@@ -1,6 +1,7 @@
 // ferry-controller: turns flags into ControllerOptions, starts the controller and stops it on
 // SIGTERM or SIGINT.
 
+#include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -9,7 +10,10 @@
 #include <cstring>
 #include <string>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/rpc/credentials.h"
 #include "server/controller.h"
@@ -19,7 +23,8 @@ namespace {
 
 constexpr char kUsage[] =
     "usage: ferry-controller [--listen ADDR] [--state FILE] [--tls-cert FILE --tls-key FILE]\n"
-    "                        [--token-file FILE] [--insecure]\n"
+    "                        [--token-file FILE] [--insecure] [--metrics-listen ADDR]\n"
+    "                        [--log-format text|json] [--log-level LEVEL]\n"
     "\n"
     "  --listen ADDR      gRPC address (default 127.0.0.1:7420); a non-loopback address\n"
     "                     needs TLS and a token unless --insecure\n"
@@ -27,12 +32,42 @@ constexpr char kUsage[] =
     "  --tls-cert FILE    PEM certificate chain of the controller\n"
     "  --tls-key FILE     PEM private key of the controller\n"
     "  --token-file FILE  bearer token that agents and clients must send\n"
-    "  --insecure         allow a non-loopback address without TLS or token\n";
+    "  --insecure         allow a non-loopback address without TLS or token (and a\n"
+    "                     non-loopback --metrics-listen without TLS)\n"
+    "  --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics (https with\n"
+    "                     --tls-cert and --tls-key); a non-loopback address needs TLS\n"
+    "                     unless --insecure\n"
+    "  --log-format text|json  log lines to stderr as text (default) or JSON objects\n"
+    "  --log-level LEVEL  debug, info (default), warning or error\n";
 
 struct Flags {
   ferry::server::ControllerOptions options;
   std::string token_file;
 };
+
+// gRPC's own lines (errors by default) go through ferry's log, so that --log-format json holds
+// for every line.
+void LogGrpcLine(gpr_log_func_args* args) {
+  const ferry::LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? ferry::LogLevel::kError
+                                : args->severity == GPR_LOG_SEVERITY_INFO ? ferry::LogLevel::kInfo
+                                                                          : ferry::LogLevel::kDebug;
+  ferry::WriteLogLine(level, args->file, args->line, absl::StrCat("grpc: ", args->message));
+}
+
+// --log-format or --log-level.
+absl::Status ApplyLogFlag(const std::string& flag, const std::string& value) {
+  if (flag == "--log-format") {
+    absl::StatusOr<ferry::LogFormat> format = ferry::ParseLogFormat(value);
+    if (!format.ok()) return format.status();
+    ferry::SetLogFormat(*format);
+    if (*format == ferry::LogFormat::kJson) gpr_set_log_function(LogGrpcLine);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<ferry::LogLevel> level = ferry::ParseLogLevel(value);
+  if (!level.ok()) return level.status();
+  ferry::SetMinLogLevel(*level);
+  return absl::OkStatus();
+}
 
 // Parses `--name value` and `--name=value`. Returns false (after printing why) on an error.
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -73,6 +108,15 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       if (!take(&flags->token_file)) return false;
     } else if (arg == "--insecure" && !has_inline_value) {
       o.insecure = true;
+    } else if (arg == "--metrics-listen") {
+      if (!take(&o.metrics_listen)) return false;
+    } else if (arg == "--log-format" || arg == "--log-level") {
+      std::string name;
+      if (!take(&name)) return false;
+      if (absl::Status status = ApplyLogFlag(arg, name); !status.ok()) {
+        std::fprintf(stderr, "ferry-controller: %s\n", std::string(status.message()).c_str());
+        return false;
+      }
     } else {
       std::fprintf(stderr, "ferry-controller: unknown argument %s\n%s", arg.c_str(), kUsage);
       return false;
@@ -84,6 +128,7 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  ferry::SetLogComponent("controller");
   Flags flags;
   if (!ParseFlags(argc, argv, &flags)) return 2;
   if (!flags.token_file.empty()) {

@@ -12,6 +12,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -21,7 +22,9 @@
 #include "absl/time/time.h"
 #include "ferry/v1/ferry.pb.h"
 #include "proto/wire/job_defaults.h"
+#include "common/metrics/registry.h"
 #include "server/job_store.h"
+#include "server/metrics.h"
 #include "server/plan_types.h"
 
 namespace ferry::server {
@@ -45,6 +48,8 @@ struct SchedulerOptions {
   int default_batch_keys = wire::kDefaultBatchKeys;
   // The time source (tests use a fake one).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Where lease and store-write metrics go (server/metrics.h); null: a registry of its own.
+  metrics::Registry* metrics = nullptr;
 };
 
 // Thread-safe: every public method may be called from any thread.
@@ -105,6 +110,11 @@ class Scheduler {
   // a report was committed, `Revoke` when it was refused (FAILED_PRECONDITION, stale lease).
   absl::Status HandleAgentMessage(const std::string& agent_id,
                                   const ferry::v1::AgentMessage& message) ABSL_LOCKS_EXCLUDED(mu_);
+  // Handles messages of registered agents as HandleAgentMessage does, in order, with every store
+  // write they cause in one commit (scheduler_batch.cc): the Acks, Leases and Revokes they cause
+  // are sent once it succeeded. Returns one status per message.
+  using AgentBatch = std::vector<std::pair<std::string, const ferry::v1::AgentMessage*>>;
+  std::vector<absl::Status> HandleAgentMessages(const AgentBatch& batch) ABSL_LOCKS_EXCLUDED(mu_);
   // Takes back the leases of agents silent for the lease timeout and revoked leases never
   // returned, at their last checkpoints. Returns how many.
   int ExpireLeases(absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
@@ -235,12 +245,24 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReturnLocked(AgentEntry& agent, const ferry::v1::AgentMessage::Returned& returned)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends at once, or once the open batch is committed.
   void SendLocked(const std::string& agent_id, const ferry::v1::ControllerMessage& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status HandleAgentMessageLocked(AgentEntry& agent, const ferry::v1::AgentMessage& message)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Its leases go back to the queue and the agent is forgotten: its next message is NOT_FOUND.
+  void DisconnectLocked(const std::string& agent_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Batches (scheduler_batch.cc): from Begin to End every store write goes into one commit and
+  // SendLocked holds messages back until it succeeded; nested batches join the outer one. A
+  // failed commit drops the held messages and disconnects the agents they were for.
+  void BeginBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EndBatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int ParallelLimit(const JobEntry& job) const;
 
   JobStore* const store_;
   const SchedulerOptions options_;
+  const std::unique_ptr<metrics::Registry> own_metrics_;  // When options_.metrics is null.
+  const SchedulerMetrics metrics_;
 
   absl::Mutex mu_;
   std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
@@ -250,6 +272,9 @@ class Scheduler {
   std::map<std::string, int64_t> leases_ ABSL_GUARDED_BY(mu_);  // lease_id -> shard id.
   std::map<std::string, AgentEntry> agents_ ABSL_GUARDED_BY(mu_);
   uint64_t next_agent_ ABSL_GUARDED_BY(mu_) = 0;
+  int batch_depth_ ABSL_GUARDED_BY(mu_) = 0;
+  bool batch_open_ ABSL_GUARDED_BY(mu_) = false;  // The store's batch began.
+  std::vector<std::pair<std::string, ferry::v1::ControllerMessage>> outbox_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry::server

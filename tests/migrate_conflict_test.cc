@@ -1,5 +1,6 @@
-// --on-conflict skip|fail against keys SCAN returns twice (issue 7, case 6): neighbouring shards
-// overlap at their ends and a rehash repeats keys, so the second write of a key meets the first.
+// --on-conflict skip|fail against keys written twice (issue 7, case 6): a rehash repeats keys and
+// a resumed batch is written again, so the second write of a key meets the first (shard ends no
+// longer overlap: agent/shard_walk.h, exact ends).
 // Only a key whose target value differs from the source's is a conflict, and a conflicting key
 // is reported once however often SCAN returned it.
 
@@ -111,10 +112,12 @@ TEST_F(MigrateConflictTest, FailIntoAnEmptyTargetFailsNothing) {
                           "16", "--on-conflict", "fail", "--progress", "none", "--output", "json"});
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.json_int("failed"), 0) << r.json_line();
-  // SCAN returned keys twice (what made their second write meet the first), and each of them
-  // counted as copied.
-  EXPECT_GT(r.json_int("scanned"), kKeys) << r.json_line();
-  EXPECT_EQ(r.json_int("copied") + r.json_int("expired") + r.json_int("vanished"),
+  // Each key counted once as copied; a key SCAN returned again is a re-sent write.
+  EXPECT_GE(r.json_int("scanned"), kKeys) << r.json_line();
+  EXPECT_EQ(r.json_int("copied") + r.json_int("expired") + r.json_int("vanished"), kKeys)
+      << r.json_line();
+  EXPECT_EQ(r.json_int("copied") + r.json_int("resent") + r.json_int("expired") +
+                r.json_int("vanished"),
             r.json_int("scanned"))
       << r.json_line();
   EXPECT_EQ(r.json_int("skipped"), 0) << r.json_line();
@@ -132,7 +135,7 @@ TEST_F(MigrateConflictTest, FailReportsEachRealConflictOnce) {
   CliResult watch = fleet.Watch(submit.job_id);
   EXPECT_EQ(watch.exit_code, 1) << watch.output << "\n" << fleet.AllLogs();
   EXPECT_EQ(watch.json_int("failed"), kPlanted) << watch.json_line();
-  EXPECT_GT(watch.json_int("scanned"), kKeys) << watch.json_line();
+  EXPECT_GE(watch.json_int("scanned"), kKeys) << watch.json_line();
 
   // `ferry status --failed` lists every failed key once, with the total.
   CliResult status = fleet.Ferry("status", {submit.job_id, "--failed"});
@@ -161,13 +164,14 @@ TEST_F(MigrateConflictTest, SkipLeavesRealConflictsAndCopiesTheRest) {
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.json_int("failed"), 0) << r.json_line();
   const int64_t scanned = r.json_int("scanned");
-  EXPECT_GT(scanned, kKeys) << r.json_line();
+  EXPECT_GE(scanned, kKeys) << r.json_line();
   // `skipped` counts writes left alone, as `copied` counts writes: a planted key SCAN returned
   // twice is skipped twice. So at least every planted key, at most one more per repeat.
   const int64_t skipped = r.json_int("skipped");
   EXPECT_GE(skipped, kPlanted) << r.json_line();
   EXPECT_LE(skipped, kPlanted + (scanned - kKeys)) << r.json_line();
-  EXPECT_EQ(r.json_int("copied") + skipped + r.json_int("expired") + r.json_int("vanished"),
+  EXPECT_EQ(r.json_int("copied") + r.json_int("resent") + skipped + r.json_int("expired") +
+                r.json_int("vanished"),
             scanned)
       << r.json_line();
 

@@ -41,6 +41,10 @@ std::string Capabilities::Describe() const {
   return absl::StrCat("Redis ", version_.first, ".", version_.second);
 }
 
+bool Capabilities::scan_count_one_is_one_position() const {
+  return engine_ == Engine::kRedis || valkey_version_ < std::make_pair(8, 1);
+}
+
 bool Capabilities::hash_field_ttl() const {
   if (engine_ == Engine::kValkey) return valkey_version_ >= std::make_pair(9, 0);
   return AtLeast(7, 4);

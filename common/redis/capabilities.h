@@ -70,6 +70,11 @@ class Capabilities {
   bool unlink() const { return AtLeast(4, 0); }
   // MEMORY USAGE (4.0: every supported version).
   bool memory_usage() const { return AtLeast(4, 0); }
+  // `SCAN cursor COUNT 1` stops after the first non-empty position of the keyspace's dict, so
+  // the cursor it returns says where every key it returned came from (scan_math.h,
+  // ShardWalk::PastEnd): Redis's dict in every version; Valkey before 8.1, whose new hashtable
+  // scans differently.
+  bool scan_count_one_is_one_position() const;
 
   // ---- DUMP payloads: the 2-byte RDB version before the CRC64 footer (dump_payload.h).
   // What this version writes, by the table: Redis 4.0 = 8, 5.0 and 6.x = 9, 7.0 = 10, 7.2 = 11,
