@@ -35,6 +35,7 @@ KeySync::KeySync(const ShardSpec& spec, const CopyOptions& options, const Target
       writer_(options_, target.router.get(), target.expiry,
               target.facts.has_value() ? &*target.facts : nullptr, scratch_, writer_callbacks_) {
   writer_.set_delete_vanished(true);
+  writer_.set_count_distinct(false);
 }
 
 absl::Status KeySync::OpenSource(const redis::Endpoint& node, bool replica) {

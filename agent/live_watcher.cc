@@ -301,7 +301,8 @@ absl::Status LiveWatcher::ApplyBatch() {
     absl::StatusOr<KeySync::Result> result = sync_->Sync(nodes_[i].endpoint, false, groups[i]);
     // The batch's marks are cleared: what it did not write is covered by the rescan only.
     if (!result.ok()) return Annotate(result.status(), "applying dirty keys");
-    live_.set_applied(live_.applied() + result->delta.copied());
+    // A key applied again is a re-sent write to the writer (ShardWriter::Copied): both count.
+    live_.set_applied(live_.applied() + result->delta.copied() + result->delta.resent());
     live_.set_deleted(live_.deleted() + result->deleted());
     ferry::v1::Counters& counters = checkpoint_.counters;
     counters.set_failed(counters.failed() + result->delta.failed());

@@ -393,7 +393,7 @@ absl::Status ShardWriter::OpenSideSource(const Batch& batch) {
 }
 
 void ShardWriter::Copied(absl::string_view key, ferry::v1::Counters& delta) {
-  if (written_.insert(absl::Hash<absl::string_view>()(key)).second) {
+  if (!count_distinct_ || written_.insert(absl::Hash<absl::string_view>()(key)).second) {
     delta.set_copied(delta.copied() + 1);
   } else {
     delta.set_resent(delta.resent() + 1);

@@ -40,6 +40,9 @@ class ShardWriter : public BatchSink {
   // Live jobs: a key gone from the source (nil DUMP, PTTL -2) is deleted on the target too,
   // still counted vanished; a copy leaves the target's key alone.
   void set_delete_vanished(bool on) { delete_vanished_ = on; }
+  // Off: every write counts as copied and no key is remembered (a live watcher writes the same
+  // keys again and again, for as long as the job lives).
+  void set_count_distinct(bool on) { count_distinct_ = on; }
 
  private:
   // What was sent for one key, to interpret its reply: kTypedPart are the commands that build
@@ -114,8 +117,9 @@ class ShardWriter : public BatchSink {
   absl::Duration write_latency_ = absl::Milliseconds(20);
   bool delete_vanished_ = false;
   // Hashes of the keys this attempt wrote (about 16 bytes each: a shard holds some ten thousand
-  // keys), so that a key SCAN returns again is counted once.
+  // keys), so that a key SCAN returns again is counted once; not kept without count_distinct_.
   absl::flat_hash_set<uint64_t> written_;
+  bool count_distinct_ = true;
 };
 
 }  // namespace ferry::agent

@@ -13,6 +13,7 @@
 #include "cli/gen.h"
 #include "cli/job_options.h"
 #include "cli/migrate.h"
+#include "cli/preflight.h"
 #include "cli/remote.h"
 #include "common/base/logging.h"
 
@@ -34,6 +35,7 @@ constexpr char kUsage[] =
     "Commands:\n"
     "  migrate   copy a source server into a target, in this process\n"
     "  verify    compare a target with its source, both ways, in this process\n"
+    "  preflight run every check a migration would, write nothing, report the findings\n"
     "  gen       write random test data to a server, or RESP for redis-cli --pipe\n"
     "\nWith a controller (--controller ADDR, default $FERRY_CONTROLLER or 127.0.0.1:7420):\n"
     "  submit    submit a job; prints its id\n"
@@ -195,6 +197,7 @@ int main(int argc, char** argv) {
   if (command == "migrate") return RunLocal(rest, /*verify=*/false);
   if (command == "verify") return RunLocal(rest, /*verify=*/true);
   if (command == "gen") return Gen(rest);
+  if (command == "preflight") return ferry::cli::RunPreflightCommand(rest);
   if (ferry::cli::IsRemoteCommand(command))
     return ferry::cli::RunRemoteCommand(command, rest, &g_stop);
   return UsageError("unknown command \"" + command + "\"");

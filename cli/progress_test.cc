@@ -109,7 +109,7 @@ TEST(FormatReportTest, JsonHasEveryFieldAndEscapesKeys) {
             "{\"kind\":\"copy\",\"state\":\"done-with-errors\",\"dry_run\":false,\"scanned\":1000,"
             "\"copied\":995,\"skipped\":2,\"vanished\":1,\"expired\":0,\"failed\":2,"
             "\"bytes\":5000000,\"verified\":0,\"missing\":0,\"extra\":0,\"type_differs\":0,"
-            "\"value_differs\":0,\"ttl_differs\":0,"
+            "\"value_differs\":0,\"ttl_differs\":0,\"resent\":0,"
             "\"estimated_keys\":0,\"shards_total\":0,\"shards_done\":0,\"seconds\":2.000,"
             "\"keys_per_second\":500,\"error\":null,\"warnings\":[\"target not empty\"],"
             "\"per_db\":[],\"failed_keys\":[{\"key\":\"k\\n1\",\"reason\":\"OOM\"}]}\n");

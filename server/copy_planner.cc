@@ -9,7 +9,7 @@
 
 namespace ferry::server {
 
-absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
+absl::StatusOr<PlanRequest> PlanRequestFromSpec(const ferry::v1::JobSpec& spec) {
   PlanRequest request;
   FERRY_ASSIGN_OR_RETURN(request.source, wire::EndpointFromSpec(spec.source()));
   FERRY_ASSIGN_OR_RETURN(request.target, wire::EndpointFromSpec(spec.target()));
@@ -25,6 +25,13 @@ absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
   if (spec.big_key_bytes() > 0) request.big_key_bytes = spec.big_key_bytes();
   request.verify = spec.kind() == ferry::v1::JOB_KIND_VERIFY;
   request.live = spec.live();
+  request.drop_field_ttls = spec.drop_field_ttls();
+  if (spec.parallel() > 0) request.parallel = spec.parallel();
+  return request;
+}
+
+absl::StatusOr<PlanResult> CopyPlanner::Plan(const ferry::v1::JobSpec& spec) {
+  FERRY_ASSIGN_OR_RETURN(PlanRequest request, PlanRequestFromSpec(spec));
   FERRY_ASSIGN_OR_RETURN(server::Plan plan, PlanCopy(request));
   PlanResult result;
   result.shards = std::move(plan.shards);

@@ -1,6 +1,9 @@
 #pragma once
 
+#include "absl/status/statusor.h"
+#include "ferry/v1/ferry.pb.h"
 #include "server/plan_types.h"
+#include "server/planner.h"
 
 namespace ferry::server {
 
@@ -10,5 +13,9 @@ class CopyPlanner final : public Planner {
  public:
   absl::StatusOr<PlanResult> Plan(const ferry::v1::JobSpec& spec) override;
 };
+
+// What the planner needs of `spec` (passwords included): the one conversion, so that a job and
+// `ferry preflight` plan the same request.
+absl::StatusOr<PlanRequest> PlanRequestFromSpec(const ferry::v1::JobSpec& spec);
 
 }  // namespace ferry::server

@@ -92,100 +92,6 @@ absl::Status CheckNotSame(const Deployment& source, const Deployment& target,
   return absl::OkStatus();
 }
 
-// The target's primaries (the server itself, standalone) as the agents will address them.
-std::vector<TargetNodeFacts> TargetNodesOf(const PlanRequest& request, const Deployment& target) {
-  std::vector<TargetNodeFacts> nodes;
-  if (!target.cluster()) {
-    nodes.push_back({request.target.Address(), target.seed.run_id, target.seed.evicted_keys});
-  }
-  for (const ClusterPrimary& p : target.primaries) {
-    nodes.push_back({redis::NodeEndpoint(request.target, p.node).Address(), p.facts.run_id,
-                     p.facts.evicted_keys});
-  }
-  return nodes;
-}
-
-// A target that evicts keys when full and cannot hold the source would drop copied keys while
-// the job ends "done": refused before any write. (With noeviction, a full target refuses writes
-// with OOM, which stops the job: AddTargetWarnings only warns.)
-absl::Status CheckTargetCapacity(const Deployment& source, const Deployment& target) {
-  const int64_t dataset = source.UsedMemoryDataset();
-  const int64_t maxmemory = target.MaxMemory();
-  const std::string& policy = target.cluster() && !target.primaries.empty()
-                                  ? target.primaries.front().facts.maxmemory_policy
-                                  : target.seed.maxmemory_policy;
-  if (maxmemory <= 0 || dataset <= maxmemory || policy.empty() || policy == "noeviction") {
-    return absl::OkStatus();
-  }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "the source's dataset (", dataset, " bytes) is larger than the target's maxmemory (",
-      maxmemory, " bytes) and the target's maxmemory-policy is ", policy,
-      ": it would evict copied keys; raise the target's maxmemory, or set maxmemory-policy "
-      "noeviction (a full target then stops the copy with OOM)"));
-}
-
-// How values will be written, said before the copy: DUMP/RESTORE, or type by type and why. An
-// error when they must go type by type and the target user may not write ferry's temporary keys.
-absl::Status CheckCopyPath(const PlanRequest& request, const Deployment& source,
-                           const Deployment& target, std::vector<std::string>* warnings) {
-  const redis::Capabilities from = source.Oldest();
-  const redis::Capabilities to = target.Oldest();
-  // The agents probe the target's own payload version; the table's is close enough to warn.
-  const int source_payload = source.PayloadVersion();
-  const int target_payload = to.TablePayloadVersion();
-  std::string why;
-  if (request.typed_only) {
-    why = "--copy-path typed";
-  } else if (!target.restore_refusal.empty()) {
-    why = absl::StrCat("the target refuses RESTORE (", target.restore_refusal, ")");
-  } else if (source_payload > 0 &&
-             !redis::Capabilities::ReadsPayload(to.engine(), target_payload, source_payload)) {
-    why = absl::StrCat("the source (", from.Describe(), ") writes DUMP payload version ",
-                       source_payload, ", which the target (", to.Describe(), ", version ",
-                       target_payload, ") cannot read");
-  }
-  if (from.streams() && !to.streams()) {
-    warnings->push_back(absl::StrCat("the target (", to.Describe(),
-                                     ") has no streams: stream keys will fail, each named"));
-  }
-  if (why.empty()) {
-    if (!target.temp_key_refusal.empty()) {
-      warnings->push_back(absl::StrCat(
-          "keys above --big-key-bytes are built in temporary keys ferry:tmp:*, which the target "
-          "user may not write (",
-          target.temp_key_refusal, "): such keys will fail"));
-    }
-    return absl::OkStatus();
-  }
-  if (!target.temp_key_refusal.empty()) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "keys must be copied type by type (", why,
-        "), which builds each value in a temporary key ferry:tmp:* and renames it, but the target "
-        "user may not write those keys (",
-        target.temp_key_refusal, "): allow the pattern ~ferry:tmp:* for that user"));
-  }
-  warnings->push_back(
-      absl::StrCat("keys are copied type by type (plain commands per type, "
-                   "slower than DUMP/RESTORE): ",
-                   why));
-  return absl::OkStatus();
-}
-
-void AddTargetWarnings(const Deployment& source, const Deployment& target,
-                       std::vector<std::string>* warnings) {
-  const int64_t dataset = source.UsedMemoryDataset();
-  const int64_t maxmemory = target.MaxMemory();
-  if (maxmemory > 0 && dataset > maxmemory) {
-    warnings->push_back(absl::StrCat("the source's dataset (", dataset,
-                                     " bytes) is larger than the target's maxmemory (", maxmemory,
-                                     " bytes): the target may run out of memory"));
-  }
-  if (const uint64_t keys = target.Keys(); keys > 0) {
-    warnings->push_back(absl::StrCat("the target is not empty (", keys,
-                                     " keys); existing keys may be overwritten"));
-  }
-}
-
 // Shards of a standalone source: per selected database, 2^bits cursor ranges.
 absl::Status PlanStandalone(const PlanRequest& request, const Deployment& source,
                             const std::optional<Deployment>& target, Plan& plan) {
@@ -287,8 +193,8 @@ absl::Status CheckNoKeysLeftOut(const PlanRequest& request, const Deployment& so
 }
 
 // Shards over the source (forward) or, with `target` read as a source, over the target.
-absl::Status PlanShards(const PlanRequest& request, const Deployment& source,
-                        const std::optional<Deployment>& target, Plan& plan) {
+absl::Status PlanAllShards(const PlanRequest& request, const Deployment& source,
+                           const std::optional<Deployment>& target, Plan& plan) {
   FERRY_RETURN_IF_ERROR(source.cluster() ? PlanCluster(request, source, target, plan)
                                          : PlanStandalone(request, source, target, plan));
   return CheckNoKeysLeftOut(request, source, plan);
@@ -332,7 +238,7 @@ absl::Status PlanReverse(const PlanRequest& request, const Deployment& source,
     if (reverse.dbs.size() > 1) reverse.target_db.reset();  // Each to its own number.
   }
   Plan extra;
-  FERRY_RETURN_IF_ERROR(PlanShards(reverse, target, source, extra));
+  FERRY_RETURN_IF_ERROR(PlanAllShards(reverse, target, source, extra));
   for (ferry::v1::ShardRef& shard : extra.shards) {
     shard.set_reverse(true);
     // Tells the shard from the forward one of the same index in the job store.
@@ -345,20 +251,22 @@ absl::Status PlanReverse(const PlanRequest& request, const Deployment& source,
 
 // A verify job: forward shards over the source, reverse ones over the target; both sides are
 // only read, and probed only for reads.
-absl::StatusOr<Plan> PlanVerify(const PlanRequest& request) {
-  Plan plan;
-  FERRY_ASSIGN_OR_RETURN(Deployment source, InspectSource(request, &plan.warnings));
+void PlanVerify(const PlanRequest& request, Findings& findings, Plan& plan) {
+  absl::StatusOr<Deployment> source = InspectSource(request, findings);
+  if (!source.ok()) findings.Error(CheckOf(source.status()), source.status());
+  if (!source.ok() || findings.Stop()) return;
   PlanRequest target_request = request;
   target_request.source = request.target;
   target_request.source.db = request.target_db;
   target_request.dbs.clear();
   target_request.source_name = "target";
   target_request.read_from_replicas = false;
-  FERRY_ASSIGN_OR_RETURN(Deployment target, InspectSource(target_request, &plan.warnings));
-  plan.source_run_id = source.seed.run_id;
-  FERRY_RETURN_IF_ERROR(PlanShards(request, source, target, plan));
-  FERRY_RETURN_IF_ERROR(PlanReverse(request, source, target, plan));
-  return plan;
+  absl::StatusOr<Deployment> target = InspectSource(target_request, findings);
+  if (!target.ok()) findings.Error(CheckOf(target.status()), target.status());
+  if (!target.ok() || findings.Stop()) return;
+  plan.source_run_id = source->seed.run_id;
+  if (!findings.Ok(check::kDatabases, PlanAllShards(request, *source, *target, plan))) return;
+  findings.Ok(check::kDatabases, PlanReverse(request, *source, *target, plan));
 }
 
 }  // namespace
@@ -402,28 +310,24 @@ redis::SlotRanges SplitSlots(const redis::SlotRanges& ranges, int pieces) {
   return out;
 }
 
+absl::Status PlanShards(const PlanRequest& request, const Deployment& source,
+                        const std::optional<Deployment>& target, Plan& plan) {
+  return PlanAllShards(request, source, target, plan);
+}
+
 absl::StatusOr<Plan> PlanCopy(const PlanRequest& request) {
-  if (request.verify) return PlanVerify(request);
+  Findings findings(/*collect_all=*/false);
   Plan plan;
-  FERRY_ASSIGN_OR_RETURN(Deployment source, InspectSource(request, &plan.warnings));
-  std::optional<Deployment> target;
-  if (!request.dry_run) {
-    FERRY_ASSIGN_OR_RETURN(target, InspectTarget(request, source.probe_key));
+  if (request.verify) {
+    PlanVerify(request, findings, plan);
+  } else {
+    CheckAndPlan(request, findings, plan);
   }
-  plan.source_run_id = source.seed.run_id;
-  if (request.read_from_replicas && !source.cluster()) {
-    plan.warnings.push_back("--read-from replica applies to cluster sources: the source is read");
-  }
-  FERRY_RETURN_IF_ERROR(source.cluster() ? PlanCluster(request, source, target, plan)
-                                         : PlanStandalone(request, source, target, plan));
-  FERRY_RETURN_IF_ERROR(CheckNoKeysLeftOut(request, source, plan));
-  if (target.has_value()) {
-    FERRY_RETURN_IF_ERROR(CheckTargetCapacity(source, *target));
-    AddTargetWarnings(source, *target, &plan.warnings);
-    FERRY_RETURN_IF_ERROR(CheckCopyPath(request, source, *target, &plan.warnings));
-    plan.target_nodes = TargetNodesOf(request, *target);
-    if (request.live) FERRY_RETURN_IF_ERROR(AddLiveShards(request, source, *target, plan));
-  }
+  FERRY_RETURN_IF_ERROR(findings.JobStatus());
+  // The checks' warnings first, then the planner's own (PlanReverse's).
+  std::vector<std::string> warnings = findings.JobWarnings();
+  warnings.insert(warnings.end(), plan.warnings.begin(), plan.warnings.end());
+  plan.warnings = std::move(warnings);
   return plan;
 }
 

@@ -45,13 +45,25 @@ struct PlanRequest {
   // Live job: watch shards for every source primary and database, reverse shards for rescans,
   // and the keyspace notifications checked (planner_live.cc).
   bool live = false;
+  // --drop-field-ttls: hashes with field TTLs go into a target without them, TTLs dropped.
+  bool drop_field_ttls = false;
+  // Shards copied at once from each source node (JobSpec.parallel): preflight's estimate.
+  int parallel = wire::kDefaultParallelPerNode;
+  // ferry preflight: nothing is written to either side. The target's write commands are asked
+  // with ACL DRYRUN where it answers, else probed on `probe_key` (a key the target does not
+  // hold), else reported not checked.
+  bool no_writes = false;
+  // ferry preflight --probe-key: the one key preflight may name in the target's write probes
+  // and write on the source (with a TTL of PX 2000, only when absent) to see its keyspace
+  // event when CONFIG is refused (--live). Empty: none.
+  std::string probe_key;
   // How errors and warnings name the side read: a verify job reads its target as a source too.
   std::string source_name = "source";
   redis::ConnectOptions connect;
 };
 
 // The result of preflight and planning. Errors stop the job before any write; warnings are shown
-// and stored on the job.
+// and stored on the job (they are the warning findings of preflight_report.h, in order).
 struct Plan {
   std::vector<ferry::v1::ShardRef> shards;
   std::map<int, uint64_t> keys_per_db;  // Selected databases only (cluster: db 0, all nodes).
@@ -68,7 +80,9 @@ struct Plan {
 // node's own key count, in the cursor scheme of the node read). Error codes: UNAVAILABLE
 // (cannot connect), UNAUTHENTICATED, PERMISSION_DENIED (a needed command is forbidden),
 // INVALID_ARGUMENT (the request makes no sense: target is the source, a database out of range,
-// several databases into a cluster without merge_dbs...).
+// several databases into a cluster without merge_dbs...), FAILED_PRECONDITION (the target
+// cannot take the copy: too small and evicting...). The checks are CheckAndPlan's
+// (planner_internal.h), which `ferry preflight` runs too (preflight_report.h RunPreflight).
 absl::StatusOr<Plan> PlanCopy(const PlanRequest& request);
 
 // log2 of the number of shards for a database of `keys` keys: about 16k keys per shard, at most

@@ -2,7 +2,7 @@
 
 // What planning learns about each side of a copy before any write: server facts (INFO), the
 // cluster's primaries and the nodes that will be read, and whether the commands ferry needs are
-// permitted. Used by planner.cc only.
+// permitted. Used by the planner (planner.cc, plan_checks.cc) only.
 
 #include <cstdint>
 #include <initializer_list>
@@ -18,6 +18,7 @@
 #include "common/redis/connection.h"
 #include "common/redis/scan_math.h"
 #include "server/planner.h"
+#include "server/preflight_report.h"
 
 namespace ferry::server {
 
@@ -32,6 +33,7 @@ struct ServerFacts {
   bool cluster = false;
   redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
   int64_t used_memory_dataset = -1;
+  int64_t used_memory = -1;  // What maxmemory is compared with.
   int64_t maxmemory = -1;
   std::string maxmemory_policy;      // "noeviction", "allkeys-lru"...; empty when unknown.
   int64_t evicted_keys = -1;         // INFO stats; -1 when unknown.
@@ -58,6 +60,11 @@ struct Deployment {
   // Target: why ferry's temporary keys (ferry:tmp:*, where values copied type by type are
   // built) may not be written; empty when they may.
   std::string temp_key_refusal;
+  // Target, ferry preflight: the write commands were neither asked (ACL DRYRUN) nor probed.
+  bool writes_unchecked = false;
+  // Target, ferry preflight: how the write commands were checked, for the report; empty when
+  // not checked or for a job.
+  std::string write_check;
 
   bool cluster() const { return seed.cluster; }
   // run_id of every primary (of the server, standalone).
@@ -66,7 +73,10 @@ struct Deployment {
   uint64_t Keys() const;
   // Sums over the primaries; -1 when some value is unknown.
   int64_t UsedMemoryDataset() const;
+  int64_t UsedMemory() const;
   int64_t MaxMemory() const;
+  // maxmemory-policy (of the first primary, cluster); empty when unknown.
+  const std::string& MaxMemoryPolicy() const;
   // The capabilities of the oldest node, and the newest payload version seen (-1: none).
   redis::Capabilities Oldest() const;
   int PayloadVersion() const;
@@ -76,10 +86,10 @@ struct Deployment {
 // node to read: a replica of each primary with request.read_from_replicas), then checks that
 // SCAN, PTTL and DUMP (and MGET, standalone) are permitted on every node that will be read, on
 // a key the copy reads (the first SCAN with request.match finds) so that key patterns are
-// checked too. Findings that do not stop
-// the job go to `warnings`. Errors are prefixed "source".
-absl::StatusOr<Deployment> InspectSource(const PlanRequest& request,
-                                         std::vector<std::string>* warnings);
+// checked too. Each refused command is an error in `findings`, and so are warnings; the status
+// fails only when there is no Deployment to return (cannot connect, AUTH, INFO, topology).
+// Errors are prefixed "source".
+absl::StatusOr<Deployment> InspectSource(const PlanRequest& request, Findings& findings);
 
 // DBSIZE of each of `dbs` (empty: every database SELECT accepts, up to 16) on a standalone
 // source: key counts that do not depend on INFO, to cross-check a plan.
@@ -91,9 +101,10 @@ absl::StatusOr<uint64_t> SourceNodeDbSize(const PlanRequest& request,
 
 // Connects to the target, reads its facts (each primary's, for a cluster) and checks, without
 // writing, that RESTORE, SET and DEL (GET and DUMP instead of DEL unless request.replace) are
-// permitted, on `probe_key`
-// (the source's probe_key; empty: a key of ferry's own). Errors are prefixed "target".
-absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request,
-                                         absl::string_view probe_key = {});
+// permitted, on `probe_key` (the source's probe_key; empty: a key of ferry's own):
+// preflight_probes.h ProbeWrites. Refusals go to `findings` as in InspectSource. Errors are
+// prefixed "target".
+absl::StatusOr<Deployment> InspectTarget(const PlanRequest& request, absl::string_view probe_key,
+                                         Findings& findings);
 
 }  // namespace ferry::server
