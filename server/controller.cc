@@ -89,11 +89,12 @@ absl::Status Controller::Init() {
 
   api_pool_ = std::make_unique<WorkQueue>(kApiThreads, "api");
   agent_worker_ = std::make_unique<WorkQueue>(1, "agents");
+  agent_writes_ = std::make_unique<WorkQueue>(1, "agent-writes");
   planning_ = std::make_unique<WorkQueue>(1, "planning");
   controller_service_ = std::make_unique<ControllerServiceImpl>(
       scheduler_.get(), api_pool_.get(), options_.token, [this] { PlanPending(); });
-  agent_hub_service_ =
-      std::make_unique<AgentHubServiceImpl>(scheduler_.get(), agent_worker_.get(), options_.token);
+  agent_hub_service_ = std::make_unique<AgentHubServiceImpl>(scheduler_.get(), agent_worker_.get(),
+                                                             agent_writes_.get(), options_.token);
 
   rpc::ServerSecurity security{options_.tls_cert, options_.tls_key, options_.token};
   FERRY_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
@@ -204,6 +205,7 @@ void Controller::Shutdown() {
   }
   if (api_pool_ != nullptr) api_pool_->Stop();
   if (agent_worker_ != nullptr) agent_worker_->Stop();
+  if (agent_writes_ != nullptr) agent_writes_->Stop();  // After the worker's last sends.
   if (planning_ != nullptr) planning_->Stop();
   if (server_ != nullptr) server_->Wait();
   shutdown_done_.Notify();

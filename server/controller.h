@@ -96,6 +96,7 @@ class Controller {
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<WorkQueue> api_pool_;      // Unary Controller calls.
   std::unique_ptr<WorkQueue> agent_worker_;  // Agent messages, one at a time, in order.
+  std::unique_ptr<WorkQueue> agent_writes_;  // Starts writes to agents, off agent_worker_.
   std::unique_ptr<WorkQueue> planning_;      // One job at a time.
   std::unique_ptr<ControllerServiceImpl> controller_service_;
   std::unique_ptr<AgentHubServiceImpl> agent_hub_service_;

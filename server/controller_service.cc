@@ -6,6 +6,7 @@
 #include <deque>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
@@ -23,6 +24,10 @@ using ferry::v1::ControllerMessage;
 
 constexpr int kDefaultWatchIntervalMs = 1000;
 constexpr int kMinWatchIntervalMs = 20;
+// Messages of one agent read and waiting for the worker before its stream stops reading (its
+// later messages then wait in the agent and in HTTP/2's flow control). An agent sends about ten
+// a second; a batch may hold several of them, so one commit covers more than one per agent.
+constexpr int kMaxQueuedMessages = 32;
 
 // WatchJob: writes the job now, then every interval, and finishes after the write that shows
 // the job ended. At most one write or one alarm is pending at a time.
@@ -109,12 +114,17 @@ class AgentSession;
 // and starts reads (one in flight, the next after the worker handled the previous message).
 class AgentLink final : public AgentSender, public std::enable_shared_from_this<AgentLink> {
  public:
-  explicit AgentLink(AgentSession* session) : session_(session) {}
+  AgentLink(AgentSession* session, WorkQueue* writes) : writes_(writes), session_(session) {}
 
   void Send(const ControllerMessage& message) override ABSL_LOCKS_EXCLUDED(mu_);
   void OnWriteDone(bool ok) ABSL_LOCKS_EXCLUDED(mu_);
   // Starts the next read unless the stream is closing.
   void ReadNext() ABSL_LOCKS_EXCLUDED(mu_);
+  // A message was read and queued for the worker: reads the next one at once, unless
+  // kMaxQueuedMessages wait already.
+  void OnQueued() ABSL_LOCKS_EXCLUDED(mu_);
+  // A queued message was handled: reading resumes if it waited for that.
+  void OnHandled() ABSL_LOCKS_EXCLUDED(mu_);
   // Finishes the call with `status` once the queued writes are out.
   void Close(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
   // The reactor is gone (OnDone): nothing more is sent or read.
@@ -125,7 +135,10 @@ class AgentLink final : public AgentSender, public std::enable_shared_from_this<
 
  private:
   void FinishLocked(const grpc::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // On `writes_`: starts the write of the queue's front (Send found no write in flight).
+  void StartFirstWrite() ABSL_LOCKS_EXCLUDED(mu_);
 
+  WorkQueue* const writes_;
   absl::Mutex mu_;
   AgentSession* session_ ABSL_GUARDED_BY(mu_);
   std::deque<ControllerMessage> queue_ ABSL_GUARDED_BY(mu_);  // front() is being written.
@@ -133,16 +146,50 @@ class AgentLink final : public AgentSender, public std::enable_shared_from_this<
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
   grpc::Status final_status_ ABSL_GUARDED_BY(mu_);
+  int queued_ ABSL_GUARDED_BY(mu_) = 0;             // Read, not handled yet.
+  bool read_waiting_ ABSL_GUARDED_BY(mu_) = false;  // No read in flight: too many queued.
 };
+
+}  // namespace
+
+// Agent messages waiting for the worker, which takes all of them at once and hands those of
+// registered agents to the Scheduler as one batch: one store commit for all their checkpoints.
+// Each agent's messages stay in the order read (up to kMaxQueuedMessages of them wait).
+// Thread-safe; Drain() runs on the worker.
+class AgentInbox final : public std::enable_shared_from_this<AgentInbox> {
+ public:
+  struct Item {
+    std::shared_ptr<AgentLink> link;
+    std::string peer;
+    AgentMessage message;
+  };
+  AgentInbox(Scheduler* scheduler, WorkQueue* worker) : scheduler_(scheduler), worker_(worker) {}
+
+  void Push(Item item) ABSL_LOCKS_EXCLUDED(mu_);
+  // The scheduler's session teardown, in order with the messages pushed before.
+  void PostDisconnect(std::shared_ptr<AgentLink> link);
+
+ private:
+  void Drain() ABSL_LOCKS_EXCLUDED(mu_);
+  void Register(const Item& item);
+
+  Scheduler* const scheduler_;
+  WorkQueue* const worker_;
+  absl::Mutex mu_;
+  std::vector<Item> items_ ABSL_GUARDED_BY(mu_);
+  bool posted_ ABSL_GUARDED_BY(mu_) = false;  // A Drain() is queued on the worker.
+};
+
+namespace {
 
 // Connect: the reactor of one agent's stream. Messages are handled on the worker, in order.
 class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, ControllerMessage> {
  public:
-  AgentSession(Scheduler* scheduler, WorkQueue* worker, std::string peer, const absl::Status& auth)
-      : scheduler_(scheduler),
-        worker_(worker),
+  AgentSession(std::shared_ptr<AgentInbox> inbox, WorkQueue* writes, std::string peer,
+               const absl::Status& auth)
+      : inbox_(std::move(inbox)),
         peer_(std::move(peer)),
-        link_(std::make_shared<AgentLink>(this)) {
+        link_(std::make_shared<AgentLink>(this, writes)) {
     if (!auth.ok()) {
       FERRY_LOG(Warning) << "agent stream from " << peer_ << " refused: " << auth;
       link_->Close(auth);
@@ -156,18 +203,15 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
       link_->Close(absl::OkStatus());  // The agent closed its side or the stream broke.
       return;
     }
-    worker_->Post([scheduler = scheduler_, link = link_, peer = peer_, message = std::move(in_)]() {
-      Handle(scheduler, link, peer, message);
-    });
+    inbox_->Push({link_, peer_, std::move(in_)});
+    link_->OnQueued();
   }
 
   void OnWriteDone(bool ok) override { link_->OnWriteDone(ok); }
 
   void OnDone() override {
     link_->Detach();
-    worker_->Post([scheduler = scheduler_, link = link_]() {
-      if (!link->agent_id.empty()) scheduler->DisconnectAgent(link->agent_id);
-    });
+    inbox_->PostDisconnect(link_);
     delete this;
   }
 
@@ -175,31 +219,7 @@ class AgentSession final : public grpc::ServerBidiReactor<AgentMessage, Controll
   AgentMessage in_;
 
  private:
-  // On the worker.
-  static void Handle(Scheduler* scheduler, const std::shared_ptr<AgentLink>& link_ptr,
-                     const std::string& peer, const AgentMessage& message) {
-    AgentLink& link = *link_ptr;
-    if (link.agent_id.empty()) {
-      if (!message.has_register_agent() || message.register_agent().slots() < 1) {
-        link.Close(
-            absl::InvalidArgumentError("the first message must be register_agent with slots >= 1"));
-        return;
-      }
-      link.agent_id = scheduler->RegisterAgent(message.register_agent().name(),
-                                               message.register_agent().slots(), peer, link_ptr);
-    } else {
-      absl::Status status = scheduler->HandleAgentMessage(link.agent_id, message);
-      if (status.code() == absl::StatusCode::kNotFound) {
-        link.Close(status);
-        return;
-      }
-      if (!status.ok()) FERRY_LOG(Warning) << link.agent_id << ": " << status;
-    }
-    link.ReadNext();
-  }
-
-  Scheduler* const scheduler_;
-  WorkQueue* const worker_;
+  const std::shared_ptr<AgentInbox> inbox_;
   const std::string peer_;
   const std::shared_ptr<AgentLink> link_;
 };
@@ -210,8 +230,15 @@ void AgentLink::Send(const ControllerMessage& message) {
   queue_.push_back(message);  // References to other elements stay valid.
   if (!writing_) {
     writing_ = true;
-    session_->StartWrite(&queue_.front());
+    // gRPC sends on the thread that starts the write: not the Scheduler's caller (the worker).
+    writes_->Post([self = shared_from_this()] { self->StartFirstWrite(); });
   }
+}
+
+void AgentLink::StartFirstWrite() {
+  absl::MutexLock lock(&mu_);
+  if (session_ == nullptr || queue_.empty()) return;  // Detached: the call is over.
+  session_->StartWrite(&queue_.front());
 }
 
 void AgentLink::OnWriteDone(bool ok) {
@@ -239,6 +266,25 @@ void AgentLink::ReadNext() {
   session_->StartRead(&session_->in_);
 }
 
+void AgentLink::OnQueued() {
+  absl::MutexLock lock(&mu_);
+  if (++queued_ >= kMaxQueuedMessages) {
+    read_waiting_ = true;
+    return;
+  }
+  if (session_ == nullptr || closing_) return;
+  session_->StartRead(&session_->in_);  // Its buffer was moved into the queue.
+}
+
+void AgentLink::OnHandled() {
+  absl::MutexLock lock(&mu_);
+  --queued_;
+  if (!read_waiting_) return;
+  read_waiting_ = false;
+  if (session_ == nullptr || closing_) return;
+  session_->StartRead(&session_->in_);
+}
+
 void AgentLink::Close(const absl::Status& status) {
   absl::MutexLock lock(&mu_);
   if (closing_) return;
@@ -260,6 +306,63 @@ void AgentLink::FinishLocked(const grpc::Status& status) {
 }
 
 }  // namespace
+
+void AgentInbox::Push(Item item) {
+  absl::MutexLock lock(&mu_);
+  items_.push_back(std::move(item));
+  if (posted_) return;
+  posted_ = true;
+  worker_->Post([self = shared_from_this()] { self->Drain(); });
+}
+
+void AgentInbox::PostDisconnect(std::shared_ptr<AgentLink> link) {
+  // Behind any Drain() already queued, which holds every message the stream delivered.
+  worker_->Post([scheduler = scheduler_, link = std::move(link)]() {
+    if (!link->agent_id.empty()) scheduler->DisconnectAgent(link->agent_id);
+  });
+}
+
+void AgentInbox::Register(const Item& item) {
+  AgentLink& link = *item.link;
+  const AgentMessage& message = item.message;
+  if (!message.has_register_agent() || message.register_agent().slots() < 1) {
+    link.Close(
+        absl::InvalidArgumentError("the first message must be register_agent with slots >= 1"));
+    return;
+  }
+  link.agent_id = scheduler_->RegisterAgent(message.register_agent().name(),
+                                            message.register_agent().slots(), item.peer, item.link);
+  link.OnHandled();
+}
+
+void AgentInbox::Drain() {
+  std::vector<Item> items;
+  {
+    absl::MutexLock lock(&mu_);
+    items.swap(items_);
+    posted_ = false;
+  }
+  Scheduler::AgentBatch batch;
+  std::vector<AgentLink*> links;
+  for (const Item& item : items) {
+    if (item.link->agent_id.empty()) {
+      Register(item);
+      continue;
+    }
+    batch.emplace_back(item.link->agent_id, &item.message);
+    links.push_back(item.link.get());
+  }
+  if (batch.empty()) return;
+  const std::vector<absl::Status> statuses = scheduler_->HandleAgentMessages(batch);
+  for (size_t i = 0; i < links.size(); ++i) {
+    if (statuses[i].code() == absl::StatusCode::kNotFound) {
+      links[i]->Close(statuses[i]);
+      continue;
+    }
+    if (!statuses[i].ok()) FERRY_LOG(Warning) << links[i]->agent_id << ": " << statuses[i];
+    links[i]->OnHandled();
+  }
+}
 
 ControllerServiceImpl::ControllerServiceImpl(Scheduler* scheduler, WorkQueue* pool,
                                              std::string token, std::function<void()> plan_pending)
@@ -375,12 +478,15 @@ grpc::ServerUnaryReactor* ControllerServiceImpl::ListFailedKeys(
   });
 }
 
-AgentHubServiceImpl::AgentHubServiceImpl(Scheduler* scheduler, WorkQueue* worker, std::string token)
-    : scheduler_(scheduler), worker_(worker), token_(std::move(token)) {}
+AgentHubServiceImpl::AgentHubServiceImpl(Scheduler* scheduler, WorkQueue* worker, WorkQueue* writes,
+                                         std::string token)
+    : inbox_(std::make_shared<AgentInbox>(scheduler, worker)),
+      writes_(writes),
+      token_(std::move(token)) {}
 
 grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* AgentHubServiceImpl::Connect(
     grpc::CallbackServerContext* context) {
-  return new AgentSession(scheduler_, worker_, context->peer(),
+  return new AgentSession(inbox_, writes_, context->peer(),
                           rpc::CheckBearerToken(*context, token_));
 }
 

@@ -5,6 +5,7 @@
 // work runs on WorkQueues, never in a reaction.
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "ferry/v1/ferry.grpc.pb.h"
@@ -63,18 +64,24 @@ class ControllerServiceImpl final : public ferry::v1::Controller::CallbackServic
   const std::function<void()> plan_pending_;
 };
 
-// ferry.v1.AgentHub: one Connect stream per agent.
+class AgentInbox;
+
+// ferry.v1.AgentHub: one Connect stream per agent. Messages are handled on the worker in
+// batches: one store commit for every message that arrived while the previous batch ran.
 class AgentHubServiceImpl final : public ferry::v1::AgentHub::CallbackService {
  public:
-  // `worker` must run one task at a time, in order: it handles every agent message.
-  AgentHubServiceImpl(Scheduler* scheduler, WorkQueue* worker, std::string token);
+  // `worker` must run one task at a time, in order: it handles every agent message. `writes`
+  // starts each stream's writes, so that gRPC's sending does not run on the worker. Both must
+  // outlive the service and every stream, and be stopped before the service is destroyed.
+  AgentHubServiceImpl(Scheduler* scheduler, WorkQueue* worker, WorkQueue* writes,
+                      std::string token);
 
   grpc::ServerBidiReactor<ferry::v1::AgentMessage, ferry::v1::ControllerMessage>* Connect(
       grpc::CallbackServerContext* context) override;
 
  private:
-  Scheduler* const scheduler_;
-  WorkQueue* const worker_;
+  const std::shared_ptr<AgentInbox> inbox_;  // Messages waiting for the worker.
+  WorkQueue* const writes_;
   const std::string token_;
 };
 

@@ -17,6 +17,7 @@
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "proto/wire/shard.h"
+#include "server/sqlite_statement.h"
 
 namespace ferry::server {
 namespace {
@@ -73,55 +74,6 @@ CREATE UNIQUE INDEX IF NOT EXISTS failed_keys_distinct ON failed_keys (job_id, k
 
 int64_t ToMillis(absl::Time t) { return absl::ToUnixMillis(t); }
 absl::Time FromMillis(int64_t ms) { return absl::FromUnixMillis(ms); }
-
-absl::Status SqliteError(sqlite3* db, absl::string_view what) {
-  // SQLite's messages name tables and constraints, never bound values.
-  return absl::InternalError(absl::StrCat("job store: ", what, ": ", sqlite3_errmsg(db)));
-}
-
-// A prepared statement; columns and parameters are 1-based for Bind, 0-based for reads.
-class Statement {
- public:
-  Statement(sqlite3* db, const char* sql) : db_(db) {
-    if (sqlite3_prepare_v2(db, sql, -1, &stmt_, nullptr) != SQLITE_OK) stmt_ = nullptr;
-  }
-  ~Statement() { sqlite3_finalize(stmt_); }
-  Statement(const Statement&) = delete;
-  Statement& operator=(const Statement&) = delete;
-
-  bool ok() const { return stmt_ != nullptr; }
-  Statement& Bind(int i, int64_t v) {
-    sqlite3_bind_int64(stmt_, i, v);
-    return *this;
-  }
-  Statement& BindText(int i, absl::string_view v) {
-    sqlite3_bind_text(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  Statement& BindBlob(int i, absl::string_view v) {
-    sqlite3_bind_blob(stmt_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-    return *this;
-  }
-  // True when a row is available; false when done.
-  absl::StatusOr<bool> Step() {
-    if (stmt_ == nullptr) return SqliteError(db_, "prepare");
-    int rc = sqlite3_step(stmt_);
-    if (rc == SQLITE_ROW) return true;
-    if (rc == SQLITE_DONE) return false;
-    return SqliteError(db_, "step");
-  }
-  absl::Status Run() { return Step().status(); }
-  int64_t Int(int col) { return sqlite3_column_int64(stmt_, col); }
-  std::string Bytes(int col) {
-    const void* data = sqlite3_column_blob(stmt_, col);
-    int size = sqlite3_column_bytes(stmt_, col);
-    return data == nullptr ? std::string() : std::string(static_cast<const char*>(data), size);
-  }
-
- private:
-  sqlite3* db_;
-  sqlite3_stmt* stmt_ = nullptr;
-};
 
 // Creates the file with mode 0600 before SQLite opens it (SQLite gives its -wal and -shm files
 // the same mode), and narrows the mode of an existing file.
@@ -253,6 +205,9 @@ absl::StatusOr<std::unique_ptr<JobStore>> JobStore::Open(const std::string& path
   return store;
 }
 
+JobStore::JobStore(SqliteHandle db, UniqueFd lock_fd)
+    : lock_fd_(std::move(lock_fd)), db_handle_(std::move(db)), db_(db_handle_.get()) {}
+
 // The connection closes before the lock is released (member order).
 JobStore::~JobStore() = default;
 
@@ -339,9 +294,14 @@ absl::Status JobStore::StoreSpecWithoutPasswordsLocked(const JobRecord& job) {
 }
 
 absl::Status JobStore::UpdateShardLocked(const ShardRecord& shard) {
-  Statement update(db_,
-                   "UPDATE shards SET state=?, checkpoint=?, lease_id=?, epoch=?, agent_id=?, "
-                   "error=? WHERE id=?");
+  // Prepared once: the statement of every checkpoint and grant.
+  if (update_shard_ == nullptr || !update_shard_->ok()) {
+    update_shard_ = std::make_unique<Statement>(
+        db_,
+        "UPDATE shards SET state=?, checkpoint=?, lease_id=?, epoch=?, agent_id=?, error=? WHERE "
+        "id=?");
+  }
+  Statement& update = *update_shard_;
   update.Bind(1, shard.state)
       .BindBlob(2, shard.checkpoint.SerializeAsString())
       .BindText(3, shard.lease_id)
@@ -349,7 +309,9 @@ absl::Status JobStore::UpdateShardLocked(const ShardRecord& shard) {
       .BindText(5, shard.agent_id)
       .BindText(6, shard.error)
       .Bind(7, shard.id);
-  FERRY_RETURN_IF_ERROR(update.Run());
+  const absl::Status run = update.Run();
+  update.Reset();  // Nothing of it stays active until the commit.
+  FERRY_RETURN_IF_ERROR(run);
   if (sqlite3_changes(db_) != 1) return absl::NotFoundError(absl::StrCat("shard ", shard.id));
   return absl::OkStatus();
 }
@@ -364,47 +326,58 @@ absl::Status JobStore::InsertFailedKeysLocked(const std::string& job_id,
   return absl::OkStatus();
 }
 
-namespace {
-
-// Runs `body` between BEGIN IMMEDIATE and COMMIT, rolling back when it fails. Callers hold mu_,
-// which `body` requires; clang's analysis cannot carry that through the template parameter.
-template <typename Body>
-absl::Status InTransaction(sqlite3* db, Body body) ABSL_NO_THREAD_SAFETY_ANALYSIS {
-  if (sqlite3_exec(db, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    return SqliteError(db, "begin");
-  }
-  absl::Status status = body();
-  if (status.ok() && sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
-    status = SqliteError(db, "commit");
-  }
-  if (!status.ok()) sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
-  return status;
-}
-
-}  // namespace
-
 absl::Status JobStore::UpdateJob(const JobRecord& job, bool forget_passwords) {
   absl::MutexLock lock(&mu_);
   if (!forget_passwords) return UpdateJobLocked(job);
   FERRY_RETURN_IF_ERROR(
-      InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+      InTransaction(db_, in_batch_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
         FERRY_RETURN_IF_ERROR(UpdateJobLocked(job));
         return StoreSpecWithoutPasswordsLocked(job);
       }));
+  if (in_batch_) {
+    truncate_after_batch_ = true;  // Once the batch is committed.
+    return absl::OkStatus();
+  }
+  TruncateWalLocked();
+  return absl::OkStatus();
+}
+
+void JobStore::TruncateWalLocked() {
   // The WAL still holds the pages written before, passwords included: copy the new pages into
   // the file and cut the WAL to zero bytes. Nobody else reads this file (LockStateFile), so the
   // checkpoint is not held back by readers. The job's new state is committed either way, so a
   // failed checkpoint is not the caller's error (the next one, or closing the file, retries it).
   if (absl::Status status = Exec("PRAGMA wal_checkpoint(TRUNCATE);"); !status.ok()) {
-    FERRY_LOG(Warning) << "job " << job.id
-                       << ": the state file's WAL was not truncated: " << status;
+    FERRY_LOG(Warning) << "the state file's WAL was not truncated: " << status;
   }
+}
+
+absl::Status JobStore::BeginBatch() {
+  absl::MutexLock lock(&mu_);
+  if (in_batch_) return absl::FailedPreconditionError("job store: a batch is open already");
+  if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    return SqliteError(db_, "begin batch");
+  }
+  in_batch_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::CommitBatch() {
+  absl::MutexLock lock(&mu_);
+  if (!in_batch_) return absl::FailedPreconditionError("job store: no batch is open");
+  in_batch_ = false;
+  if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+    absl::Status status = SqliteError(db_, "commit batch");
+    sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    return status;
+  }
+  if (std::exchange(truncate_after_batch_, false)) TruncateWalLocked();
   return absl::OkStatus();
 }
 
 absl::Status JobStore::SavePlan(const JobRecord& job, std::vector<ShardRecord>* shards) {
   absl::MutexLock lock(&mu_);
-  return InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+  return InTransaction(db_, in_batch_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     for (ShardRecord& shard : *shards) {
       const std::string sql = absl::StrCat(
           "INSERT INTO shards (job_id, ", kShardRefColumns,
@@ -433,7 +406,11 @@ absl::Status JobStore::UpdateShards(const std::vector<const ShardRecord*>& shard
                                     const std::vector<ferry::v1::FailedKey>& failed_keys) {
   if (shards.empty()) return absl::OkStatus();
   absl::MutexLock lock(&mu_);
-  return InTransaction(db_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+  // In a batch, one statement needs no savepoint: SQLite undoes a failed statement by itself.
+  if (in_batch_ && shards.size() == 1 && failed_keys.empty()) {
+    return UpdateShardLocked(*shards.front());
+  }
+  return InTransaction(db_, in_batch_, [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     for (const ShardRecord* shard : shards) FERRY_RETURN_IF_ERROR(UpdateShardLocked(*shard));
     return InsertFailedKeysLocked(shards.front()->job_id, failed_keys);
   });

@@ -2,7 +2,8 @@
 
 // The controller's state in one SQLite file (WAL, mode 0600): jobs with their specs (passwords
 // included), shards with checkpoints and leases, failed keys. Every method commits before it
-// returns, so whatever a caller acknowledges after a call survives a crash.
+// returns, so whatever a caller acknowledges after a call survives a crash; inside a batch
+// (BeginBatch), CommitBatch is that commit.
 
 #include <cstdint>
 #include <memory>
@@ -20,6 +21,8 @@
 struct sqlite3;
 
 namespace ferry::server {
+
+class Statement;
 
 struct JobRecord {
   std::string id;
@@ -106,6 +109,15 @@ class JobStore {
                            const std::vector<ferry::v1::FailedKey>& failed_keys = {})
       ABSL_LOCKS_EXCLUDED(mu_);
 
+  // A batch: from BeginBatch to CommitBatch every write goes into one transaction (each method's
+  // own transaction becomes a savepoint in it), so that many writes cost one commit. Until
+  // CommitBatch returns OK nothing written since BeginBatch is durable: the caller must not
+  // acknowledge any of it before. On a failed commit every write of the batch is undone. Not
+  // nested; the caller keeps other threads' writes out of the batch (the Scheduler holds its
+  // lock from BeginBatch to CommitBatch).
+  absl::Status BeginBatch() ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status CommitBatch() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Every job, in submission order.
   absl::StatusOr<std::vector<JobRecord>> LoadJobs() ABSL_LOCKS_EXCLUDED(mu_);
   // Every shard of every job, in id order.
@@ -117,8 +129,7 @@ class JobStore {
   absl::StatusOr<uint64_t> CountFailedKeys(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  JobStore(SqliteHandle db, UniqueFd lock_fd)
-      : lock_fd_(std::move(lock_fd)), db_handle_(std::move(db)), db_(db_handle_.get()) {}
+  JobStore(SqliteHandle db, UniqueFd lock_fd);
 
   absl::Status Exec(const char* sql) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // State files written before cluster support lack the shards' scheme and slots.
@@ -131,11 +142,18 @@ class JobStore {
                                       const std::vector<ferry::v1::FailedKey>& keys)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Copies the WAL into the file and cuts it to zero bytes (UpdateJob with forget_passwords).
+  void TruncateWalLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
   absl::Mutex mu_;
+  bool in_batch_ ABSL_GUARDED_BY(mu_) = false;
+  bool truncate_after_batch_ ABSL_GUARDED_BY(mu_) = false;  // Asked for during the batch.
   // Declared before the lock, so that the connection closes before the lock is released.
   const UniqueFd lock_fd_;  // Holds the exclusive lock on the state file (LockStateFile).
   const SqliteHandle db_handle_;
   sqlite3* const db_ ABSL_PT_GUARDED_BY(mu_);  // db_handle_.get(), the connection behind mu_.
+  // UpdateShardLocked's statement, prepared once; finalized before the connection closes.
+  std::unique_ptr<Statement> update_shard_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ferry::server

@@ -170,11 +170,11 @@ absl::Status DryRun(Connection& conn, absl::string_view user, const WriteProbe& 
 }
 
 // Whether ACL DRYRUN answers for `user` here; `why` says why not. The capability table says
-// whether the server has ACLs; DRYRUN itself came with 7.0, and its absence (or an ACL that
-// forbids it) shows in the reply.
+// whether the server has it (7.0); a renamed command or an ACL that forbids it shows in the
+// reply.
 bool DryRunWorks(Connection& conn, const ServerFacts& facts, absl::string_view user,
                  std::string* why) {
-  if (!facts.caps.acl()) {
+  if (!facts.caps.acl_dryrun()) {
     *why = absl::StrCat(facts.caps.Describe(), " has no ACL DRYRUN");
     return false;
   }

@@ -27,7 +27,10 @@ using ferry::v1::AgentMessage;
 using ferry::v1::ControllerMessage;
 
 Scheduler::Scheduler(JobStore* store, SchedulerOptions options)
-    : store_(store), options_(std::move(options)) {}
+    : store_(store),
+      options_(std::move(options)),
+      own_metrics_(options_.metrics == nullptr ? std::make_unique<metrics::Registry>() : nullptr),
+      metrics_(options_.metrics != nullptr ? *options_.metrics : *own_metrics_) {}
 
 Scheduler::~Scheduler() = default;
 
@@ -51,6 +54,7 @@ absl::Status Scheduler::LoadLocked() {
   }
   FERRY_ASSIGN_OR_RETURN(std::vector<ShardRecord> shards, store_->LoadShards());
   int requeued = 0;
+  FERRY_RETURN_IF_ERROR(store_->BeginBatch());  // Every lease taken back in one commit.
   for (ShardRecord& record : shards) {
     auto job = jobs_.find(record.job_id);
     if (job == jobs_.end()) continue;
@@ -67,6 +71,7 @@ absl::Status Scheduler::LoadLocked() {
     wire::AddCounters(job->second.totals, record.checkpoint.counters());
     shards_[record.id].record = std::move(record);
   }
+  FERRY_RETURN_IF_ERROR(store_->CommitBatch());
   for (auto& [id, job] : jobs_) {
     BuildLiveGroupsLocked(job);
     if (job.record.state == ferry::v1::JOB_STATE_CUTOVER) {
@@ -87,12 +92,22 @@ int Scheduler::ParallelLimit(const JobEntry& job) const {
 }
 
 void Scheduler::SendLocked(const std::string& agent_id, const ControllerMessage& message) {
+  if (batch_depth_ > 0) {
+    outbox_.emplace_back(agent_id, message);  // Sent once the batch is committed.
+    return;
+  }
   auto agent = agents_.find(agent_id);
   if (agent != agents_.end() && agent->second.sender != nullptr)
     agent->second.sender->Send(message);
 }
 
 void Scheduler::DispatchLocked() {
+  BeginBatchLocked();  // Every grant in one commit; each Lease goes out once it succeeded.
+  GrantRoundsLocked();
+  EndBatchLocked();
+}
+
+void Scheduler::GrantRoundsLocked() {
   const absl::Time now = options_.clock();
   bool granted = true;
   // One shard per agent per round, so that shards spread over the agents.
@@ -139,8 +154,11 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
   updated.lease_id = absl::StrCat(updated.job_id, "-", updated.id, "-", updated.epoch);
   updated.agent_id = agent.id;
   // Persisted first, so that an epoch is never granted twice, even across a restart.
-  if (absl::Status status = store_->UpdateShard(updated); !status.ok()) {
-    FERRY_LOG(Error) << "cannot lease shard " << updated.id << ": " << status;
+  const absl::Time write_start = absl::Now();
+  const absl::Status stored = store_->UpdateShard(updated);
+  metrics_.store_write_grant->Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
+  if (!stored.ok()) {
+    FERRY_LOG(Error) << "cannot lease shard " << updated.id << ": " << stored;
     return false;
   }
   shard.record = std::move(updated);
@@ -165,9 +183,11 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
   ControllerMessage message;
   *message.mutable_lease() =
       MakeLease(job.record.spec, shard.record, shard.rate_share, options_.default_batch_keys);
-  agent.sender->Send(message);
-  FERRY_LOG(Debug) << "lease " << shard.record.lease_id << " ("
-                   << wire::ShardName(shard.record.shard) << ") to " << agent.id;
+  SendLocked(agent.id, message);
+  metrics_.lease_grants->Increment();
+  FERRY_LOG_FIELDS(Debug, LogLease(job.record.id, shard.record.lease_id))
+      << "lease " << shard.record.lease_id << " (" << wire::ShardName(shard.record.shard) << ") to "
+      << agent.id;
   return true;
 }
 
@@ -208,7 +228,10 @@ absl::Status Scheduler::ApplyCheckpointLocked(
     ShardEntry& shard, const ShardRecord& updated,
     const google::protobuf::RepeatedPtrField<ferry::v1::FailedKey>& failed_keys) {
   std::vector<ferry::v1::FailedKey> keys(failed_keys.begin(), failed_keys.end());
-  FERRY_RETURN_IF_ERROR(store_->UpdateShard(updated, keys));
+  const absl::Time write_start = absl::Now();
+  const absl::Status stored = store_->UpdateShard(updated, keys);
+  metrics_.store_write_checkpoint->Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
+  FERRY_RETURN_IF_ERROR(stored);
   JobEntry& job = jobs_.at(shard.record.job_id);
   // The shard's counters are totals: swap its old ones for the new ones in the job's sum.
   wire::SubtractCounters(job.totals, shard.record.checkpoint.counters());
@@ -302,12 +325,16 @@ absl::Status Scheduler::FinishLocked(AgentEntry& agent,
   SendLocked(agent.id, MakeAck(finished.lease_id(), finished.epoch()));
   if (retry && code != absl::StatusCode::kCancelled) {
     shard->retries += 1;
-    FERRY_LOG(Warning) << "job " << job.record.id << ": " << wire::ShardName(updated.shard)
-                       << " goes back to the queue after: " << message;
+    metrics_.shard_retries->Increment();
+    FERRY_LOG_FIELDS(Warning, LogJob(job.record.id))
+        << "job " << job.record.id << ": " << wire::ShardName(updated.shard)
+        << " goes back to the queue after: " << message;
   }
   if (updated.state == ferry::v1::SHARD_STATE_FAILED && !IsEnded(job.record.state)) {
-    FERRY_LOG(Error) << "job " << job.record.id << ": " << wire::ShardName(updated.shard)
-                     << " failed: " << message;
+    // Warning, not error: the job's error says it to every client (and `ferry migrate`).
+    FERRY_LOG_FIELDS(Warning, LogJob(job.record.id))
+        << "job " << job.record.id << ": " << wire::ShardName(updated.shard)
+        << " failed: " << message;
     (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_FAILED,
                             absl::StrCat(wire::ShardName(updated.shard), ": ", message), code);
     RevokeJobLeasesLocked(job, "job failed");
@@ -362,6 +389,13 @@ std::string Scheduler::RegisterAgent(const std::string& name, int slots, const s
 
 void Scheduler::DisconnectAgent(const std::string& agent_id) {
   absl::MutexLock lock(&mu_);
+  BeginBatchLocked();
+  DisconnectLocked(agent_id);
+  DispatchLocked();
+  EndBatchLocked();
+}
+
+void Scheduler::DisconnectLocked(const std::string& agent_id) {
   auto agent = agents_.find(agent_id);
   if (agent == agents_.end()) return;
   const std::set<int64_t> held = agent->second.shards;
@@ -369,15 +403,9 @@ void Scheduler::DisconnectAgent(const std::string& agent_id) {
   agents_.erase(agent);
   FERRY_LOG(Info) << "agent " << agent_id << " disconnected; " << held.size()
                   << " shards back in the queue";
-  DispatchLocked();
 }
 
-absl::Status Scheduler::HandleAgentMessage(const std::string& agent_id,
-                                           const AgentMessage& message) {
-  absl::MutexLock lock(&mu_);
-  auto it = agents_.find(agent_id);
-  if (it == agents_.end()) return absl::NotFoundError(absl::StrCat(agent_id, " not registered"));
-  AgentEntry& agent = it->second;
+absl::Status Scheduler::HandleAgentMessageLocked(AgentEntry& agent, const AgentMessage& message) {
   const absl::Time now = options_.clock();
   agent.last_seen = now;
   for (int64_t id : agent.shards) {
@@ -412,9 +440,8 @@ absl::Status Scheduler::HandleAgentMessage(const std::string& agent_id,
     ControllerMessage revoke;
     revoke.mutable_revoke()->set_lease_id(lease_id);
     revoke.mutable_revoke()->set_reason(std::string(status.message()));
-    agent.sender->Send(revoke);
+    SendLocked(agent.id, revoke);
   }
-  DispatchLocked();
   return status;
 }
 
@@ -423,18 +450,23 @@ int Scheduler::ExpireLeases(absl::Time now) {
   int expired = 0;
   for (auto& [id, shard] : shards_) {
     if (shard.record.state != ferry::v1::SHARD_STATE_LEASED || now < shard.expiry) continue;
-    FERRY_LOG(Warning) << "lease " << shard.record.lease_id << " of " << shard.record.agent_id
-                       << " expired; " << wire::ShardName(shard.record.shard)
-                       << " goes back to the queue";
+    FERRY_LOG_FIELDS(Warning, LogLease(shard.record.job_id, shard.record.lease_id))
+        << "lease " << shard.record.lease_id << " of " << shard.record.agent_id << " expired; "
+        << wire::ShardName(shard.record.shard) << " goes back to the queue";
     ControllerMessage revoke;
     revoke.mutable_revoke()->set_lease_id(shard.record.lease_id);
     revoke.mutable_revoke()->set_reason("lease expired");
+    if (expired == 0) BeginBatchLocked();  // Every lease taken back in one commit.
     SendLocked(shard.record.agent_id, revoke);
     RequeueLocked(shard);
+    metrics_.lease_expiries->Increment();
     ++expired;
   }
+  if (expired > 0) {
+    DispatchLocked();
+    EndBatchLocked();
+  }
   for (auto& [id, job] : jobs_) CheckCutoverLocked(job);  // Its deadline.
-  if (expired > 0) DispatchLocked();
   return expired;
 }
 

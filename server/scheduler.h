@@ -222,7 +222,9 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Leases (scheduler.cc).
+  // Grants pending shards to free slots, in one batch.
   void DispatchLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void GrantRoundsLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   ShardEntry* PickShardLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool GrantLocked(AgentEntry& agent, ShardEntry& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes the lease from its agent and the running counts; the caller sets the new state.

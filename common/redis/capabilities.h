@@ -48,6 +48,8 @@ class Capabilities {
   bool pexpiretime() const { return AtLeast(7, 0); }
   // ACL users (6.0).
   bool acl() const { return AtLeast(6, 0); }
+  // ACL DRYRUN user command...: whether a user may run a command, without running it (7.0).
+  bool acl_dryrun() const { return AtLeast(7, 0); }
   // CLUSTER SHARDS (7.0).
   bool cluster_shards() const { return AtLeast(7, 0); }
   // The stream type and its commands (5.0).
