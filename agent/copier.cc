@@ -238,6 +238,20 @@ absl::Status VerifyAttempt(const ShardSpec& spec, const CopyOptions& options,
   return absl::OkStatus();
 }
 
+// Walks the shard with `attempt`, whose sink writes to `target`; once the walk is over, checks
+// that the target still holds what was written and marks the shard done.
+absl::Status WalkWritingTarget(const Attempt& attempt, const CopyOptions& options, Target& target,
+                               TargetGuard& guard, const CopyCallbacks& callbacks) {
+  FERRY_RETURN_IF_ERROR(attempt.spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
+  if (!attempt.checkpoint.scanned || Cancelled(attempt.cancel)) return absl::OkStatus();
+  if (target.router != nullptr) {
+    FERRY_RETURN_IF_ERROR(CheckTargetKeptWrites(attempt.spec, options, *target.router, guard));
+  }
+  attempt.checkpoint.done = true;
+  if (callbacks.on_checkpoint) callbacks.on_checkpoint(attempt.checkpoint);
+  return absl::OkStatus();
+}
+
 // One attempt of a live job's rescan pass (Checkpoint.pass > 0, after a gap in the keyspace
 // notifications): the walk of a verify shard by value with no re-checks, in fix mode. Forward
 // shards copy each key that differs from the source as it is now (through the target guard, as a
@@ -278,14 +292,7 @@ absl::Status RescanAttempt(const ShardSpec& spec, const CopyOptions& options,
   }
   ShardVerifier verifier(spec, compare, sides, checkpoint, callbacks);
   const Attempt attempt{spec, compare, checkpoint, limiter, cancel, verifier, nullptr};
-  FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
-  if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
-  if (target.router != nullptr) {
-    FERRY_RETURN_IF_ERROR(CheckTargetKeptWrites(spec, options, *target.router, guard));
-  }
-  checkpoint.done = true;
-  if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
-  return absl::OkStatus();
+  return WalkWritingTarget(attempt, options, target, guard, callbacks);
 }
 
 // One attempt: connect both sides and copy until done, cancelled or an error.
@@ -297,14 +304,7 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
   const TargetFacts* facts = target.facts.has_value() ? &*target.facts : nullptr;
   ShardWriter writer(options, target.router.get(), target.expiry, facts, checkpoint, callbacks);
   const Attempt attempt{spec, options, checkpoint, limiter, cancel, writer, facts};
-  FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
-  if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
-  if (target.router != nullptr) {
-    FERRY_RETURN_IF_ERROR(CheckTargetKeptWrites(spec, options, *target.router, guard));
-  }
-  checkpoint.done = true;
-  if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
-  return absl::OkStatus();
+  return WalkWritingTarget(attempt, options, target, guard, callbacks);
 }
 
 }  // namespace

@@ -1,7 +1,6 @@
 // ferry-agent: runs the shards a ferry-controller leases to it. Turns flags into AgentOptions and
 // runs the Agent; SIGTERM or SIGINT drains it (shards are handed back at their checkpoints).
 
-#include <grpc/support/log.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -23,6 +22,7 @@
 #include "common/metrics/http_server.h"
 #include "common/metrics/registry.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/log_flags.h"
 
 namespace {
 
@@ -54,30 +54,6 @@ Flags:
 struct MainFlags {
   ferry::metrics::MetricsServerOptions metrics;
 };
-
-// gRPC's own lines (errors by default) go through ferry's log, so that --log-format json holds
-// for every line.
-void LogGrpcLine(gpr_log_func_args* args) {
-  const ferry::LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? ferry::LogLevel::kError
-                                : args->severity == GPR_LOG_SEVERITY_INFO ? ferry::LogLevel::kInfo
-                                                                          : ferry::LogLevel::kDebug;
-  ferry::WriteLogLine(level, args->file, args->line, absl::StrCat("grpc: ", args->message));
-}
-
-// --log-format or --log-level.
-absl::Status ApplyLogFlag(const std::string& flag, const std::string& value) {
-  if (flag == "--log-format") {
-    absl::StatusOr<ferry::LogFormat> format = ferry::ParseLogFormat(value);
-    if (!format.ok()) return format.status();
-    ferry::SetLogFormat(*format);
-    if (*format == ferry::LogFormat::kJson) gpr_set_log_function(LogGrpcLine);
-    return absl::OkStatus();
-  }
-  absl::StatusOr<ferry::LogLevel> level = ferry::ParseLogLevel(value);
-  if (!level.ok()) return level.status();
-  ferry::SetMinLogLevel(*level);
-  return absl::OkStatus();
-}
 
 // Parses argv into options; the error is for the operator.
 absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& options,
@@ -131,7 +107,7 @@ absl::Status ParseFlags(int argc, char** argv, ferry::agent::AgentOptions& optio
     } else if (flag == "--metrics-tls-key") {
       main_flags.metrics.tls_key = *value;
     } else {
-      FERRY_RETURN_IF_ERROR(ApplyLogFlag(flag, *value));
+      FERRY_RETURN_IF_ERROR(ferry::rpc::ApplyLogFlag(flag, *value));
     }
   }
   if (token_file) {

@@ -1,7 +1,6 @@
 // ferry-controller: turns flags into ControllerOptions, starts the controller and stops it on
 // SIGTERM or SIGINT.
 
-#include <grpc/support/log.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -16,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/rpc/credentials.h"
+#include "common/rpc/log_flags.h"
 #include "server/controller.h"
 #include "server/copy_planner.h"
 
@@ -44,30 +44,6 @@ struct Flags {
   ferry::server::ControllerOptions options;
   std::string token_file;
 };
-
-// gRPC's own lines (errors by default) go through ferry's log, so that --log-format json holds
-// for every line.
-void LogGrpcLine(gpr_log_func_args* args) {
-  const ferry::LogLevel level = args->severity == GPR_LOG_SEVERITY_ERROR  ? ferry::LogLevel::kError
-                                : args->severity == GPR_LOG_SEVERITY_INFO ? ferry::LogLevel::kInfo
-                                                                          : ferry::LogLevel::kDebug;
-  ferry::WriteLogLine(level, args->file, args->line, absl::StrCat("grpc: ", args->message));
-}
-
-// --log-format or --log-level.
-absl::Status ApplyLogFlag(const std::string& flag, const std::string& value) {
-  if (flag == "--log-format") {
-    absl::StatusOr<ferry::LogFormat> format = ferry::ParseLogFormat(value);
-    if (!format.ok()) return format.status();
-    ferry::SetLogFormat(*format);
-    if (*format == ferry::LogFormat::kJson) gpr_set_log_function(LogGrpcLine);
-    return absl::OkStatus();
-  }
-  absl::StatusOr<ferry::LogLevel> level = ferry::ParseLogLevel(value);
-  if (!level.ok()) return level.status();
-  ferry::SetMinLogLevel(*level);
-  return absl::OkStatus();
-}
 
 // Parses `--name value` and `--name=value`. Returns false (after printing why) on an error.
 bool ParseFlags(int argc, char** argv, Flags* flags) {
@@ -113,7 +89,7 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
     } else if (arg == "--log-format" || arg == "--log-level") {
       std::string name;
       if (!take(&name)) return false;
-      if (absl::Status status = ApplyLogFlag(arg, name); !status.ok()) {
+      if (absl::Status status = ferry::rpc::ApplyLogFlag(arg, name); !status.ok()) {
         std::fprintf(stderr, "ferry-controller: %s\n", std::string(status.message()).c_str());
         return false;
       }
