@@ -142,6 +142,22 @@ absl::StatusOr<NodeHealth> LiveWatcher::ReadHealth(Node& node) {
 }
 
 absl::Status LiveWatcher::CheckHealth() {
+  // A subscriber whose PING went unanswered this long lost its connection without being told.
+  constexpr absl::Duration kPongTimeout = absl::Seconds(5);
+  const absl::Time now_time = absl::Now();
+  for (Node& node : nodes_) {
+    if (node.ping_outstanding && now_time - node.ping_sent > kPongTimeout) {
+      return absl::UnavailableError(absl::StrCat(
+          "the subscription to ", node.address, " did not answer a PING in ",
+          absl::FormatDuration(kPongTimeout), " (a connection lost without a reset)"));
+    }
+    if (!node.ping_outstanding) {
+      node.subscriber->Append({"PING"});
+      FERRY_RETURN_IF_ERROR(node.subscriber->Flush());
+      node.ping_outstanding = true;
+      node.ping_sent = now_time;
+    }
+  }
   for (Node& node : nodes_) {
     FERRY_ASSIGN_OR_RETURN(NodeHealth now, ReadHealth(node));
     // Deletes' events may still be on their way: those before INFO ran are read first.

@@ -203,6 +203,7 @@ absl::Status LiveWatcher::Subscribe(Node& node) {
       redis::Connection::Open(node.endpoint, options_.connect);
   if (!subscriber.ok()) return Annotate(subscriber.status(), "source");
   node.subscriber = *std::move(subscriber);
+  node.ping_outstanding = false;
   // The channel's suffix is the key, so MATCH narrows the pattern exactly; the cutover markers
   // need their own pattern then.
   std::vector<std::string> patterns = {prefix_ + (spec_.match.empty() ? "*" : spec_.match)};
@@ -258,6 +259,11 @@ absl::Status LiveWatcher::OnMessage(Node& node, const Reply& message) {
   if (message.is_error()) {
     return absl::UnavailableError(
         absl::StrCat("the subscription to ", node.address, " answered an error"));
+  }
+  // The keepalive's answer in subscribed mode: ["pong", ""].
+  if (message.is_array() && message.size() >= 1 && message.element(0).str() == "pong") {
+    node.ping_outstanding = false;
+    return absl::OkStatus();
   }
   // ["pmessage", pattern, channel, event]; confirmations and the like are not events.
   if (!message.is_array() || message.size() != 4 || message.element(0).str() != "pmessage") {

@@ -70,6 +70,10 @@ class LiveWatcher {
     std::string marker_key;  // The pending cutover's marker; empty when none.
     bool marker_seen = false;
     uint64_t after_marker = 0;
+    // The subscriber's keepalive (CheckHealth): a PING sent and not yet answered, since when.
+    // A connection that stops answering (half-open: no RST ever arrives) is a gap.
+    bool ping_outstanding = false;
+    absl::Time ping_sent;
   };
   struct Cutover {
     uint64_t seq = 0;  // 0: none pending.
