@@ -296,9 +296,8 @@ LeaseRunner* HubStream::FindActive(const std::string& lease_id) {
 int HubStream::ActiveCount() {
   // A live job's watch lease waits on its subscription most of the time: it takes no slot (the
   // controller does not count it either).
-  return static_cast<int>(std::count_if(runs_.begin(), runs_.end(), [](const auto& run) {
-    return run->active() && !run->watch();
-  }));
+  return static_cast<int>(std::count_if(
+      runs_.begin(), runs_.end(), [](const auto& run) { return run->active() && !run->watch(); }));
 }
 
 // ------------------------------------------------------------------------------------------

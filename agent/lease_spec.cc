@@ -155,13 +155,12 @@ std::string DescribeLease(const pb::ControllerMessage::Lease& lease, const Shard
           ? absl::StrCat(" slots ", redis::FormatSlotRanges(spec.slots.Ranges()), " (",
                          redis::ScanSchemeName(spec.scheme), ", planned on ", spec.source_node, ")")
           : "";
-  const char* what = spec.watch                          ? "watch: "
-                     : lease.kind() != pb::JOB_KIND_VERIFY ? (lease.resume().pass() > 0
-                                                                  ? (spec.reverse ? "rescan extra keys: "
-                                                                                  : "rescan: ")
-                                                                  : "")
-                     : spec.reverse ? "verify extra keys: "
-                                    : "verify: ";
+  const char* what =
+      spec.watch ? "watch: "
+      : lease.kind() != pb::JOB_KIND_VERIFY
+          ? (lease.resume().pass() > 0 ? (spec.reverse ? "rescan extra keys: " : "rescan: ") : "")
+      : spec.reverse ? "verify extra keys: "
+                     : "verify: ";
   const std::string shard =
       spec.watch ? ""
                  : absl::StrCat(" shard ", spec.shard_index, "/", uint64_t{1} << spec.shard_bits);

@@ -147,9 +147,9 @@ absl::Status LiveWatcher::CheckHealth() {
   const absl::Time now_time = absl::Now();
   for (Node& node : nodes_) {
     if (node.ping_outstanding && now_time - node.ping_sent > kPongTimeout) {
-      return absl::UnavailableError(absl::StrCat(
-          "the subscription to ", node.address, " did not answer a PING in ",
-          absl::FormatDuration(kPongTimeout), " (a connection lost without a reset)"));
+      return absl::UnavailableError(
+          absl::StrCat("the subscription to ", node.address, " did not answer a PING in ",
+                       absl::FormatDuration(kPongTimeout), " (a connection lost without a reset)"));
     }
     if (!node.ping_outstanding) {
       node.subscriber->Append({"PING"});

@@ -256,10 +256,10 @@ absl::StatusOr<Batch> ShardReader::ReadKeys(const std::vector<std::string>& keys
 void ShardReader::AppendScan(uint64_t cursor, bool one) {
   const std::string cursor_arg = std::to_string(cursor);
   scan_start_ = cursor;
-  scan_count_ = one || tail_       ? 1
-                : walk_ != nullptr ? walk_->ScanCount(cursor, db_keys_, options_.batch_keys,
-                                                      ExactEnds())
-                                   : options_.batch_keys;
+  scan_count_ = one || tail_ ? 1
+                : walk_ != nullptr
+                    ? walk_->ScanCount(cursor, db_keys_, options_.batch_keys, ExactEnds())
+                    : options_.batch_keys;
   if (scan_count_ == 1) ++exact_steps_;
   const std::string count = std::to_string(scan_count_);
   std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count};

@@ -37,8 +37,7 @@ int ShardWalk::ScanCount(uint64_t cursor, uint64_t db_keys, int batch, bool exac
   // end (one that does is read again with COUNT 1: ShardReader::ScanLoop); the last few keys
   // one position per call.
   constexpr double kExactTail = 8;
-  const double left =
-      redis::ShardRemaining(cursor, index_, bits_) * static_cast<double>(db_keys);
+  const double left = redis::ShardRemaining(cursor, index_, bits_) * static_cast<double>(db_keys);
   if (left <= kExactTail) return 1;
   if (left >= 2.0 * batch) return batch;
   return std::max(1, static_cast<int>(left / 2));

@@ -81,7 +81,8 @@ int Follow(const std::string& source_uri, const std::string& target_uri, double 
     while (!stop) {
       burst.clear();
       for (int b = 0; b < kBurst; ++b, ++i) {
-        burst.push_back({"SET", absl::StrCat("live:", i % keys), absl::StrCat("v", i, "-0123456789")});
+        burst.push_back(
+            {"SET", absl::StrCat("live:", i % keys), absl::StrCat("v", i, "-0123456789")});
       }
       Pipeline(conn, burst);
       sent += kBurst;

@@ -113,8 +113,9 @@ void Scheduler::OnWatchReportLocked(JobEntry& job, const ShardEntry& watch) {
     if (group->subscriptions == 0 && group->began && live.gaps() == 0) {
       // A new watcher of a node already read: what was written while none listened is unknown.
       group->gaps += 1;
-      group->last_gap = "the watch started again (its agent or the controller restarted, or the "
-                        "lease was lost)";
+      group->last_gap =
+          "the watch started again (its agent or the controller restarted, or the "
+          "lease was lost)";
       group->needs_rescan = true;
       group->applying = false;
       FERRY_LOG(Warning) << "job " << job.record.id << ": " << node << ": " << group->last_gap
@@ -211,9 +212,9 @@ absl::StatusOr<ferry::v1::Job> Scheduler::CutoverJob(const ferry::v1::CutoverJob
   }
   if (job->record.state == ferry::v1::JOB_STATE_CUTOVER) return SnapshotLocked(*job, false);
   if (job->record.state != ferry::v1::JOB_STATE_LIVE) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job ", request.job_id(), " is ", ferry::v1::JobState_Name(job->record.state),
-        ": a cutover needs the snapshot done and the job LIVE (see ferry status)"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", request.job_id(), " is ", ferry::v1::JobState_Name(job->record.state),
+                     ": a cutover needs the snapshot done and the job LIVE (see ferry status)"));
   }
   if (!ferry::v1::VerifyMode_IsValid(request.verify_mode())) {
     return absl::InvalidArgumentError("invalid verify_mode");
@@ -222,9 +223,9 @@ absl::StatusOr<ferry::v1::Job> Scheduler::CutoverJob(const ferry::v1::CutoverJob
   cutover.active = true;
   cutover.seq += 1;
   cutover.rounds_with_writes = 0;
-  cutover.deadline = options_.clock() +
-                     absl::Seconds(request.timeout_seconds() > 0 ? request.timeout_seconds()
-                                                                 : wire::kDefaultCutoverTimeoutSeconds);
+  cutover.deadline = options_.clock() + absl::Seconds(request.timeout_seconds() > 0
+                                                          ? request.timeout_seconds()
+                                                          : wire::kDefaultCutoverTimeoutSeconds);
   cutover.mode = request.has_verify_mode() ? request.verify_mode() : ferry::v1::VERIFY_MODE_QUICK;
   cutover.verify = !request.no_verify();
   job->record.live.clear_cutover_error();
@@ -263,9 +264,8 @@ void Scheduler::CheckCutoverLocked(JobEntry& job) {
       if (verify.ok()) {
         job.record.live.set_verify_job_id(*verify);
       } else {
-        job.record.live.set_cutover_error(
-            absl::StrCat("converged, but the verification could not be submitted: ",
-                         verify.status().message()));
+        job.record.live.set_cutover_error(absl::StrCat(
+            "converged, but the verification could not be submitted: ", verify.status().message()));
       }
     }
     FERRY_LOG(Info) << "job " << job.record.id << ": cutover converged on "
@@ -289,10 +289,10 @@ void Scheduler::CheckCutoverLocked(JobEntry& job) {
     return;
   }
   if (late) {
-    EndCutoverLocked(job, absl::StrCat("the cutover did not converge in time: still waiting for ",
-                                       absl::StrJoin(waiting, ", "),
-                                       writing.empty() ? "" : "; writes go on on ",
-                                       absl::StrJoin(writing, ", ")));
+    EndCutoverLocked(
+        job, absl::StrCat("the cutover did not converge in time: still waiting for ",
+                          absl::StrJoin(waiting, ", "), writing.empty() ? "" : "; writes go on on ",
+                          absl::StrJoin(writing, ", ")));
   }
 }
 
@@ -327,13 +327,13 @@ void Scheduler::FillLiveLocked(const JobEntry& job, ferry::v1::Job& out) {
     node.set_rescans(pass);
     const bool leased = watch.state == ferry::v1::SHARD_STATE_LEASED;
     // In sync once the watcher itself says it applies (its report follows the LiveControl).
-    const bool node_in_sync = leased && group.subscribed && group.applying &&
-                              !group.needs_rescan && watch.checkpoint.live().applying();
+    const bool node_in_sync = leased && group.subscribed && group.applying && !group.needs_rescan &&
+                              watch.checkpoint.live().applying();
     node.set_in_sync(node_in_sync);
-    node.set_state(IsEnded(job.record.state) ? "stopped"
-                   : !leased                 ? "waiting for a watcher"
-                   : !group.subscribed       ? "subscribing"
-                   : node_in_sync            ? "in sync"
+    node.set_state(IsEnded(job.record.state)        ? "stopped"
+                   : !leased                        ? "waiting for a watcher"
+                   : !group.subscribed              ? "subscribing"
+                   : node_in_sync                   ? "in sync"
                    : pass > 0 || group.needs_rescan ? "rescanning"
                                                     : (complete ? "catching up" : "snapshot"));
     in_sync = in_sync && node_in_sync;

@@ -36,9 +36,9 @@ class CountersTest : public ::testing::Test {
   }
 
   CliResult Migrate(std::vector<std::string> extra) {
-    std::vector<std::string> args = {"migrate", "--from",   source_->uri(), "--to",
-                                     target_->uri(), "--progress", "none", "--output", "json",
-                                     "--match", "k:*"};
+    std::vector<std::string> args = {"migrate",      "--from",     source_->uri(), "--to",
+                                     target_->uri(), "--progress", "none",         "--output",
+                                     "json",         "--match",    "k:*"};
     args.insert(args.end(), extra.begin(), extra.end());
     return RunFerry(args);
   }

@@ -52,7 +52,8 @@ redis::Connection Conn(const RedisServer& server) {
 // The job's `ferry status --output json` shows it LIVE with every node in sync (the top-level
 // in_sync follows the nodes' array).
 bool LiveInSync(const std::string& json) {
-  return JsonScalar(json, "state") == "JOB_STATE_LIVE" && absl::StrContains(json, "],\"in_sync\":true");
+  return JsonScalar(json, "state") == "JOB_STATE_LIVE" &&
+         absl::StrContains(json, "],\"in_sync\":true");
 }
 
 class LiveTest : public ::testing::Test {
@@ -97,11 +98,11 @@ TEST_F(LiveTest, MigrateLiveFollowsEveryKindOfWriteAndCutsOverEqual) {
   ScopedTempDir dir("live_migrate");
   const std::string address = absl::StrCat("127.0.0.1:", FreeTcpPort());
   StartWriter();  // Writes during the snapshot too.
-  ASSERT_OK_AND_ASSIGN(Subprocess migrate,
-                       StartFerry({"migrate", "--live", "--listen", address, "--from",
-                                   source_->uri(), "--to", target_->uri(), "--progress", "log",
-                                   "--state", dir.path() + "/state.db"},
-                                  dir.path() + "/migrate.log"));
+  ASSERT_OK_AND_ASSIGN(
+      Subprocess migrate,
+      StartFerry({"migrate", "--live", "--listen", address, "--from", source_->uri(), "--to",
+                  target_->uri(), "--progress", "log", "--state", dir.path() + "/state.db"},
+                 dir.path() + "/migrate.log"));
   std::string job, json;
   absl::Status live = WaitFor(
       [&] {
@@ -285,8 +286,8 @@ TEST_F(LiveFleetTest, CutoverWhileTheWriterRunsSaysItCannotConverge) {
 
 TEST_F(LiveFleetTest, AnEmptySourceIsFollowedFromTheStart) {
   // db 5 holds nothing when the job is planned.
-  SubmitResult submit = fleet_.Submit(
-      {"--live", "--from", source_->uri() + "/5", "--to", target_->uri() + "/5"});
+  SubmitResult submit =
+      fleet_.Submit({"--live", "--from", source_->uri() + "/5", "--to", target_->uri() + "/5"});
   ASSERT_EQ(submit.exit_code, 0) << submit.out << submit.err;
   job_ = submit.job_id;
   WaitInSync();
@@ -336,8 +337,9 @@ TEST(LiveClusterTest, ClusterSourceFailoverIsAGapAndNothingIsLost) {
   in_sync();
   ASSERT_OK_AND_ASSIGN(int promoted, cluster->Failover(0));
   (void)promoted;
-  absl::Status gap = WaitFor([&] { return JsonInt(fleet.StatusJson(job).value_or(""), "gaps") >= 1; },
-                             absl::Seconds(30), absl::Milliseconds(200));
+  absl::Status gap =
+      WaitFor([&] { return JsonInt(fleet.StatusJson(job).value_or(""), "gaps") >= 1; },
+              absl::Seconds(30), absl::Milliseconds(200));
   EXPECT_TRUE(gap.ok()) << fleet.AllLogs();
   absl::SleepFor(absl::Seconds(2));
   ASSERT_TRUE(writer.Stop().ok());

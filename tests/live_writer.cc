@@ -17,7 +17,9 @@ LiveWriter::LiveWriter(redis::Endpoint endpoint, int db, LiveWriterOptions optio
 
 LiveWriter::~LiveWriter() { (void)Stop(); }
 
-void LiveWriter::Start() { thread_ = std::thread([this] { Run(); }); }
+void LiveWriter::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
 
 absl::Status LiveWriter::Stop() {
   stop_ = true;
@@ -83,11 +85,13 @@ void LiveWriter::Run() {
           burst.push_back({"PERSIST", absl::StrCat("s:", i)});
           break;
         case 11:
-          burst.push_back({"RENAME", absl::StrCat("s:", i), absl::StrCat("s:", pick(options_.keys))});
+          burst.push_back(
+              {"RENAME", absl::StrCat("s:", i), absl::StrCat("s:", pick(options_.keys))});
           break;
         case 12:
           // Keys that expire on their own while the job runs.
-          burst.push_back({"SET", absl::StrCat("e:", i), value, "PX", absl::StrCat(50 + pick(950))});
+          burst.push_back(
+              {"SET", absl::StrCat("e:", i), value, "PX", absl::StrCat(50 + pick(950))});
           break;
         case 13:
           burst.push_back({"SADD", absl::StrCat("t:", i), absl::StrCat("m", pick(50))});

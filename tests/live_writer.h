@@ -17,9 +17,9 @@ namespace ferry::testing {
 
 struct LiveWriterOptions {
   double ops_per_second = 3000;
-  int keys = 2000;     // Per key family (strings, counters, hashes, lists, zsets, streams).
-  uint64_t seed = 1;   // The same seed writes the same sequence.
-  int burst = 50;      // Commands per pipelined round trip.
+  int keys = 2000;    // Per key family (strings, counters, hashes, lists, zsets, streams).
+  uint64_t seed = 1;  // The same seed writes the same sequence.
+  int burst = 50;     // Commands per pipelined round trip.
   // Only SET of small strings on "s:<i>" (the benchmark's small keys); else the full mix.
   bool strings_only = false;
 };

@@ -116,9 +116,9 @@ TEST_F(MigrateConflictTest, FailIntoAnEmptyTargetFailsNothing) {
   EXPECT_GE(r.json_int("scanned"), kKeys) << r.json_line();
   EXPECT_EQ(r.json_int("copied") + r.json_int("expired") + r.json_int("vanished"), kKeys)
       << r.json_line();
-  EXPECT_EQ(r.json_int("copied") + r.json_int("resent") + r.json_int("expired") +
-                r.json_int("vanished"),
-            r.json_int("scanned"))
+  EXPECT_EQ(
+      r.json_int("copied") + r.json_int("resent") + r.json_int("expired") + r.json_int("vanished"),
+      r.json_int("scanned"))
       << r.json_line();
   EXPECT_EQ(r.json_int("skipped"), 0) << r.json_line();
   EXPECT_TRUE(SameData(*src_, *dst_));

@@ -211,20 +211,19 @@ absl::Status ParseOption(const std::string& name, const std::string& value, IamA
     }
   } else if (name == "region") {
     iam->region = value;
-    if (value.empty() || value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") !=
-                             std::string::npos) {
+    if (value.empty() ||
+        value.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") != std::string::npos) {
       return absl::InvalidArgumentError(absl::StrCat("bad region \"", value, "\""));
     }
   } else if (name == "reauth") {
-    if (!absl::ParseDuration(value, &iam->reauth_interval) ||
-        iam->reauth_interval < kMinReauth || iam->reauth_interval > kMaxReauth) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "bad reauth \"", value, "\" (want a duration from 1s to 14m, such as 10m)"));
+    if (!absl::ParseDuration(value, &iam->reauth_interval) || iam->reauth_interval < kMinReauth ||
+        iam->reauth_interval > kMaxReauth) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad reauth \"", value, "\" (want a duration from 1s to 14m, such as 10m)"));
     }
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown option \"", name, "\" in the query string (known: ", kIamOptions,
-                     ")"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown option \"", name, "\" in the query string (known: ", kIamOptions, ")"));
   }
   return absl::OkStatus();
 }
@@ -249,12 +248,14 @@ absl::Status ParseOptions(absl::string_view query, Endpoint* endpoint) {
     return absl::OkStatus();
   }
   if (!endpoint->tls) {
-    return absl::InvalidArgumentError("iam=1 needs rediss:// (ElastiCache takes IAM tokens over "
-                                      "TLS only)");
+    return absl::InvalidArgumentError(
+        "iam=1 needs rediss:// (ElastiCache takes IAM tokens over "
+        "TLS only)");
   }
   if (endpoint->user.empty()) {
-    return absl::InvalidArgumentError("iam=1 needs the IAM-enabled user, as in "
-                                      "rediss://USER@host?iam=1&cluster=NAME");
+    return absl::InvalidArgumentError(
+        "iam=1 needs the IAM-enabled user, as in "
+        "rediss://USER@host?iam=1&cluster=NAME");
   }
   if (!endpoint->password.empty()) {
     return absl::InvalidArgumentError("iam=1 signs its own token: remove the password");
