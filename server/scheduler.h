@@ -168,6 +168,7 @@ class Scheduler {
     uint64_t failed_keys = 0;                     // Rows in the store's failed_keys.
     std::deque<RateSample> samples;               // For keys/s and bytes/s.
     std::vector<LiveGroup> live_groups;           // Live jobs: one per watch shard.
+    std::map<int64_t, size_t> group_of_forward;   // Forward shard id -> its live_groups index.
     CutoverState cutover;
   };
   struct AgentEntry {

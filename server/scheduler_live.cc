@@ -35,6 +35,7 @@ bool Complete(const ShardRecord& r) { return r.state == ferry::v1::SHARD_STATE_D
 
 void Scheduler::BuildLiveGroupsLocked(JobEntry& job) {
   job.live_groups.clear();
+  job.group_of_forward.clear();
   if (!job.record.spec.live()) return;
   for (int64_t id : job.shard_ids) {
     const ShardRecord& r = shards_.at(id).record;
@@ -53,6 +54,7 @@ void Scheduler::BuildLiveGroupsLocked(JobEntry& job) {
       } else if (r.shard.source_node() == watch.source_node() &&
                  r.shard.source_db() == watch.source_db()) {
         group.forward.push_back(id);
+        job.group_of_forward[id] = static_cast<size_t>(&group - job.live_groups.data());
         // A shard leased before (by this process or an earlier one): the node was read, so the
         // next subscription follows a gap.
         if (r.epoch > 0) group.began = true;
@@ -69,24 +71,13 @@ Scheduler::LiveGroup* Scheduler::WatchGroupLocked(JobEntry& job, int64_t shard_i
 }
 
 bool Scheduler::MayGrantLocked(JobEntry& job, const ShardEntry& shard) {
-  const ferry::v1::ShardRef& ref = shard.record.shard;
-  if (!job.record.spec.live() || ref.watch() || ref.reverse()) return true;
-  for (const LiveGroup& group : job.live_groups) {
-    if (std::find(group.forward.begin(), group.forward.end(), shard.record.id) !=
-        group.forward.end()) {
-      return group.subscribed;
-    }
-  }
-  return true;
+  auto it = job.group_of_forward.find(shard.record.id);
+  return it == job.group_of_forward.end() || job.live_groups[it->second].subscribed;
 }
 
 void Scheduler::OnShardGrantedLocked(JobEntry& job, const ShardEntry& shard) {
-  for (LiveGroup& group : job.live_groups) {
-    if (std::find(group.forward.begin(), group.forward.end(), shard.record.id) !=
-        group.forward.end()) {
-      group.began = true;
-    }
-  }
+  auto it = job.group_of_forward.find(shard.record.id);
+  if (it != job.group_of_forward.end()) job.live_groups[it->second].began = true;
 }
 
 void Scheduler::OnWatchReportLocked(JobEntry& job, const ShardEntry& watch) {
