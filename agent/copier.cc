@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "agent/batch_sizing.h"
 #include "agent/cluster_source.h"
 #include "agent/copy_target.h"
 #include "agent/expiry.h"
@@ -52,6 +53,25 @@ struct Attempt {
   const std::atomic<bool>* cancel;
   BatchSink& writer;          // ShardWriter, or ShardVerifier for verify jobs.
   const TargetFacts* target;  // Null in a dry run and for verify jobs.
+  // The other side's router (the target's; a verify job's other side): its round trip sizes
+  // the batches with the source's. Null in a dry run.
+  redis::Router* other = nullptr;
+
+  // The batch for the farther of `source` and the other side (batch_sizing.h).
+  absl::StatusOr<BatchSize> SizeBatches(Connection& source) const {
+    FERRY_ASSIGN_OR_RETURN(absl::Duration rtt, MeasureRoundTrip(source));
+    if (other != nullptr) {
+      FERRY_ASSIGN_OR_RETURN(absl::Duration other_rtt, MeasureRoundTrip(*other));
+      rtt = std::max(rtt, other_rtt);
+    }
+    const BatchSize size = BatchSizeFor(options.batch_keys, options.max_bytes_in_flight, rtt);
+    if (size.keys != options.batch_keys) {
+      FERRY_LOG(Info) << "shard " << spec.shard_index << " of db " << spec.source_db << ": "
+                      << absl::FormatDuration(rtt) << " round trip: batches of " << size.keys
+                      << " keys, " << (size.bytes_in_flight >> 20) << " MiB in flight";
+    }
+    return size;
+  }
 
   // Reads with `read` (on a second thread, into a queue bounded in bytes) while this thread
   // writes what it reads. `replica`: `source` is a replica read on purpose.
@@ -66,8 +86,12 @@ struct Attempt {
     // Absolute expiry times where the source has them: a stalled source cannot shorten TTLs.
     FERRY_ASSIGN_OR_RETURN(std::optional<SourceClock> clock,
                            AbsoluteExpiryClock(source, path.source));
-    BatchQueue queue(options.max_bytes_in_flight);
-    ShardReader reader(spec, options, source, replica, clock, path, limiter, cancel, queue);
+    FERRY_ASSIGN_OR_RETURN(const BatchSize size, SizeBatches(source));
+    CopyOptions sized = options;
+    sized.batch_keys = size.keys;
+    sized.max_bytes_in_flight = size.bytes_in_flight;
+    BatchQueue queue(sized.max_bytes_in_flight);
+    ShardReader reader(spec, sized, source, replica, clock, path, limiter, cancel, queue);
     std::thread thread([&] { queue.Close(read(reader)); });
     absl::Status status;
     while (std::optional<Batch> batch = queue.Pop()) {
@@ -118,7 +142,7 @@ absl::StatusOr<NodeFacts> ReadNodeFacts(Connection& source, bool cluster,
 absl::Status CopyStandalone(const Attempt& a) {
   redis::Endpoint endpoint = a.spec.source;
   endpoint.db = a.spec.source_db;
-  FERRY_ASSIGN_OR_RETURN(Connection source, Connection::Open(endpoint, a.options.connect));
+  FERRY_ASSIGN_OR_RETURN(Connection source, Connection::Open(endpoint, a.options.SourceConnect()));
   FERRY_ASSIGN_OR_RETURN(NodeFacts facts, ReadNodeFacts(source, false, a.spec.scheme));
   a.RestartUnlessSame(facts.run_id, a.spec.source.Address());
   if (a.checkpoint.scanned) return absl::OkStatus();
@@ -165,7 +189,7 @@ absl::Status Rescan(const Attempt& a, ClusterSource& cluster, SlotSet pending) {
 }
 
 absl::Status CopyCluster(const Attempt& a) {
-  ClusterSource cluster(a.spec, a.options.connect);
+  ClusterSource cluster(a.spec, a.options.SourceConnect());
   FERRY_ASSIGN_OR_RETURN(ClusterTopology topology, cluster.Discover());
   FERRY_ASSIGN_OR_RETURN(SourceChoice choice,
                          ChooseSource(topology, a.spec.slots, a.spec.source_node, a.checkpoint.node,
@@ -201,10 +225,12 @@ absl::StatusOr<std::unique_ptr<redis::Router>> OpenSide(const redis::Endpoint& e
                                                         redis::Capabilities& caps) {
   redis::RouterRetryPolicy retry;
   retry.max_duration = kTargetRetryTime;
+  const redis::ConnectOptions connect =
+      name == "source" ? options.SourceConnect() : options.TargetConnect();
   absl::StatusOr<std::unique_ptr<redis::Router>> router =
-      redis::Router::Open(endpoint, db, options.connect, retry);
+      redis::Router::Open(endpoint, db, connect, retry);
   if (!router.ok()) return Annotate(router.status(), name);
-  absl::StatusOr<Connection> seed = Connection::Open(endpoint, options.connect);
+  absl::StatusOr<Connection> seed = Connection::Open(endpoint, connect);
   if (!seed.ok()) return Annotate(seed.status(), name);
   absl::StatusOr<redis::Capabilities> read = redis::ReadCapabilities(*seed);
   if (!read.ok()) return Annotate(read.status(), name);
@@ -230,7 +256,7 @@ absl::Status VerifyAttempt(const ShardSpec& spec, const CopyOptions& options,
   sides.walked = walked.get();
   sides.other = other.get();
   ShardVerifier verifier(spec, options, sides, checkpoint, callbacks);
-  const Attempt attempt{spec, options, checkpoint, limiter, cancel, verifier, nullptr};
+  const Attempt attempt{spec, options, checkpoint, limiter, cancel, verifier, nullptr, other.get()};
   FERRY_RETURN_IF_ERROR(spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
   if (!checkpoint.scanned || Cancelled(cancel)) return absl::OkStatus();
   checkpoint.done = true;
@@ -291,7 +317,7 @@ absl::Status RescanAttempt(const ShardSpec& spec, const CopyOptions& options,
     sides.fix = &*fix;
   }
   ShardVerifier verifier(spec, compare, sides, checkpoint, callbacks);
-  const Attempt attempt{spec, compare, checkpoint, limiter, cancel, verifier, nullptr};
+  const Attempt attempt{spec, compare, checkpoint, limiter, cancel, verifier, nullptr, sides.other};
   return WalkWritingTarget(attempt, options, target, guard, callbacks);
 }
 
@@ -303,7 +329,8 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
   FERRY_ASSIGN_OR_RETURN(Target target, OpenTarget(spec, options, guard));
   const TargetFacts* facts = target.facts.has_value() ? &*target.facts : nullptr;
   ShardWriter writer(options, target.router.get(), target.expiry, facts, checkpoint, callbacks);
-  const Attempt attempt{spec, options, checkpoint, limiter, cancel, writer, facts};
+  const Attempt attempt{spec,   options, checkpoint, limiter,
+                        cancel, writer,  facts,      target.router.get()};
   return WalkWritingTarget(attempt, options, target, guard, callbacks);
 }
 
@@ -342,6 +369,7 @@ absl::Status CopyShard(const ShardSpec& spec, const CopyOptions& options, const 
     }
     FERRY_LOG(Warning) << "shard " << spec.shard_index << " of db " << spec.source_db << ": "
                        << status.message() << "; retrying in " << backoff;
+    if (callbacks.on_retry) callbacks.on_retry(status);
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(5));
   }

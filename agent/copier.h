@@ -137,9 +137,25 @@ struct CopyOptions {
   // Set for the leases of a live job: watch shards follow the source (agent/live_watcher.h),
   // shards resumed at Checkpoint.pass > 0 compare and fix instead of copying.
   std::optional<LiveOptions> live;
+  // Paces the bytes this shard reads from the source (JobSpec.rate_limit_bytes' share); null:
+  // no limit. Set by the lease's runner, which owns it.
+  RateLimiter* byte_limiter = nullptr;
   int max_retries = 6;  // Transient failures in a row before giving up.
   absl::Duration initial_backoff = absl::Milliseconds(200);
   redis::ConnectOptions connect;
+  // Told the round trips and the retries of the job's source's and target's connections (the
+  // agent's metrics); null: nobody. Not owned.
+  redis::IoObserver* source_io = nullptr;
+  redis::IoObserver* target_io = nullptr;
+
+  // `connect` with the observer of the job's source, or of its target.
+  redis::ConnectOptions SourceConnect() const { return WithObserver(source_io); }
+  redis::ConnectOptions TargetConnect() const { return WithObserver(target_io); }
+  redis::ConnectOptions WithObserver(redis::IoObserver* observer) const {
+    redis::ConnectOptions side = connect;
+    side.observer = observer;
+    return side;
+  }
 };
 
 struct CopyCallbacks {
@@ -147,6 +163,9 @@ struct CopyCallbacks {
   std::function<void(const Checkpoint&)> on_checkpoint;
   // A key that could not be copied, with a reason that never contains its value.
   std::function<void(const std::string& key, const std::string& reason)> on_failed_key;
+  // An attempt failed with a transient error (`status`): the copy reconnects and goes on from
+  // its last checkpoint after a pause.
+  std::function<void(const absl::Status& status)> on_retry;
 };
 
 // Copies one shard from `resume` (a default Checkpoint starts at the shard's start cursor)

@@ -50,7 +50,7 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
   redis::RouterRetryPolicy retry;
   retry.max_duration = kTargetRetryTime;
   absl::StatusOr<std::unique_ptr<redis::Router>> router =
-      redis::Router::Open(spec.target, spec.target_db, options.connect, retry,
+      redis::Router::Open(spec.target, spec.target_db, options.TargetConnect(), retry,
                           [&guard](Connection& c) { return guard.Check(c); });
   if (!router.ok()) {
     // TargetGuard's verdicts name the target node themselves.
@@ -64,7 +64,8 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
   const std::vector<const ClusterNode*> primaries = target.router->topology().Primaries();
   std::vector<TargetFacts> facts;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    FERRY_ASSIGN_OR_RETURN(Connection connection, Connection::Open(nodes[i], options.connect));
+    FERRY_ASSIGN_OR_RETURN(Connection connection,
+                           Connection::Open(nodes[i], options.TargetConnect()));
     FERRY_RETURN_IF_ERROR(guard.Check(connection));
     FERRY_ASSIGN_OR_RETURN(ExpiryMapper expiry, ExpiryMapper::Measure(&connection));
     target.expiry = i == 0 ? expiry : ExpiryMapper::Earliest(target.expiry, expiry);
@@ -84,7 +85,7 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
 absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
                                    const redis::Router& router, TargetGuard& guard) {
   for (const redis::Endpoint& node : TargetNodes(spec, router)) {
-    absl::StatusOr<Connection> connection = Connection::Open(node, options.connect);
+    absl::StatusOr<Connection> connection = Connection::Open(node, options.TargetConnect());
     if (!connection.ok()) return Annotate(connection.status(), "target");
     FERRY_RETURN_IF_ERROR(guard.Check(*connection));
   }

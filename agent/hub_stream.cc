@@ -191,7 +191,8 @@ void HubStream::Handle(const pb::ControllerMessage& message) {
       break;
     case pb::ControllerMessage::kRateUpdate:
       if (LeaseRunner* run = FindActive(message.rate_update().lease_id())) {
-        run->SetRate(message.rate_update().keys_per_second());
+        run->SetRate(message.rate_update().keys_per_second(),
+                     message.rate_update().bytes_per_second());
       }
       break;
     case pb::ControllerMessage::kLiveControl:
@@ -274,6 +275,7 @@ void HubStream::StartLease(const pb::ControllerMessage::Lease& lease) {
   grant.copy = CopyOptionsFromLease(options_.copy, lease);
   grant.resume = CheckpointFromProto(lease.resume());
   grant.keys_per_second = lease.keys_per_second();
+  grant.bytes_per_second = lease.bytes_per_second();
   grant.job_id = lease.job_id();
   grant.metrics = options_.metrics;
   LeaseRunner* run = runs_.emplace_back(std::make_unique<LeaseRunner>(std::move(grant))).get();

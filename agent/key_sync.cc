@@ -46,7 +46,8 @@ absl::Status KeySync::OpenSource(const redis::Endpoint& node, bool replica) {
     return absl::OkStatus();
   }
   s = Source();
-  absl::StatusOr<redis::Connection> connection = redis::Connection::Open(node, options_.connect);
+  absl::StatusOr<redis::Connection> connection =
+      redis::Connection::Open(node, options_.SourceConnect());
   if (!connection.ok()) return Annotate(connection.status(), "source");
   if (replica)
     FERRY_RETURN_IF_ERROR(Annotate(connection->Command({"READONLY"}).status(), "source"));

@@ -23,15 +23,18 @@ void FillReport(const std::string& lease_id, uint64_t epoch, const Checkpoint& c
 
 namespace {
 
-LeaseRunner::Grant WithSignals(LeaseRunner::Grant grant, const LiveSignals* signals) {
+LeaseRunner::Grant WithSignals(LeaseRunner::Grant grant, const LiveSignals* signals,
+                               RateLimiter* byte_limiter) {
   if (grant.copy.live.has_value()) grant.copy.live->signals = signals;
+  grant.copy.byte_limiter = byte_limiter;
   return grant;
 }
 
 }  // namespace
 
 LeaseRunner::LeaseRunner(Grant grant, CopyFunction copy)
-    : grant_(WithSignals(std::move(grant), &live_)),
+    : byte_limiter_(grant.bytes_per_second),
+      grant_(WithSignals(std::move(grant), &live_, &byte_limiter_)),
       copy_(std::move(copy)),
       limiter_(grant_.keys_per_second),
       latest_(grant_.resume),
@@ -60,6 +63,11 @@ void LeaseRunner::Run(const EndCallback& on_end) {
   callbacks.on_failed_key = [this](const std::string& key, const std::string& reason) {
     RecordFailedKey(key, reason);
   };
+  if (grant_.metrics != nullptr) {
+    callbacks.on_retry = [this](const absl::Status& status) {
+      grant_.metrics->ShardRetried(status);
+    };
+  }
   const absl::Status status =
       copy_(grant_.spec, grant_.copy, grant_.resume, &limiter_, &cancel_, callbacks);
   CountEnd(status);

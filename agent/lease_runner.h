@@ -52,7 +52,8 @@ class LeaseRunner {
     ShardSpec spec;
     CopyOptions copy;
     Checkpoint resume;
-    double keys_per_second = 0;  // <= 0: no limit.
+    double keys_per_second = 0;   // <= 0: no limit.
+    double bytes_per_second = 0;  // Of source reads; <= 0: no limit.
     std::string job_id;
     AgentMetrics* metrics = nullptr;  // Null: no metrics. Outlives the runner.
   };
@@ -81,7 +82,10 @@ class LeaseRunner {
   // Asks the copy to stop at the next batch. The first reason sticks, except kStreamLost,
   // which replaces any (nothing can be reported any more). No effect once ended.
   void Stop(StopReason reason) ABSL_LOCKS_EXCLUDED(mu_);
-  void SetRate(double keys_per_second) { limiter_.SetRate(keys_per_second); }
+  void SetRate(double keys_per_second, double bytes_per_second) {
+    limiter_.SetRate(keys_per_second);
+    byte_limiter_.SetRate(bytes_per_second);
+  }
   // Live jobs' watch leases: the controller's LiveControl.
   void SetLive(bool apply, uint64_t subscription, uint64_t cutover_seq) {
     live_.apply_subscription = subscription;
@@ -115,7 +119,8 @@ class LeaseRunner {
   // Counts how the copy ended (the same reading of stop_ as EndReports).
   void CountEnd(const absl::Status& status) ABSL_LOCKS_EXCLUDED(mu_);
 
-  LiveSignals live_;  // Before grant_: its copy options point at it.
+  LiveSignals live_;          // Before grant_: its copy options point at it,
+  RateLimiter byte_limiter_;  // and at this.
   const Grant grant_;
   const CopyFunction copy_;
   RateLimiter limiter_;

@@ -173,7 +173,7 @@ absl::Status LiveWatcher::CheckHealth() {
 }
 
 absl::Status LiveWatcher::CheckTopology() {
-  ClusterSource cluster(spec_, options_.connect);
+  ClusterSource cluster(spec_, options_.SourceConnect());
   FERRY_ASSIGN_OR_RETURN(redis::ClusterTopology topology, cluster.Discover());
   for (const Node& node : nodes_) {
     const redis::ClusterNode* now = nullptr;

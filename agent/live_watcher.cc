@@ -125,7 +125,7 @@ absl::StatusOr<std::vector<LiveWatcher::Node>> LiveWatcher::ResolveNodes() {
     node.address = spec_.source.Address();
     return nodes;
   }
-  ClusterSource cluster(spec_, options_.connect);
+  ClusterSource cluster(spec_, options_.SourceConnect());
   FERRY_ASSIGN_OR_RETURN(redis::ClusterTopology topology, cluster.Discover());
   redis::SlotSet unserved = spec_.slots;
   for (const redis::ClusterNode* primary : topology.Primaries()) {
@@ -152,7 +152,7 @@ absl::Status LiveWatcher::Session() {
   std::vector<std::string> addresses;
   for (Node& node : nodes_) {
     absl::StatusOr<redis::Connection> command =
-        redis::Connection::Open(node.endpoint, options_.connect);
+        redis::Connection::Open(node.endpoint, options_.SourceConnect());
     if (!command.ok()) return Annotate(command.status(), "source");
     node.command = *std::move(command);
     FERRY_RETURN_IF_ERROR(CheckNotifications(node));
@@ -200,7 +200,7 @@ absl::Status LiveWatcher::Follow() {
 
 absl::Status LiveWatcher::Subscribe(Node& node) {
   absl::StatusOr<redis::Connection> subscriber =
-      redis::Connection::Open(node.endpoint, options_.connect);
+      redis::Connection::Open(node.endpoint, options_.SourceConnect());
   if (!subscriber.ok()) return Annotate(subscriber.status(), "source");
   node.subscriber = *std::move(subscriber);
   node.ping_outstanding = false;

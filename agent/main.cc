@@ -153,6 +153,8 @@ int main(int argc, char** argv) {
   ferry::metrics::Registry registry;
   ferry::agent::AgentMetrics agent_metrics(registry, options.slots);
   options.metrics = &agent_metrics;
+  options.copy.source_io = agent_metrics.source_io();
+  options.copy.target_io = agent_metrics.target_io();
   std::unique_ptr<ferry::metrics::MetricsServer> metrics_server;
   if (!main_flags.metrics.listen.empty()) {
     auto started = ferry::metrics::MetricsServer::Start(main_flags.metrics, &registry);

@@ -80,9 +80,50 @@ AgentMetrics::AgentMetrics(metrics::Registry& registry, int slots)
       errors_(registry.AddCounter("ferry_agent_shard_errors_total",
                                   "Shard copies that ended with an error, by error class "
                                   "(transient and redirect ones are retried by the controller).",
-                                  {"class"})) {
+                                  {"class"})),
+      shard_retries_(registry.AddCounter("ferry_agent_shard_retries_total",
+                                         "Times a running lease's copy reconnected and went on "
+                                         "from its last checkpoint, by the error's class.",
+                                         {"class"})),
+      source_io_(registry, "source"),
+      target_io_(registry, "target") {
   registry.AddGauge("ferry_agent_slots", "Shards this agent runs at once.")->Get()->Set(slots);
   metrics::AddProcessCollector(registry);
+}
+
+void AgentMetrics::ShardRetried(const absl::Status& status) {
+  shard_retries_->WithLabels({ClassName(redis::Classify(status))})->Increment();
+}
+
+SideIoMetrics::SideIoMetrics(metrics::Registry& registry, const std::string& side)
+    : round_trip_(registry
+                      .AddHistogram("ferry_agent_redis_round_trip_seconds",
+                                    "Time from sending a pipeline of commands to a side (source "
+                                    "or target) until its last reply arrived.",
+                                    {"side"}, metrics::LatencyBounds())
+                      ->WithLabels({side})) {
+  metrics::Family<metrics::Counter>* retries =
+      registry.AddCounter("ferry_agent_redis_retries_total",
+                          "Commands sent to a side again, by the error's class (redirect: MOVED "
+                          "or ASK; transient) and reason (moved, ask, busy: TRYAGAIN, "
+                          "CLUSTERDOWN, LOADING or MASTERDOWN; connection: lost).",
+                          {"side", "class", "reason"});
+  retries_[static_cast<int>(redis::RetryReason::kMoved)] =
+      retries->WithLabels({side, "redirect", "moved"});
+  retries_[static_cast<int>(redis::RetryReason::kAsk)] =
+      retries->WithLabels({side, "redirect", "ask"});
+  retries_[static_cast<int>(redis::RetryReason::kBusy)] =
+      retries->WithLabels({side, "transient", "busy"});
+  retries_[static_cast<int>(redis::RetryReason::kConnection)] =
+      retries->WithLabels({side, "transient", "connection"});
+}
+
+void SideIoMetrics::RoundTrip(absl::Duration elapsed) {
+  round_trip_->Observe(absl::ToDoubleSeconds(elapsed));
+}
+
+void SideIoMetrics::Retry(redis::RetryReason reason) {
+  retries_[static_cast<int>(reason)]->Increment();
 }
 
 LeaseMetrics AgentMetrics::LeaseStarted(const std::string& job_id, const std::string& lease_id) {

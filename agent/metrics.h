@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "common/metrics/registry.h"
+#include "common/redis/io_observer.h"
 #include "ferry/v1/ferry.pb.h"
 
 namespace ferry::agent {
@@ -25,6 +26,18 @@ struct LeaseMetrics {
 
 // How a lease's copy ended.
 enum class LeaseOutcome { kFinished, kFailed, kHandedBack, kStreamLost };
+
+// The round trips and retries of one side's connections (the job's source or its target).
+class SideIoMetrics : public redis::IoObserver {
+ public:
+  SideIoMetrics(metrics::Registry& registry, const std::string& side);
+  void RoundTrip(absl::Duration elapsed) override;
+  void Retry(redis::RetryReason reason) override;
+
+ private:
+  metrics::Histogram* const round_trip_;
+  metrics::Counter* retries_[4];  // By RetryReason.
+};
 
 // Registered in (and owned by) `registry`, which must outlive it. Thread-safe.
 class AgentMetrics {
@@ -45,6 +58,12 @@ class AgentMetrics {
   void SetConnected(bool connected) { connected_->Set(connected ? 1 : 0); }
   // A connection attempt failed or a stream ended: the agent reconnects.
   void Reconnecting() { reconnects_->Increment(); }
+  // A shard's copy starts again after `status` (copier.h CopyCallbacks::on_retry).
+  void ShardRetried(const absl::Status& status);
+
+  // The observers of the connections to each side (CopyOptions::source_io, target_io).
+  redis::IoObserver* source_io() { return &source_io_; }
+  redis::IoObserver* target_io() { return &target_io_; }
 
  private:
   metrics::Gauge* const running_;
@@ -58,6 +77,9 @@ class AgentMetrics {
   metrics::Histogram* const batch_seconds_;
   metrics::Family<metrics::Counter>* const ends_;
   metrics::Family<metrics::Counter>* const errors_;
+  metrics::Family<metrics::Counter>* const shard_retries_;
+  SideIoMetrics source_io_;
+  SideIoMetrics target_io_;
 };
 
 }  // namespace ferry::agent

@@ -37,6 +37,7 @@ TEST(AgentMetricsTest, ALeaseCountsItsWorkAndItsEnd) {
                      [&](const ShardSpec&, const CopyOptions&, const Checkpoint&, RateLimiter*,
                          const std::atomic<bool>*, const CopyCallbacks& callbacks) {
                        callbacks.on_checkpoint(Copied(10, 8));
+                       callbacks.on_retry(absl::UnavailableError("connection reset"));
                        callbacks.on_checkpoint(Copied(25, 20));
                        checkpointed.Notify();
                        go_on.WaitForNotification();
@@ -58,6 +59,7 @@ TEST(AgentMetricsTest, ALeaseCountsItsWorkAndItsEnd) {
   EXPECT_THAT(
       text, HasSubstr("ferry_agent_lease_keys_copied{job_id=\"job-1\",lease=\"job-1-4-2\"} 20\n"));
   EXPECT_THAT(text, HasSubstr("ferry_agent_batch_seconds_count 1\n"));  // The second batch.
+  EXPECT_THAT(text, HasSubstr("ferry_agent_shard_retries_total{class=\"transient\"} 1\n"));
   go_on.Notify();
   ASSERT_TRUE(ended.WaitForNotificationWithTimeout(absl::Seconds(10)));
   runner.Join();
@@ -84,6 +86,29 @@ TEST(AgentMetricsTest, AHandedBackLeaseIsNoError) {
   EXPECT_THAT(text, HasSubstr("ferry_agent_controller_reconnects_total 1\n"));
   EXPECT_THAT(text, HasSubstr("ferry_agent_controller_connected 1\n"));
   EXPECT_THAT(text, HasSubstr("process_resident_memory_bytes "));
+}
+
+TEST(AgentMetricsTest, EachSideCountsItsRoundTripsAndRetriesByClassAndReason) {
+  metrics::Registry registry;
+  AgentMetrics agent_metrics(registry, 1);
+  agent_metrics.source_io()->RoundTrip(absl::Milliseconds(3));
+  agent_metrics.source_io()->RoundTrip(absl::Milliseconds(30));
+  agent_metrics.target_io()->RoundTrip(absl::Seconds(2));
+  agent_metrics.target_io()->Retry(redis::RetryReason::kMoved);
+  agent_metrics.target_io()->Retry(redis::RetryReason::kMoved);
+  agent_metrics.target_io()->Retry(redis::RetryReason::kConnection);
+  agent_metrics.source_io()->Retry(redis::RetryReason::kBusy);
+  const std::string text = metrics::TextExposition(registry);
+  EXPECT_THAT(text, HasSubstr("ferry_agent_redis_round_trip_seconds_count{side=\"source\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("ferry_agent_redis_round_trip_seconds_bucket{side=\"source\","
+                              "le=\"0.005\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("ferry_agent_redis_round_trip_seconds_count{side=\"target\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("ferry_agent_redis_retries_total{side=\"target\",class=\"redirect\","
+                              "reason=\"moved\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("ferry_agent_redis_retries_total{side=\"target\",class=\"transient\","
+                              "reason=\"connection\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("ferry_agent_redis_retries_total{side=\"source\",class=\"transient\","
+                              "reason=\"busy\"} 1\n"));
 }
 
 }  // namespace

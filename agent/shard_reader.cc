@@ -182,7 +182,7 @@ absl::Status ShardReader::Walk(const ShardWalk& walk, uint64_t cursor) {
   }
   walk_ = &walk;
   exact_steps_ = 0;
-  tail_ = false;
+  tail_cap_ = 0;
   db_keys_ = keys.ok() && keys->is_integer() ? static_cast<uint64_t>(keys->integer()) : 0;
   return ScanLoop(
       cursor, /*walk=*/true, [&walk](uint64_t next) { return walk.Finished(next); },
@@ -230,13 +230,13 @@ absl::Status ShardReader::ReadSlots(const redis::SlotSet& slots) {
     const size_t size = owner->size();
     for (size_t begin = 0; begin < size; begin += options_.batch_keys) {
       Batch batch;
-      batch.owner = owner;
+      batch.owners.push_back(owner);
       for (size_t i = begin; i < std::min(size, begin + options_.batch_keys); ++i) {
         batch.keys.push_back(owner->element(i).str());
       }
       if (!Admit(batch.keys.size())) return absl::OkStatus();
       FERRY_RETURN_IF_ERROR(ReadDumps(batch, /*then_scan=*/false, 0));
-      if (!queue_.Push(std::move(batch))) return absl::OkStatus();
+      if (!Paid(batch) || !queue_.Push(std::move(batch))) return absl::OkStatus();
     }
   }
   if (scan_slots.empty()) return absl::OkStatus();
@@ -256,10 +256,11 @@ absl::StatusOr<Batch> ShardReader::ReadKeys(const std::vector<std::string>& keys
 void ShardReader::AppendScan(uint64_t cursor, bool one) {
   const std::string cursor_arg = std::to_string(cursor);
   scan_start_ = cursor;
-  scan_count_ = one || tail_ ? 1
+  scan_count_ = one ? 1
                 : walk_ != nullptr
                     ? walk_->ScanCount(cursor, db_keys_, options_.batch_keys, ExactEnds())
                     : options_.batch_keys;
+  if (tail_cap_ > 0) scan_count_ = std::min(scan_count_, tail_cap_);
   if (scan_count_ == 1) ++exact_steps_;
   const std::string count = std::to_string(scan_count_);
   std::vector<absl::string_view> argv = {"SCAN", cursor_arg, "COUNT", count};
@@ -274,6 +275,7 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
   // The SCAN for batch n+1 travels in the same flush as the PTTL/DUMP round of batch n.
   AppendScan(cursor);
   FERRY_RETURN_IF_ERROR(source_.Flush());
+  Batch batch;  // Keys read so far and not yet pushed.
   for (;;) {
     if (Stopping()) return absl::OkStatus();
     Reply scan;
@@ -293,9 +295,10 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
     }
     const bool past_end = walk && walk_ != nullptr && walk_->PastEnd(next);
     if (past_end && scan_count_ > 1 && ExactEnds()) {
-      // It ran into the next shard with keys of both: read from its start again, one position
-      // per call, so that each key is this shard's or the next one's, never both's.
-      tail_ = true;  // DBSIZE promised more keys than were left: COUNT 1 to the end.
+      // It ran into the next shard with keys of both: read from its start again with half the
+      // COUNT (DBSIZE promised more keys than were left), down to one position per call, so
+      // that each key is this shard's or the next one's, never both's.
+      tail_cap_ = std::max(1, scan_count_ / 2);
       AppendScan(scan_start_);
       FERRY_RETURN_IF_ERROR(source_.Flush());
       continue;
@@ -303,9 +306,8 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
     const bool last = finished(next);
     // A COUNT 1 call that ran past the shard's end returned the next shard's keys only.
     const bool theirs = past_end && scan_count_ == 1;
-    Batch batch;
-    batch.owner = std::make_shared<const Reply>(std::move(scan));
-    const ReplyView keys = batch.owner->element(1);
+    const auto& owner = batch.owners.emplace_back(std::make_shared<const Reply>(std::move(scan)));
+    const ReplyView keys = owner->element(1);
     for (size_t i = 0; i < keys.size() && !theirs; ++i) {
       if (keep(keys.element(i).str())) batch.keys.push_back(keys.element(i).str());
     }
@@ -313,9 +315,20 @@ absl::Status ShardReader::ScanLoop(uint64_t cursor, bool walk, const Finished& f
       batch.cursor_after = next;
       batch.walk_end = last;
     }
+    // The short SCANs near a shard's end (exact ends) are not worth a read round each, which
+    // far from the source costs more than the SCAN: their keys wait for the next ones', up to
+    // a batch. The batch's cursor is the last SCAN's, so a checkpoint covers them all.
+    const size_t batch_keys = static_cast<size_t>(std::max(1, options_.batch_keys));
+    if (!last && scan_count_ < options_.batch_keys && batch.keys.size() < batch_keys) {
+      AppendScan(next);
+      FERRY_RETURN_IF_ERROR(source_.Flush());
+      continue;
+    }
     if (!Admit(batch.keys.size())) return absl::OkStatus();
     FERRY_RETURN_IF_ERROR(ReadDumps(batch, /*then_scan=*/!last, next));
-    if (!queue_.Push(std::move(batch)) || last) return absl::OkStatus();
+    if (!Paid(batch) || !queue_.Push(std::exchange(batch, Batch())) || last) {
+      return absl::OkStatus();
+    }
   }
 }
 
@@ -482,6 +495,12 @@ absl::Status ShardReader::CheckStillServing(bool scan_pending) {
 
 bool ShardReader::Admit(size_t keys) {
   return limiter_ == nullptr || keys == 0 || limiter_->Acquire(static_cast<double>(keys), cancel_);
+}
+
+bool ShardReader::Paid(const Batch& batch) {
+  RateLimiter* bytes = options_.byte_limiter;
+  return bytes == nullptr || batch.bytes == 0 ||
+         bytes->Acquire(static_cast<double>(batch.bytes), cancel_);
 }
 
 bool ShardReader::Stopping() { return (cancel_ != nullptr && cancel_->load()) || queue_.stopped(); }

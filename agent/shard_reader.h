@@ -35,7 +35,8 @@ absl::Status ReplyStatus(absl::string_view side, absl::string_view command, redi
 
 // Keys read with their expiry and values.
 struct Batch {
-  std::shared_ptr<const redis::Reply> owner;  // Owns the bytes `keys` look at.
+  // Own the bytes `keys` look at: one reply, or several SCAN replies merged near a shard's end.
+  std::vector<std::shared_ptr<const redis::Reply>> owners;
   std::vector<absl::string_view> keys;
   // Per key: the earliest moment it can expire, in this host's clock (Unix ms; expiry.h), or
   // kNoExpiry, or kVanished (gone, or its TTL unreadable).
@@ -222,6 +223,9 @@ class ShardReader {
   absl::Status CheckStillServing(bool scan_pending);
   // Waits for the rate limiter; false when reading should stop.
   bool Admit(size_t keys);
+  // Paces the bytes a batch read (CopyOptions::byte_limiter) before it is queued: the next read
+  // waits until the job's byte rate allows it. False when cancelled meanwhile.
+  bool Paid(const Batch& batch);
   bool Stopping();
 
   const ShardSpec& spec_;
@@ -241,7 +245,9 @@ class ShardReader {
   // walk.
   uint64_t scan_start_ = 0;
   int scan_count_ = 0;
-  bool tail_ = false;  // A call ran past the end: COUNT 1 from there on.
+  // A call ran past the end: COUNTs from there on are at most this (0: no bound), half the
+  // COUNT of the last call that ran past it.
+  int tail_cap_ = 0;
   int exact_steps_ = 0;
   // Standalone: read without TTL commands (INFO probes prove none is needed) until a TTL shows
   // up.

@@ -33,14 +33,13 @@ int ShardWalk::ScanCount(uint64_t cursor, uint64_t db_keys, int batch, bool exac
   if (!exact || bits_ == 0 || db_keys == 0) {
     return redis::ShardScanCount(cursor, index_, bits_, db_keys, batch);
   }
-  // Exact ends: near the end, half the keys left per call, so that a call rarely reaches the
-  // end (one that does is read again with COUNT 1: ShardReader::ScanLoop); the last few keys
-  // one position per call.
-  constexpr double kExactTail = 8;
+  // Exact ends: near the end, three quarters of the keys left per call, so that a call rarely
+  // reaches the end (one that does is read again with half its COUNT: ShardReader::ScanLoop)
+  // and the end is reached in a few calls; the last key or so one position per call.
+  constexpr double kTailShare = 0.75;
   const double left = redis::ShardRemaining(cursor, index_, bits_) * static_cast<double>(db_keys);
-  if (left <= kExactTail) return 1;
-  if (left >= 2.0 * batch) return batch;
-  return std::max(1, static_cast<int>(left / 2));
+  if (left * kTailShare >= batch) return batch;
+  return std::max(1, static_cast<int>(left * kTailShare));
 }
 
 bool ShardWalk::PastEnd(uint64_t returned_cursor) const {

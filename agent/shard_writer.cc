@@ -380,7 +380,7 @@ absl::Status ShardWriter::OpenSideSource(const Batch& batch) {
   }
   side_source_.reset();
   absl::StatusOr<redis::Connection> source =
-      redis::Connection::Open(*batch.source, options_.connect);
+      redis::Connection::Open(*batch.source, options_.SourceConnect());
   if (!source.ok()) return Annotate(source.status(), "source");
   if (batch.replica) {
     absl::Status readonly = source->Command({"READONLY"}).status();

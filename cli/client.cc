@@ -238,6 +238,7 @@ ferry::v1::JobSpec JobSpecFromRequest(const JobRequest& r) {
   spec.set_type(r.type);
   spec.set_batch_keys(r.batch_keys);
   spec.set_rate_limit(r.rate_limit);
+  spec.set_rate_limit_bytes(r.rate_limit_bytes);
   spec.set_on_conflict(r.on_conflict == agent::OnConflict::kSkip ? ferry::v1::ON_CONFLICT_SKIP
                        : r.on_conflict == agent::OnConflict::kFail
                            ? ferry::v1::ON_CONFLICT_FAIL

@@ -95,9 +95,13 @@ std::vector<FlagSpec> VerifyFlags() {
       {"type", "verify only keys of this type (string, hash, list, set, zset, stream)"},
       {"batch", ""},
       {"rate-limit", "at most N keys per second on each side (default: no limit)"},
+      {"rate-limit-bytes",
+       "at most MB megabytes (10^6 bytes) per second of keys and values read from the side each "
+       "shard walks (default: no limit)"},
       {"shards", ""},
       {"parallel", absl::StrCat("shards verified at once from each node (default ",
-                                wire::kDefaultParallelPerNode, ")")},
+                                wire::kDefaultParallelPerNode, ", up to ",
+                                wire::kMaxAutoParallelPerNode, " far from the servers)")},
       {"big-key-bytes",
        absl::StrCat("keys larger than this are compared in pages, never read whole (default ",
                     wire::kDefaultBigKeyBytes >> 20, "MiB)")},
@@ -137,12 +141,16 @@ std::vector<FlagSpec> JobFlags() {
        absl::StrCat("keys per SCAN/DUMP/RESTORE round trip (default ", wire::kDefaultBatchKeys,
                     ")")},
       {"rate-limit", "N", "at most N keys per second for the whole job (default: no limit)"},
+      {"rate-limit-bytes", "MB",
+       "at most MB megabytes (10^6 bytes) per second of keys and values read from the source, "
+       "for the whole job across agents (default: no limit)"},
       {"on-conflict", "POLICY", "replace (default), skip, or fail when a key exists on the target"},
       {"shards", "N", "shards per database (default: from its key count)"},
       {"parallel", "N",
        absl::StrCat("shards copied at once from each source node (default ",
-                    wire::kDefaultParallelPerNode,
-                    "; a cluster source with 3 primaries copies up to 3N at once)")},
+                    wire::kDefaultParallelPerNode, ", up to ", wire::kMaxAutoParallelPerNode,
+                    " when the round trip to the servers is long; a cluster source with 3 "
+                    "primaries copies up to 3N at once)")},
       {"dry-run", "", "read and count, write nothing"},
       {"copy-path", "PATH",
        "auto (default): DUMP/RESTORE where the target reads the source's payloads, plain "
@@ -302,11 +310,14 @@ absl::StatusOr<JobRequest> JobRequestFromArgs(const Args& args,
   FERRY_ASSIGN_OR_RETURN(int64_t batch, args.GetInt("batch", wire::kDefaultBatchKeys, 1, 100000));
   r.batch_keys = static_cast<int>(batch);
   FERRY_ASSIGN_OR_RETURN(r.rate_limit, args.GetDouble("rate-limit", 0, 0));
+  FERRY_ASSIGN_OR_RETURN(const double megabytes, args.GetDouble("rate-limit-bytes", 0, 0));
+  r.rate_limit_bytes = megabytes * 1e6;
   FERRY_ASSIGN_OR_RETURN(int64_t shards, args.GetInt("shards", 0, 0, 65536));
   r.shards = static_cast<int>(shards);
   FERRY_ASSIGN_OR_RETURN(int64_t parallel,
                          args.GetInt("parallel", wire::kDefaultParallelPerNode, 1, 1024));
-  r.parallel = static_cast<int>(parallel);
+  // Not given: 0, and the controller chooses from the round trips it measures.
+  r.parallel = args.Has("parallel") ? static_cast<int>(parallel) : 0;
   r.dry_run = args.Has("dry-run");
   r.merge_dbs = args.Has("merge-dbs");
   const std::string read_from = args.Get("read-from", "primary");

@@ -22,7 +22,8 @@ struct JobRequest {
   std::string match;
   std::string type;
   int batch_keys = wire::kDefaultBatchKeys;
-  double rate_limit = 0;  // Keys per second for the whole job; 0: unlimited.
+  double rate_limit = 0;        // Keys per second for the whole job; 0: unlimited.
+  double rate_limit_bytes = 0;  // Source bytes read per second for the whole job; 0: unlimited.
   agent::OnConflict on_conflict = agent::OnConflict::kReplace;
   int shards = 0;                                // Per database; 0: planned from the key count.
   int parallel = wire::kDefaultParallelPerNode;  // Shards copied at once from each source node

@@ -50,7 +50,7 @@ TEST_F(JobOptionsTest, DefaultsOfAPlainCopy) {
   EXPECT_THAT(r->dbs, IsEmpty());
   EXPECT_FALSE(r->target_db.has_value());
   EXPECT_EQ(r->batch_keys, 1000);
-  EXPECT_EQ(r->parallel, 4);
+  EXPECT_EQ(r->parallel, 0);  // The controller chooses from the round trips.
   EXPECT_EQ(r->shards, 0);
   EXPECT_EQ(r->rate_limit, 0);
   EXPECT_EQ(r->on_conflict, agent::OnConflict::kReplace);

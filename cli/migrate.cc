@@ -17,6 +17,7 @@
 #include "cli/watch.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
+#include "proto/wire/job_defaults.h"
 #include "proto/wire/job_state.h"
 #include "server/controller.h"
 #include "server/copy_planner.h"
@@ -301,7 +302,8 @@ std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
   // same keys, so it is allowed. The stored job's values stay in force (the controller plans
   // and leases from its stored spec), which the caller says.
   std::vector<std::string> out;
-  if (stored.parallel() != requested.parallel()) {
+  // A --parallel not given (0) leaves the choice to the controller: nothing to say.
+  if (requested.parallel() != 0 && stored.parallel() != requested.parallel()) {
     out.push_back(absl::StrCat("--parallel ", stored.parallel()));
   }
   if (stored.batch_keys() != requested.batch_keys()) {
@@ -310,6 +312,11 @@ std::vector<std::string> TuningKeptOnResume(const ferry::v1::JobSpec& stored,
   if (stored.rate_limit() != requested.rate_limit()) {
     out.push_back(stored.rate_limit() > 0 ? absl::StrCat("--rate-limit ", stored.rate_limit())
                                           : "no --rate-limit");
+  }
+  if (stored.rate_limit_bytes() != requested.rate_limit_bytes()) {
+    out.push_back(stored.rate_limit_bytes() > 0
+                      ? absl::StrCat("--rate-limit-bytes ", stored.rate_limit_bytes() / 1e6)
+                      : "no --rate-limit-bytes");
   }
   if (stored.copy_path() != requested.copy_path()) {
     out.push_back(stored.copy_path() == ferry::v1::COPY_PATH_TYPED ? "--copy-path typed"
@@ -394,7 +401,10 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
     return ExitCodeFor(job_id.status());
   }
   const std::string client_flags = AnnounceServing(**controller, options, *job_id);
-  LocalAgents agents(options.agents, options.job.parallel, (*controller)->InProcessChannel());
+  LocalAgents agents(
+      options.agents,
+      options.job.parallel > 0 ? options.job.parallel : wire::kMaxAutoParallelPerNode,
+      (*controller)->InProcessChannel());
   WatchOptions watch;
   watch.progress = options.progress;
   watch.json = options.json;

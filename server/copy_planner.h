@@ -1,6 +1,7 @@
 #pragma once
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "ferry/v1/ferry.pb.h"
 #include "server/plan_types.h"
 #include "server/planner.h"
@@ -17,5 +18,9 @@ class CopyPlanner final : public Planner {
 // What the planner needs of `spec` (passwords included): the one conversion, so that a job and
 // `ferry preflight` plan the same request.
 absl::StatusOr<PlanRequest> PlanRequestFromSpec(const ferry::v1::JobSpec& spec);
+
+// Shards at once per source node for a spec that leaves JobSpec.parallel 0, whose farther side
+// is `round_trip` away (job_defaults.h).
+int AutoParallel(absl::Duration round_trip);
 
 }  // namespace ferry::server

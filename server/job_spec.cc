@@ -58,6 +58,9 @@ absl::Status NormalizeJobSpec(ferry::v1::JobSpec* spec) {
   }
   if (spec->batch_keys() < 0) return absl::InvalidArgumentError("batch_keys must be >= 0");
   if (spec->rate_limit() < 0) return absl::InvalidArgumentError("rate_limit must be >= 0");
+  if (spec->rate_limit_bytes() < 0) {
+    return absl::InvalidArgumentError("rate_limit_bytes must be >= 0");
+  }
   if (spec->shards() < 0) return absl::InvalidArgumentError("shards must be >= 0");
   if (spec->parallel() < 0) return absl::InvalidArgumentError("parallel must be >= 0");
   if (!ferry::v1::CopyPath_IsValid(spec->copy_path())) {

@@ -106,35 +106,113 @@ void CheckSlotCoverage(absl::string_view side, const Deployment& d, bool target,
                        "first (CLUSTER ADDSLOTS, or redis-cli --cluster fix)")));
 }
 
+// One memory fit to check: the whole target (standalone), or one primary of a cluster target
+// with the share of the source's dataset its slots will hold.
+struct Fit {
+  std::string dataset_phrase;  // "the source's dataset", "the share of ... that ... will hold"
+  std::string target_phrase;   // "the target's", "its"
+  int64_t dataset = 0;
+  int64_t used = 0;
+  int64_t maxmemory = 0;
+  std::string policy;
+};
+
+// A cluster target's primaries and the share of the source's dataset each will hold: a source
+// primary's dataset spreads evenly over the slots it serves (a standalone source's over all
+// 16384 slots), as key hashing makes it on average. Empty when some size is unknown.
+std::vector<Fit> PrimaryFits(const Deployment& source, const Deployment& target) {
+  struct Density {
+    redis::SlotSet slots;
+    double bytes_per_slot;
+  };
+  std::vector<Density> densities;
+  if (!source.cluster()) {
+    if (source.seed.used_memory_dataset < 0) return {};
+    redis::SlotSet all;
+    all.AddRange(0, redis::kClusterSlots - 1);
+    densities.push_back(
+        {all, static_cast<double>(source.seed.used_memory_dataset) / redis::kClusterSlots});
+  } else {
+    for (const ClusterPrimary& p : source.primaries) {
+      redis::SlotSet slots;
+      for (const auto& [first, last] : p.node.slots) slots.AddRange(first, last);
+      if (p.facts.used_memory_dataset < 0) return {};
+      if (slots.empty()) continue;
+      densities.push_back({slots, static_cast<double>(p.facts.used_memory_dataset) / slots.size()});
+    }
+  }
+  std::vector<Fit> fits;
+  for (const ClusterPrimary& p : target.primaries) {
+    redis::SlotSet slots;
+    for (const auto& [first, last] : p.node.slots) slots.AddRange(first, last);
+    double share = 0;
+    for (const Density& d : densities) {
+      redis::SlotSet common = slots;
+      common &= d.slots;
+      share += d.bytes_per_slot * common.size();
+    }
+    if (p.facts.maxmemory < 0 || p.facts.used_memory < 0) return {};
+    fits.push_back(
+        {absl::StrCat("the share of the source's dataset that target primary ", p.node.host, ":",
+                      p.node.port, " will hold for its ", slots.size(), " slots"),
+         "its", static_cast<int64_t>(share), p.facts.used_memory, p.facts.maxmemory,
+         p.facts.maxmemory_policy});
+  }
+  return fits;
+}
+
+// The fit of a cluster target that fills up first (the primary with the least room left after
+// its share; one without maxmemory never fills up), or of a standalone target. Unset when some
+// size is unknown.
+std::optional<Fit> TightestFit(const Deployment& source, const Deployment& target) {
+  if (!target.cluster()) {
+    if (source.UsedMemoryDataset() < 0 || target.MaxMemory() < 0) return std::nullopt;
+    return Fit{"the source's dataset",     "the target's",
+               source.UsedMemoryDataset(), std::max<int64_t>(target.UsedMemory(), 0),
+               target.MaxMemory(),         target.MaxMemoryPolicy()};
+  }
+  std::optional<Fit> tightest;
+  for (Fit& fit : PrimaryFits(source, target)) {
+    const auto room = [](const Fit& f) {
+      return f.maxmemory == 0 ? INT64_MAX : f.maxmemory - f.dataset - f.used;
+    };
+    if (!tightest.has_value() || room(fit) < room(*tightest)) tightest = std::move(fit);
+  }
+  return tightest;
+}
+
 // Memory fit: the source's dataset plus what the target already uses against the target's
-// maxmemory. Too small and evicting: the copy's keys (or the target's own) would be evicted
-// while the job ends "done": refused. Too small with noeviction: writes fail with OOM part way
-// (the job starts and stops there).
+// maxmemory (cluster: each primary's share and use against its own maxmemory). Too small and
+// evicting: the copy's keys (or the target's own) would be evicted while the job ends "done":
+// refused. Too small with noeviction: writes fail with OOM part way (the job starts and stops
+// there).
 void CheckTargetCapacity(const Deployment& source, const Deployment& target, Findings& findings) {
-  const int64_t dataset = source.UsedMemoryDataset();
-  const int64_t maxmemory = target.MaxMemory();
-  const int64_t used = std::max<int64_t>(target.UsedMemory(), 0);
-  const std::string& policy = target.MaxMemoryPolicy();
-  if (dataset < 0 || maxmemory < 0) {
+  const std::optional<Fit> tightest = TightestFit(source, target);
+  if (!tightest.has_value()) {
     findings.Warning(check::kMemory, absl::StrCat("memory fit not checked: ",
-                                                  dataset < 0 ? "the source's used_memory_dataset"
-                                                              : "the target's maxmemory",
+                                                  source.UsedMemoryDataset() < 0
+                                                      ? "the source's used_memory_dataset"
+                                                      : "the target's maxmemory",
                                                   " is unknown (INFO refused to that user)"));
     return;
   }
-  if (maxmemory == 0) {
-    findings.Info(check::kMemory,
-                  absl::StrCat("the target has no maxmemory: the copy needs about ",
-                               Bytes(dataset + used), " of the target host's memory"));
+  const Fit& fit = *tightest;
+  if (fit.maxmemory == 0) {
+    findings.Info(check::kMemory, absl::StrCat("the target has no maxmemory: the copy needs about ",
+                                               Bytes(source.UsedMemoryDataset() +
+                                                     std::max<int64_t>(target.UsedMemory(), 0)),
+                                               " of the target hosts' memory"));
     return;
   }
-  const int64_t need = dataset + used;
-  const std::string sizes = absl::StrCat("the source's dataset (", Bytes(dataset),
-                                         ") plus what the target already uses (", Bytes(used),
-                                         ") is ", need > maxmemory ? "more than" : "within 10% of",
-                                         " the target's maxmemory (", Bytes(maxmemory), ")");
-  if (need <= maxmemory) {
-    if (static_cast<double>(need) > kTightFit * static_cast<double>(maxmemory)) {
+  const int64_t need = fit.dataset + fit.used;
+  const std::string sizes =
+      absl::StrCat(fit.dataset_phrase, " (", Bytes(fit.dataset), ") plus what ",
+                   target.cluster() ? "it" : "the target", " already uses (", Bytes(fit.used),
+                   ") is ", need > fit.maxmemory ? "more than" : "within 10% of", " ",
+                   fit.target_phrase, " maxmemory (", Bytes(fit.maxmemory), ")");
+  const std::string policy = fit.policy.empty() ? "unknown" : fit.policy;
+  if (need <= fit.maxmemory) {
+    if (static_cast<double>(need) > kTightFit * static_cast<double>(fit.maxmemory)) {
       findings.Warning(check::kMemory,
                        absl::StrCat(sizes,
                                     ": values may take more room on the target; leave "
@@ -142,25 +220,25 @@ void CheckTargetCapacity(const Deployment& source, const Deployment& target, Fin
     } else {
       findings.Info(
           check::kMemory,
-          absl::StrCat("fits: the source's dataset (", Bytes(dataset), ") plus the target's use (",
-                       Bytes(used), ") within the target's maxmemory (", Bytes(maxmemory),
-                       "), maxmemory-policy ", policy.empty() ? "unknown" : policy));
+          absl::StrCat("fits: ", fit.dataset_phrase, " (", Bytes(fit.dataset), ") plus ",
+                       fit.target_phrase, " use (", Bytes(fit.used), ") within ", fit.target_phrase,
+                       " maxmemory (", Bytes(fit.maxmemory), "), maxmemory-policy ", policy));
     }
     return;
   }
-  if (policy.empty() || policy == "noeviction") {
+  if (fit.policy.empty() || fit.policy == "noeviction") {
     findings.ErrorJobStartsWith(
         check::kMemory,
         absl::FailedPreconditionError(absl::StrCat(
-            sizes, ": the target may run out of memory, and with maxmemory-policy ",
-            policy.empty() ? "unknown" : policy,
+            sizes, ": the target may run out of memory, and with maxmemory-policy ", policy,
             " it then refuses writes with OOM, so the copy would stop part way; raise the "
-            "target's maxmemory (on ElastiCache: a larger node type) first")));
+            "target's maxmemory (on ElastiCache: a larger node type",
+            target.cluster() ? ", or more shards" : "", ") first")));
     return;
   }
   findings.Error(check::kMemory,
                  absl::FailedPreconditionError(absl::StrCat(
-                     sizes, " and the target's maxmemory-policy is ", policy,
+                     sizes, " and ", fit.target_phrase, " maxmemory-policy is ", policy,
                      ": it would evict keys silently, copied ones included; raise the target's "
                      "maxmemory, or set maxmemory-policy noeviction (a full target then stops "
                      "the copy with OOM)")));

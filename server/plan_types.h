@@ -27,7 +27,10 @@ struct PlanResult {
   // Each target primary as preflight saw it; every shard's first checkpoint remembers them, so
   // an agent can tell a target that restarted or evicted keys (agent/target_guard.h).
   std::vector<TargetNodeFacts> target_nodes;
-  uint64_t estimated_keys = 0;        // Keys in the selected source databases.
+  uint64_t estimated_keys = 0;  // Keys in the selected source databases.
+  // Shards at once per source node, chosen from the measured round trips for a spec that left
+  // JobSpec.parallel 0 (job_defaults.h); 0: the spec's own.
+  int parallel = 0;
   std::vector<std::string> warnings;  // Shown to the operator and stored on the job.
 };
 

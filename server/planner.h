@@ -33,6 +33,9 @@ struct PlanRequest {
   bool dry_run = false;  // Skips the target entirely.
   // SCAN MATCH pattern of the job (empty: all keys): the permission probes use a key it finds.
   std::string match;
+  // SCAN TYPE filter of the job (empty: every type): a source without SCAN's TYPE option is
+  // asked TYPE of each key.
+  std::string type;
   // --on-conflict replace: the copy DELs target keys whose TTL ran out on the way. Otherwise it
   // reads (GET, DUMP) the target keys it finds there, to tell its own writes from conflicts.
   bool replace = true;

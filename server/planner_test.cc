@@ -1,6 +1,7 @@
 #include "server/planner.h"
 
 #include "gtest/gtest.h"
+#include "server/copy_planner.h"
 
 namespace ferry::server {
 namespace {
@@ -28,6 +29,15 @@ TEST(ShardBitsForKeysTest, AboutSixteenThousandKeysPerShard) {
   EXPECT_EQ(ShardBitsForKeys(32768), 1);
   EXPECT_EQ(ShardBitsForKeys(200000), 3);
   EXPECT_EQ(ShardBitsForKeys(uint64_t{1} << 40), 10);
+}
+
+TEST(AutoParallelTest, FourNearTheServersMoreFartherUpToSixteen) {
+  EXPECT_EQ(AutoParallel(absl::ZeroDuration()), 4);
+  EXPECT_EQ(AutoParallel(absl::Microseconds(900)), 4);   // Another availability zone.
+  EXPECT_EQ(AutoParallel(absl::Microseconds(2500)), 8);  // Another region, close.
+  EXPECT_EQ(AutoParallel(absl::Milliseconds(6)), 12);
+  EXPECT_EQ(AutoParallel(absl::Milliseconds(10)), 16);
+  EXPECT_EQ(AutoParallel(absl::Milliseconds(80)), 16);
 }
 
 TEST(ParseKeyspaceTest, ReadsEveryDatabase) {

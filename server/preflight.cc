@@ -111,8 +111,9 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
                        absl::StrCat(request.source_name, " primary ", p.read_address,
                                     " has no healthy replica: it is read itself"));
     }
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, primary_conn, request.source_name,
-                                                    /*mget=*/false, findings));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
+                           ProbeReads(request, primary_conn, p.facts.caps, request.source_name,
+                                      /*mget=*/false, findings));
     p.facts.payload_version = key.payload_version;
     return absl::OkStatus();
   }
@@ -120,7 +121,7 @@ absl::Status InspectReadNodes(const PlanRequest& request, const redis::ClusterTo
     FERRY_ASSIGN_OR_RETURN(Connection conn, OpenNode(request.source, *replicas[i], request.connect,
                                                      request.source_name));
     FERRY_ASSIGN_OR_RETURN(ServerFacts facts, ReadFacts(conn));
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, conn, request.source_name,
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, conn, facts.caps, request.source_name,
                                                     /*mget=*/false, findings));
     p.facts.payload_version = std::max(p.facts.payload_version, key.payload_version);
     const std::string address = redis::NodeEndpoint(request.source, *replicas[i]).Address();
@@ -178,11 +179,26 @@ absl::StatusOr<std::map<int, uint64_t>> SourceDbSizes(const PlanRequest& request
   if (dbs.empty()) {
     for (int db = 0; db < kProbeDbLimit; ++db) dbs.push_back(db);
   }
-  std::map<int, uint64_t> out;
+  // One pipeline of SELECT, DBSIZE pairs: one round trip, however far the source is.
   for (int db : dbs) {
-    if (!conn->Select(db).ok()) break;  // Past the last database.
-    absl::StatusOr<Reply> size = conn->Command({"DBSIZE"});
+    const std::string index = std::to_string(db);
+    conn->Append({"SELECT", index});
+    conn->Append({"DBSIZE"});
+  }
+  std::map<int, uint64_t> out;
+  bool past_last = false;
+  for (int db : dbs) {
+    absl::StatusOr<Reply> selected = conn->ReadReply();
+    if (!selected.ok()) return Annotate(selected.status(), request.source_name);
+    absl::StatusOr<Reply> size = conn->ReadReply();
     if (!size.ok()) return Annotate(size.status(), request.source_name);
+    // Past the last database: SELECT fails there and after.
+    past_last = past_last || selected->is_error();
+    if (past_last) continue;
+    if (size->is_error()) {
+      return Annotate(redis::StatusFromReplyError(size->str()),
+                      absl::StrCat(request.source_name, " DBSIZE"));
+    }
     out[db] = size->integer() > 0 ? static_cast<uint64_t>(size->integer()) : 0;
   }
   return out;
@@ -279,8 +295,9 @@ absl::StatusOr<Deployment> InspectSource(const PlanRequest& request, Findings& f
   source.seed = *std::move(facts);
   if (!source.cluster()) {
     SelectCopiedDb(request, source.seed, *conn);
-    FERRY_ASSIGN_OR_RETURN(ProbeKey key, ProbeReads(request, *conn, request.source_name,
-                                                    /*mget=*/true, findings));
+    FERRY_ASSIGN_OR_RETURN(ProbeKey key,
+                           ProbeReads(request, *conn, source.seed.caps, request.source_name,
+                                      /*mget=*/true, findings));
     if (key.sampled) source.probe_key = key.name;
     source.seed.payload_version = key.payload_version;
     return source;

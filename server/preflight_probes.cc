@@ -261,7 +261,8 @@ absl::StatusOr<ProbeKey> SampleKey(Connection& conn, absl::string_view match, ui
 }
 
 absl::StatusOr<ProbeKey> ProbeReads(const PlanRequest& request, Connection& conn,
-                                    absl::string_view side, bool mget, Findings& findings) {
+                                    const redis::Capabilities& caps, absl::string_view side,
+                                    bool mget, Findings& findings) {
   absl::Status scan = ProbeCommand(conn, side, nullptr, {"SCAN", "0", "COUNT", "1"});
   FERRY_RETURN_IF_ERROR(Record(findings, scan));
   ProbeKey key{std::string(kFallbackKey), false};
@@ -284,6 +285,18 @@ absl::StatusOr<ProbeKey> ProbeReads(const PlanRequest& request, Connection& conn
   }
   if (mget) {
     FERRY_RETURN_IF_ERROR(Record(findings, ProbeCommand(conn, side, &key, {"MGET", key.name})));
+  }
+  if (findings.Stop()) return key;
+  const absl::Status type = ProbeCommand(conn, side, &key, {"TYPE", key.name});
+  const bool every_key =
+      request.typed_only || request.verify || (!request.type.empty() && !caps.scan_type());
+  if (type.code() != absl::StatusCode::kPermissionDenied || every_key) {
+    FERRY_RETURN_IF_ERROR(Record(findings, type));
+  } else {
+    findings.Warning(check::kPermissions,
+                     absl::StrCat(type.message(),
+                                  ": keys over --big-key-bytes, streams read type by type and "
+                                  "values a target cannot RESTORE would fail"));
   }
   return key;
 }

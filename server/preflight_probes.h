@@ -32,8 +32,12 @@ absl::StatusOr<ProbeKey> SampleKey(redis::Connection& conn, absl::string_view ma
 // SCAN, then PTTL, DUMP and (`mget`: standalone sources read strings with it) MGET on a key the
 // copy reads; returns that key. Each refused command is an error in `findings` (permissions);
 // the returned status fails only when the connection does.
+// TYPE too: refused, an error where the job needs it for every key (--copy-path typed, --type on
+// a server without SCAN's TYPE option, a verify job), else a warning (big keys and streams are
+// read type by type). `caps`: the server's.
 absl::StatusOr<ProbeKey> ProbeReads(const PlanRequest& request, redis::Connection& conn,
-                                    absl::string_view side, bool mget, Findings& findings);
+                                    const redis::Capabilities& caps, absl::string_view side,
+                                    bool mget, Findings& findings);
 
 // The target's write commands as the copy sends them (RESTORE, SET, then DEL or GET and DUMP,
 // and SET/RENAME of ferry's temporary keys), on `sample_key` (a source key; empty: a name of

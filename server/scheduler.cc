@@ -177,7 +177,7 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
   if (job.record.state == ferry::v1::JOB_STATE_PENDING) {
     (void)SetJobStateLocked(job, ferry::v1::JOB_STATE_RUNNING, "");
   }
-  shard.rate_share = RateShare(job.record.spec, job.running);
+  shard.rate_share = RateShareOf(job.record.spec, job.running);
   UpdateRateSharesLocked(job);
 
   ControllerMessage message;
@@ -192,8 +192,8 @@ bool Scheduler::GrantLocked(AgentEntry& agent, ShardEntry& shard) {
 }
 
 void Scheduler::UpdateRateSharesLocked(JobEntry& job) {
-  if (job.record.spec.rate_limit() <= 0) return;
-  const double share = RateShare(job.record.spec, job.running);
+  if (job.record.spec.rate_limit() <= 0 && job.record.spec.rate_limit_bytes() <= 0) return;
+  const RateShare share = RateShareOf(job.record.spec, job.running);
   for (int64_t id : job.shard_ids) {
     ShardEntry& shard = shards_.at(id);
     if (shard.record.state != ferry::v1::SHARD_STATE_LEASED || shard.revoking) continue;
@@ -201,7 +201,8 @@ void Scheduler::UpdateRateSharesLocked(JobEntry& job) {
     shard.rate_share = share;
     ControllerMessage message;
     message.mutable_rate_update()->set_lease_id(shard.record.lease_id);
-    message.mutable_rate_update()->set_keys_per_second(share);
+    message.mutable_rate_update()->set_keys_per_second(share.keys_per_second);
+    message.mutable_rate_update()->set_bytes_per_second(share.bytes_per_second);
     SendLocked(shard.record.agent_id, message);
   }
 }
@@ -221,7 +222,7 @@ void Scheduler::ReleaseLocked(ShardEntry& shard) {
     job.running_per_node[shard.record.shard.source_node()] -= 1;
   }
   shard.revoking = false;
-  shard.rate_share = 0;
+  shard.rate_share = RateShare();
 }
 
 absl::Status Scheduler::ApplyCheckpointLocked(

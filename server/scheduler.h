@@ -26,6 +26,7 @@
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/plan_types.h"
+#include "server/scheduler_internal.h"
 
 namespace ferry::server {
 
@@ -126,7 +127,7 @@ class Scheduler {
     absl::Time expiry;      // When the lease dies unless renewed; leased shards only.
     bool revoking = false;  // Revoke sent; waiting for Returned.
     int retries = 0;        // Retryable failures in a row (not persisted).
-    double rate_share = 0;  // Keys/s last sent to the agent.
+    RateShare rate_share;   // Last sent to the agent.
   };
   struct RateSample {
     absl::Time time;

@@ -4,13 +4,16 @@
 
 namespace ferry::server {
 
-double RateShare(const ferry::v1::JobSpec& spec, int running_shards) {
-  if (spec.rate_limit() <= 0) return 0;
-  return spec.rate_limit() / (running_shards > 0 ? running_shards : 1);
+RateShare RateShareOf(const ferry::v1::JobSpec& spec, int running_shards) {
+  const double shards = running_shards > 0 ? running_shards : 1;
+  RateShare share;
+  if (spec.rate_limit() > 0) share.keys_per_second = spec.rate_limit() / shards;
+  if (spec.rate_limit_bytes() > 0) share.bytes_per_second = spec.rate_limit_bytes() / shards;
+  return share;
 }
 
 ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
-                                              const ShardRecord& shard, double keys_per_second,
+                                              const ShardRecord& shard, const RateShare& rate,
                                               int default_batch_keys) {
   ferry::v1::ControllerMessage::Lease lease;
   lease.set_lease_id(shard.lease_id);
@@ -37,7 +40,8 @@ ferry::v1::ControllerMessage::Lease MakeLease(const ferry::v1::JobSpec& spec,
     lease.set_live_dirty_bytes(spec.live_dirty_bytes() > 0 ? spec.live_dirty_bytes()
                                                            : wire::kDefaultLiveDirtyBytes);
   }
-  lease.set_keys_per_second(keys_per_second);
+  lease.set_keys_per_second(rate.keys_per_second);
+  lease.set_bytes_per_second(rate.bytes_per_second);
   *lease.mutable_resume() = shard.checkpoint;
   return lease;
 }

@@ -167,6 +167,7 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
   JobRecord updated = job->record;
   updated.planned = true;
   updated.estimated_keys = plan.estimated_keys;
+  if (plan.parallel > 0 && updated.spec.parallel() == 0) updated.spec.set_parallel(plan.parallel);
   for (const std::string& warning : plan.warnings) {
     updated.warnings.push_back(ScrubSecrets(warning, updated.spec));
   }

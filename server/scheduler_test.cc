@@ -126,6 +126,28 @@ TEST_F(SchedulerTest, RunsAtMostParallelShardsPerSourceNode) {
   EXPECT_EQ(next[0].shard().source_node(), "node-a:6379");
 }
 
+// A spec that left --parallel to ferry gets the planner's choice, kept with the job; a given
+// one stays.
+TEST_F(SchedulerTest, ThePlannersParallelAppliesOnlyWhereTheSpecLeftItOpen) {
+  std::string open = Submit(/*rate_limit=*/0, /*parallel=*/0);
+  PlanResult plan;
+  for (int i = 0; i < 8; ++i) plan.shards.push_back(Shard("node-a:6379", 3, uint64_t(i)));
+  plan.parallel = 6;
+  ASSERT_TRUE(scheduler_->SetPlan(open, plan).ok());
+  FakeAgent agent = Connect(20);
+  EXPECT_EQ(agent.sender->Leases().size(), 6u);
+  auto shown = scheduler_->GetJob(open, false);
+  ASSERT_TRUE(shown.ok()) << shown.status();
+  EXPECT_EQ(shown->spec().parallel(), 6);
+
+  std::string given = Submit(/*rate_limit=*/0, /*parallel=*/2);
+  PlanResult other;
+  for (int i = 0; i < 8; ++i) other.shards.push_back(Shard("node-b:6379", 3, uint64_t(i)));
+  other.parallel = 6;
+  ASSERT_TRUE(scheduler_->SetPlan(given, other).ok());
+  EXPECT_EQ(agent.sender->Leases().size(), 2u);
+}
+
 TEST_F(SchedulerTest, SharesAgentsFairlyBetweenJobs) {
   std::string first = Submit();
   std::string second = Submit();
@@ -158,6 +180,30 @@ TEST_F(SchedulerTest, SplitsTheRateLimitOverRunningShards) {
   ASSERT_EQ(updates.size(), 1u);
   EXPECT_EQ(updates[0].rate_update().lease_id(), leases[1].lease_id());
   EXPECT_DOUBLE_EQ(updates[0].rate_update().keys_per_second(), 100);
+}
+
+TEST_F(SchedulerTest, SplitsTheByteRateLimitOverRunningShardsToo) {
+  ferry::v1::JobSpec spec;
+  spec.mutable_source()->set_uri("redis://127.0.0.1:6379");
+  spec.mutable_target()->set_uri("redis://127.0.0.1:6380");
+  spec.set_rate_limit_bytes(4e6);
+  absl::StatusOr<std::string> job = scheduler_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  Plan(*job, 2);
+  FakeAgent agent = Connect(2);
+  std::vector<Lease> leases = agent.sender->Leases();
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_DOUBLE_EQ(leases[0].bytes_per_second(), 4e6);
+  EXPECT_DOUBLE_EQ(leases[1].bytes_per_second(), 2e6);
+  EXPECT_DOUBLE_EQ(leases[1].keys_per_second(), 0);  // No key limit was asked for.
+  auto updates = agent.sender->Take(ControllerMessage::kRateUpdate);
+  ASSERT_EQ(updates.size(), 1u);
+  EXPECT_DOUBLE_EQ(updates[0].rate_update().bytes_per_second(), 2e6);
+  ASSERT_TRUE(Finish(agent, leases[0]).ok());
+  updates = agent.sender->Take(ControllerMessage::kRateUpdate);
+  ASSERT_EQ(updates.size(), 1u);
+  EXPECT_EQ(updates[0].rate_update().lease_id(), leases[1].lease_id());
+  EXPECT_DOUBLE_EQ(updates[0].rate_update().bytes_per_second(), 4e6);
 }
 
 TEST_F(SchedulerTest, RestartKeepsCheckpointsAndTakesBackLeases) {

@@ -230,14 +230,30 @@ TEST(RouterClusterTest, EveryKeyLandsOnItsOwningNode) {
   EXPECT_EQ(total, data.size());
 }
 
+// Counts what a router's connections tell (the agent's metrics are one such observer).
+class CountingObserver : public redis::IoObserver {
+ public:
+  void RoundTrip(absl::Duration elapsed) override {
+    ++round_trips;
+    if (elapsed < absl::ZeroDuration()) ++negative;
+  }
+  void Retry(redis::RetryReason reason) override { ++retries[static_cast<int>(reason)]; }
+  uint64_t round_trips = 0;
+  uint64_t negative = 0;
+  uint64_t retries[4] = {};
+};
+
 TEST(RouterClusterTest, KeepsWritingWhileSlotsAreResharded) {
   std::unique_ptr<RedisCluster> cluster = StartCluster(3, 0);
   ASSERT_NE(cluster, nullptr);
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<redis::Router> router,
                        redis::Router::Open(cluster->endpoint(), 0, {}));
   // Opened before the reshard and used only after it: its slot map is stale for sure.
+  CountingObserver observer;
+  redis::ConnectOptions observed;
+  observed.observer = &observer;
   ASSERT_OK_AND_ASSIGN(std::unique_ptr<redis::Router> stale,
-                       redis::Router::Open(cluster->endpoint(), 0, {}));
+                       redis::Router::Open(cluster->endpoint(), 0, observed));
   std::map<std::string, std::string> expected;
   for (int i = 0; i < 20000; ++i) expected[absl::StrCat("pre:", i)] = absl::StrCat("v", i);
   ASSERT_OK(SetAll(*router, expected));
@@ -264,6 +280,13 @@ TEST(RouterClusterTest, KeepsWritingWhileSlotsAreResharded) {
   for (int i = 0; i < 3000; ++i) after[absl::StrCat("after:", i)] = "x";
   ASSERT_OK(SetAll(*stale, after));
   EXPECT_GT(stale->stats().moved, 0u) << Describe(stale->stats());
+  // The observer heard of every resend, by reason, and timed each pipeline.
+  EXPECT_EQ(observer.retries[static_cast<int>(redis::RetryReason::kMoved)], stale->stats().moved);
+  EXPECT_EQ(observer.retries[static_cast<int>(redis::RetryReason::kAsk)], stale->stats().ask);
+  EXPECT_EQ(observer.retries[static_cast<int>(redis::RetryReason::kBusy)],
+            stale->stats().transient);
+  EXPECT_GE(observer.round_trips, 3u);  // At least one pipeline per primary.
+  EXPECT_EQ(observer.negative, 0u);
   expected.insert(after.begin(), after.end());
 
   ASSERT_OK_AND_ASSIGN(std::vector<std::string> wrong, WrongKeys(*router, expected));

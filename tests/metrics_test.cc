@@ -265,6 +265,15 @@ TEST_F(MetricsTest, PrometheusScrapesTheJobsCopiedKeysAndLogsAreJson) {
   EXPECT_GE(QueryValue(prometheus_port, "ferry_controller_store_write_seconds_count").value_or(0),
             1);
   EXPECT_GT(QueryValue(prometheus_port, "ferry_agent_batch_seconds_count").value_or(0), 0);
+  // Every batch read the source and wrote the target: both sides' round trips were timed.
+  for (const char* side : {"source", "target"}) {
+    EXPECT_GT(
+        QueryValue(prometheus_port,
+                   absl::StrCat("ferry_agent_redis_round_trip_seconds_count{side=\"", side, "\"}"))
+            .value_or(0),
+        0)
+        << side;
+  }
   EXPECT_GT(
       QueryValue(prometheus_port, "process_resident_memory_bytes{job=\"ferry-agent\"}").value_or(0),
       1 << 20);

@@ -147,6 +147,28 @@ TEST_F(MigrateTest, KeysDeletedDuringTheCopyAreCountedNotErrors) {
   EXPECT_TRUE(SameData(conn, 0, dst, 0, options));
 }
 
+// --rate-limit-bytes paces the source reads of the whole job: 3 MB of values at 1 MB/s take
+// about 3 s, however many shards copy at once.
+TEST_F(MigrateTest, ByteRateLimitPacesTheSourceReads) {
+  redis::Connection conn = Connect(*source_);
+  const std::string value(1000, 'v');
+  for (int i = 0; i < 3000; ++i) conn.Append({"SET", absl::StrCat("paced:", i), value});
+  for (int i = 0; i < 3000; ++i) ASSERT_TRUE(conn.ReadReply().ok());
+  const absl::Time start = absl::Now();
+  CliResult r = Migrate({"--rate-limit-bytes", "1", "--shards", "4", "--batch", "100"});
+  const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.json_int("copied"), 3000);
+  // The bucket starts with a second's worth: at least 2 s for the 3 MB (and a bit), well below
+  // the time a key limit alone would explain.
+  EXPECT_GE(seconds, 1.8) << r.output;
+  EXPECT_LT(seconds, 20) << r.output;
+  CliResult bad = RunFerry(
+      {"migrate", "--from", source_->uri(), "--to", target_->uri(), "--rate-limit-bytes", "-1"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_THAT(bad.output, HasSubstr("--rate-limit-bytes")) << bad.output;
+}
+
 TEST_F(MigrateTest, HundredMegabyteStringAndMillionElementHash) {
   redis::Connection conn = Connect(*source_);
   const std::string chunk(1 << 20, 'x');

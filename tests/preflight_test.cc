@@ -207,6 +207,23 @@ TEST_F(PreflightTest, EveryMissingPermissionIsReportedNotOnlyTheFirst) {
   EXPECT_EQ(Summary(r, "errors"), 2) << r.output;
 }
 
+TEST_F(PreflightTest, SourceUserWithoutTypeIsAWarningUnlessEveryKeyNeedsIt) {
+  RedisServerOptions options;
+  options.acl_lines = {"user notype on >pw ~* &* +@all -type"};
+  StartSource(500, options);
+  StartTarget();
+  const std::vector<std::pair<std::string, std::string>> env = {{"FERRY_FROM_PASSWORD", "pw"}};
+  CliResult r = Preflight(WithUser(source_->uri(), "notype"), target_->uri(), {}, env);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_TRUE(HasFinding(r, "warning", "permissions", "the source does not allow TYPE"));
+  EXPECT_TRUE(HasFinding(r, "warning", "permissions", "keys over --big-key-bytes"));
+  // Copied type by type, every key's TYPE is read first.
+  CliResult typed =
+      Preflight(WithUser(source_->uri(), "notype"), target_->uri(), {"--copy-path", "typed"}, env);
+  EXPECT_EQ(typed.exit_code, 3) << typed.output;
+  EXPECT_TRUE(HasFinding(typed, "error", "permissions", "the source does not allow TYPE"));
+}
+
 TEST_F(PreflightTest, TargetUserWithoutRestoreMeansTypeByType) {
   StartSource(500);
   RedisServerOptions options;
@@ -434,6 +451,44 @@ TEST_F(PreflightTest, ClustersTopologySlotsAndDatabases) {
   EXPECT_TRUE(HasFinding(partial, "error", "databases",
                          "which has only db 0, and the source has "
                          "keys in 2 databases (0, 3)"));
+}
+
+// A cluster target fills up primary by primary: one small primary is too small for its share of
+// the source's dataset however roomy the others are (the sum of their maxmemory fits).
+TEST_F(PreflightTest, ClusterTargetFitIsCheckedPerPrimary) {
+  StartSource(100000);
+  auto target = RedisCluster::Start(3, 0);
+  ASSERT_TRUE(target.ok()) << target.status();
+  redis::Connection src = Connect(*source_);
+  absl::StatusOr<redis::Reply> memory = src.Command({"INFO", "memory"});
+  ASSERT_TRUE(memory.ok()) << memory.status();
+  int64_t dataset = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(redis::InfoField(memory->str(), "used_memory_dataset"), &dataset));
+  ASSERT_GT(dataset, 4 << 20);
+  redis::Connection small = Connect((*target)->node(0));
+  absl::StatusOr<redis::Reply> used = small.Command({"INFO", "memory"});
+  ASSERT_TRUE(used.ok()) << used.status();
+  int64_t used_memory = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(redis::InfoField(used->str(), "used_memory"), &used_memory));
+  // Room for a sixth of the dataset where a third (its 5461 slots) is to land.
+  ASSERT_TRUE(
+      small.Command({"CONFIG", "SET", "maxmemory", absl::StrCat(used_memory + dataset / 6)}).ok());
+  for (int node : {1, 2}) {
+    redis::Connection roomy = Connect((*target)->node(node));
+    ASSERT_TRUE(roomy.Command({"CONFIG", "SET", "maxmemory", "1gb"}).ok());
+  }
+  CliResult r = Preflight(source_->uri(), (*target)->uri());
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_TRUE(HasFinding(
+      r, "error", "memory",
+      absl::StrCat("the share of the source's dataset that target primary ",
+                   (*target)->node(0).endpoint().Address(), " will hold for its 5461 slots")));
+  EXPECT_TRUE(HasFinding(r, "error", "memory", "is more than its maxmemory"));
+  // With room on every primary it fits.
+  ASSERT_TRUE(small.Command({"CONFIG", "SET", "maxmemory", "1gb"}).ok());
+  CliResult roomy = Preflight(source_->uri(), (*target)->uri());
+  EXPECT_EQ(roomy.exit_code, 0) << roomy.output;
+  EXPECT_TRUE(HasFinding(roomy, "info", "memory", "fits: the share of the source's dataset"));
 }
 
 }  // namespace

@@ -287,6 +287,7 @@ absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
   FERRY_ASSIGN_OR_RETURN(transport->fd, ConnectTcp(endpoint, options));
   if (endpoint.tls) FERRY_RETURN_IF_ERROR(transport->StartTls(endpoint));
   Connection conn(endpoint, std::move(transport));
+  conn.observer_ = options.observer;
   FERRY_ASSIGN_OR_RETURN(const std::string password, conn.LoginPassword());
   if (!password.empty()) {
     absl::StatusOr<Reply> auth = endpoint.user.empty()
@@ -351,6 +352,10 @@ absl::Status Connection::Flush() {
   if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
   if (out_.empty()) return absl::OkStatus();
   if (endpoint_.iam.enabled && absl::Now() >= next_reauth_) QueueReauth();
+  if (observer_ != nullptr && !round_trip_timed_) {
+    round_trip_start_ = absl::Now();
+    round_trip_timed_ = true;
+  }
   absl::Status status = transport_->WriteAll(out_.data(), out_.size());
   if (!status.ok()) return Fail(std::move(status));
   out_.clear();
@@ -391,6 +396,12 @@ absl::StatusOr<Reply> Connection::ReadNextReply() {
   }
 }
 
+void Connection::EndRoundTrip() {
+  if (!round_trip_timed_ || pending_ != 0) return;
+  round_trip_timed_ = false;
+  observer_->RoundTrip(absl::Now() - round_trip_start_);
+}
+
 absl::StatusOr<Reply> Connection::ReadReply() {
   if (broken_) return absl::UnavailableError("connection to " + endpoint_.Address() + " is broken");
   if (!out_.empty()) FERRY_RETURN_IF_ERROR(Flush());
@@ -398,6 +409,7 @@ absl::StatusOr<Reply> Connection::ReadReply() {
   FERRY_ASSIGN_OR_RETURN(Reply reply, ReadNextReply());
   if (pending_ > 0) --pending_;
   if (reauth_pending_ && replies_before_reauth_ > 0) --replies_before_reauth_;
+  EndRoundTrip();
   return reply;
 }
 
@@ -413,6 +425,7 @@ absl::StatusOr<std::optional<Reply>> Connection::ReadReplyWithin(absl::Duration 
     }
     if (reply != nullptr) {
       if (pending_ > 0) --pending_;
+      EndRoundTrip();
       return std::optional<Reply>(Reply(static_cast<redisReply*>(reply)));
     }
     // Nothing buffered: wait for the socket (TLS may hold decrypted bytes already).

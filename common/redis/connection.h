@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/redis/endpoint.h"
+#include "common/redis/io_observer.h"
 
 struct redisReply;   // hiredis; only connection.cc sees its definition.
 struct redisReader;  // hiredis
@@ -73,6 +74,9 @@ struct ConnectOptions {
   int socket_buffer_bytes = 4 << 20;
   // Sent as CLIENT SETNAME when not empty (failures ignored: some servers forbid it).
   std::string client_name;
+  // Told each round trip of the connections opened with these options (and the retries of a
+  // Router's); null: nobody. Not owned: must outlive the connections.
+  IoObserver* observer = nullptr;
 };
 
 // One connection to a Redis server over TCP or TLS. Commands are formatted into an output
@@ -145,6 +149,8 @@ class Connection {
   // signed now, logs why and tries again later: the connection stays logged in meanwhile).
   void QueueReauth();
   absl::Status ReadReauthReply();
+  // Tells the observer the round trip that ends when no reply is pending.
+  void EndRoundTrip();
 
   Endpoint endpoint_;
   std::unique_ptr<Transport> transport_;
@@ -162,6 +168,10 @@ class Connection {
   absl::Time next_reauth_ = absl::InfiniteFuture();
   bool reauth_pending_ = false;
   size_t replies_before_reauth_ = 0;
+  // ConnectOptions::observer, and when the pipeline in flight was sent (round_trip_timed_).
+  IoObserver* observer_ = nullptr;
+  absl::Time round_trip_start_;
+  bool round_trip_timed_ = false;
 };
 
 // Convenience: Append every command, Flush, read every reply (errors stay in their slots).

@@ -147,16 +147,19 @@ class Router::Run {
       const int target = router_.NodeIndex(redirect->host, redirect->port);
       if (!redirect->ask) {
         ++router_.stats_.moved;
+        router_.Observe(RetryReason::kMoved);
         router_.slot_owner_[redirect->slot] = target;
         refresh_ = true;
         refresh_hint_ = target;
       } else {
         ++router_.stats_.ask;
+        router_.Observe(RetryReason::kAsk);
         ask_node_[index] = target;
       }
       again = true;
     } else if (RouterResends(kind)) {
       ++router_.stats_.transient;
+      router_.Observe(RetryReason::kBusy);
       backoff_ = true;
       refresh_ = refresh_ || kind == ReplyErrorKind::kClusterDown;
       again = true;
@@ -167,6 +170,7 @@ class Router::Run {
 
   void TransportError(int node, const absl::Status& status) {
     ++router_.stats_.connection_errors;
+    router_.Observe(RetryReason::kConnection);
     router_.DropConnection(node);
     last_transport_error_ = status;
     backoff_ = true;

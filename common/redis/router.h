@@ -118,6 +118,9 @@ class Router {
   int NodeForSlot(int slot) const;
   absl::StatusOr<Connection*> ConnectionTo(int node);
   void DropConnection(int node);
+  void Observe(RetryReason reason) {
+    if (options_.observer != nullptr) options_.observer->Retry(reason);
+  }
 
   const Endpoint seed_;
   const ConnectOptions options_;

@@ -8,8 +8,13 @@ namespace ferry::wire {
 
 // Keys per SCAN COUNT and per pipelined round trip (JobSpec.batch_keys).
 inline constexpr int kDefaultBatchKeys = 1000;
-// Shards copied at once from each source node (JobSpec.parallel).
+// Shards copied at once from each source node (JobSpec.parallel). A spec that leaves it 0 gets
+// this near its servers and up to kMaxAutoParallelPerNode farther away: the planner measures
+// the round trip to both sides and grows it by one kDefaultParallelPerNode per
+// kAutoParallelRttMicros (a shard far away spends most of its time waiting).
 inline constexpr int kDefaultParallelPerNode = 4;
+inline constexpr int kMaxAutoParallelPerNode = 16;
+inline constexpr long long kAutoParallelRttMicros = 2500;
 // Keys above this size (MEMORY USAGE, bytes) are copied in chunks (JobSpec.big_key_bytes). A
 // hash of about 10,000 small fields: its RESTORE takes a few milliseconds.
 inline constexpr unsigned long long kDefaultBigKeyBytes = 1ull << 20;
