@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
+#include "common/redis/errors.h"
 #include "common/redis/info.h"
 
 namespace ferry::agent {
@@ -12,13 +13,27 @@ namespace ferry::agent {
 absl::StatusOr<TargetNode> TargetGuard::Inspect(redis::Connection& connection) {
   TargetNode node;
   node.address = connection.endpoint().Address();
-  // `INFO server` and `INFO stats` exist in every version.
-  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> server, redis::ReadInfo(connection, "server"));
-  if (!server.has_value()) return node;
-  node.run_id = redis::InfoField(*server, "run_id");
-  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> stats, redis::ReadInfo(connection, "stats"));
-  if (!stats.has_value() ||
-      !absl::SimpleAtoi(redis::InfoField(*stats, "evicted_keys"), &node.evicted_keys)) {
+  // `INFO server`, `stats` and `replication` exist in every version; one round trip asks all.
+  connection.Append({"INFO", "server"});
+  connection.Append({"INFO", "stats"});
+  connection.Append({"INFO", "replication"});
+  FERRY_ASSIGN_OR_RETURN(redis::Reply server, connection.ReadReply());
+  FERRY_ASSIGN_OR_RETURN(redis::Reply stats, connection.ReadReply());
+  FERRY_ASSIGN_OR_RETURN(redis::Reply replication, connection.ReadReply());
+  // Refused to this user (an ACL): unknown, and nothing to compare. Any other error counts.
+  const auto text = [](const redis::Reply& reply) -> absl::StatusOr<std::optional<std::string>> {
+    if (!reply.is_error()) return std::optional<std::string>(std::string(reply.str()));
+    const absl::Status status = redis::StatusFromReplyError(reply.str());
+    if (status.code() == absl::StatusCode::kPermissionDenied) return std::nullopt;
+    return Annotate(status, "INFO");
+  };
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> server_info, text(server));
+  if (!server_info.has_value()) return node;
+  node.run_id = redis::InfoField(*server_info, "run_id");
+  node.replica = !replication.is_error() && redis::InfoField(replication.str(), "role") == "slave";
+  FERRY_ASSIGN_OR_RETURN(std::optional<std::string> stats_info, text(stats));
+  if (!stats_info.has_value() ||
+      !absl::SimpleAtoi(redis::InfoField(*stats_info, "evicted_keys"), &node.evicted_keys)) {
     node.evicted_keys = -1;
   }
   return node;
@@ -40,6 +55,9 @@ absl::Status TargetGuard::Observe(const TargetNode& seen) {
   if (seen.run_id.empty()) return absl::OkStatus();  // No INFO: nothing to compare.
   TargetNode* known = Find(seen.address);
   if (known == nullptr || known->run_id.empty()) {
+    // Nothing is written to a replica (a cluster seed that is one): it is not remembered, so
+    // its restart is no loss. A node remembered as a primary is judged whatever it is now.
+    if (known == nullptr && seen.replica) return absl::OkStatus();
     if (known == nullptr) {
       nodes_->push_back(seen);
     } else {
