@@ -35,6 +35,7 @@ readonly KEYS
 readonly BUILD_DIR=${FERRY_BUILD_DIR:-$ROOT/build}
 readonly FERRY=$BUILD_DIR/bin/ferry
 readonly PROXY=$BUILD_DIR/bin/ferry-delay-proxy
+readonly RESTORE_DUMP=$BUILD_DIR/bin/ferry-restore-dump
 # One way: 1, 10 and 40 ms round trips (another zone, another region, another continent).
 readonly LATENCY_DELAYS_US="500 5000 20000"
 # Every timed step runs RUNS times and reports its median: on a small shared machine one run can
@@ -44,13 +45,14 @@ readonly RESULTS=$ROOT/bench/results/latest.md
 readonly SAMPLE_KEYS=500 # keys of the mixed copies compared value by value
 
 ensure_tools() {
-  if [[ ! -x "$FERRY" || ! -x "$PROXY" ]]; then
-    [[ -z "${FERRY_BUILD_DIR:-}" ]] || bench_die "missing $FERRY or $PROXY"
+  if [[ ! -x "$FERRY" || ! -x "$PROXY" || ! -x "$RESTORE_DUMP" ]]; then
+    [[ -z "${FERRY_BUILD_DIR:-}" ]] || bench_die "missing $FERRY, $PROXY or $RESTORE_DUMP"
     echo "== build/bin is incomplete: running make build" >&2
     make -C "$ROOT" build >&2 || bench_die "make build failed"
   fi
   [[ -x "$FERRY" ]] || bench_die "missing $FERRY"
   [[ -x "$PROXY" ]] || bench_die "missing $PROXY"
+  [[ -x "$RESTORE_DUMP" ]] || bench_die "missing $RESTORE_DUMP"
   local tool
   for tool in redis-server redis-cli python3 awk; do
     command -v "$tool" >/dev/null || bench_die "$tool is not installed"
@@ -255,6 +257,16 @@ bench_dataset() {
   log "$name: loading the source"
   pipe_load "$SRC_PORT" "$file" >/dev/null
   rm -f "$file"
+  local restore_rate=""
+  if [[ "$name" == mixed ]]; then
+    # What ferry writes: RESTORE of each key's DUMP payload, not the commands that built it.
+    log "$name: RESTORE write limit (redis-cli --pipe of the source's DUMPs into the target)"
+    local restores="$BENCH_TMP/$name.restores.resp"
+    "$RESTORE_DUMP" "redis://127.0.0.1:$SRC_PORT" >"$restores" 2>"$BENCH_TMP/restore-dump.err" ||
+      bench_die "ferry-restore-dump failed: $(cat "$BENCH_TMP/restore-dump.err")"
+    restore_rate=$(rate "$KEYS" "$(pipe_median "$DST_PORT" "$restores")")
+    rm -f "$restores"
+  fi
   flushall "$DST_PORT"
   log "$name: SCAN of the source"
   scan_s=$(scan_seconds "$SRC_PORT")
@@ -266,6 +278,11 @@ bench_dataset() {
   row="| $name | $limit_rate | $(rate "$KEYS" "$scan_s") | $ferry_rate"
   row+=" | $(ratio "$ferry_rate" "$limit_rate")x | $M_MB_S | $M_RSS_MB | $M_CPU |"
   THROUGHPUT_ROWS+=("$row")
+  if [[ -n "$restore_rate" ]]; then
+    RESTORE_NOTE="$name: the RESTORE write limit (\`redis-cli --pipe\` of \`RESTORE key ttl payload"
+    RESTORE_NOTE+=" REPLACE\` of the source's DUMPs) is $restore_rate keys/s; ferry/RESTORE limit"
+    RESTORE_NOTE+=" $(ratio "$ferry_rate" "$restore_rate")x (target: >= 0.7x)."
+  fi
   if "$FERRY" --help 2>&1 | grep -q '^  verify '; then
     bench_verify "$name" "$ferry_rate"
   else
@@ -418,6 +435,10 @@ report() {
   echo
   echo "Each figure is the median of $RUNS runs. Write limit: \`redis-cli --pipe\` of the same data into the empty target." \
     "MB/s: $MB_NOTE."
+  if [[ -n "${RESTORE_NOTE:-}" ]]; then
+    echo
+    echo "$RESTORE_NOTE"
+  fi
   echo
   echo "## Verification"
   echo
@@ -463,6 +484,7 @@ main() {
   COPY_PATH_ROWS=()
   VERIFY_ROWS=()
   MB_NOTE=""
+  RESTORE_NOTE=""
   bench_dataset strings
   bench_dataset mixed
   mkdir -p "$(dirname "$RESULTS")"
