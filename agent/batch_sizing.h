@@ -35,7 +35,7 @@ struct BatchSize {
 // rtt / kBatchReferenceRtt (never shrunk), within the bounds above.
 BatchSize BatchSizeFor(int base_keys, uint64_t base_bytes, absl::Duration rtt);
 
-// The shortest of a few PINGs: the connection's round trip with the server's work left out.
+// A PING's round trip on the connection: the link's, with hardly any server work in it.
 absl::StatusOr<absl::Duration> MeasureRoundTrip(redis::Connection& connection);
 absl::StatusOr<absl::Duration> MeasureRoundTrip(redis::Router& router);
 

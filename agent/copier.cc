@@ -75,10 +75,16 @@ struct Attempt {
 
   // Reads with `read` (on a second thread, into a queue bounded in bytes) while this thread
   // writes what it reads. `replica`: `source` is a replica read on purpose.
+  // `caps`: the source's, when the caller read them already (one INFO fewer).
   absl::Status Pump(Connection& source, bool replica,
-                    const std::function<absl::Status(ShardReader&)>& read) const {
+                    const std::function<absl::Status(ShardReader&)>& read,
+                    const redis::Capabilities* caps = nullptr) const {
     ReadPath path;
-    FERRY_ASSIGN_OR_RETURN(path.source, redis::ReadCapabilities(source));
+    if (caps != nullptr) {
+      path.source = *caps;
+    } else {
+      FERRY_ASSIGN_OR_RETURN(path.source, redis::ReadCapabilities(source));
+    }
     path.target = target;
     path.typed = options.typed_only || (target != nullptr && !target->restore_allowed);
     // A verify job's reader only lists keys: the verifier sizes them on both sides itself.
@@ -119,15 +125,18 @@ struct Attempt {
     checkpoint.run_id = run_id;
   }
 
-  absl::Status Walk(Connection& source, bool replica, const ShardWalk& walk) const {
+  absl::Status Walk(Connection& source, bool replica, const ShardWalk& walk,
+                    const redis::Capabilities* caps) const {
     const uint64_t cursor = checkpoint.cursor;
-    return Pump(source, replica, [&walk, cursor](ShardReader& r) { return r.Walk(walk, cursor); });
+    return Pump(
+        source, replica, [&walk, cursor](ShardReader& r) { return r.Walk(walk, cursor); }, caps);
   }
 };
 
 struct NodeFacts {
   std::string run_id;
   redis::ScanScheme scheme = redis::ScanScheme::kSingleDict;
+  redis::Capabilities caps;  // From the same INFO.
 };
 
 // The server process behind `source` and its cursor scheme. A restricted user may not run
@@ -135,8 +144,9 @@ struct NodeFacts {
 absl::StatusOr<NodeFacts> ReadNodeFacts(Connection& source, bool cluster,
                                         redis::ScanScheme planned) {
   FERRY_ASSIGN_OR_RETURN(std::optional<std::string> info, redis::ReadInfo(source, "server"));
-  if (!info.has_value()) return NodeFacts{"unknown", planned};
-  return NodeFacts{redis::InfoField(*info, "run_id"), redis::ScanSchemeOf(*info, cluster)};
+  if (!info.has_value()) return NodeFacts{"unknown", planned, redis::Capabilities::FromInfo("")};
+  return NodeFacts{redis::InfoField(*info, "run_id"), redis::ScanSchemeOf(*info, cluster),
+                   redis::Capabilities::FromInfo(*info)};
 }
 
 absl::Status CopyStandalone(const Attempt& a) {
@@ -146,7 +156,7 @@ absl::Status CopyStandalone(const Attempt& a) {
   FERRY_ASSIGN_OR_RETURN(NodeFacts facts, ReadNodeFacts(source, false, a.spec.scheme));
   a.RestartUnlessSame(facts.run_id, a.spec.source.Address());
   if (a.checkpoint.scanned) return absl::OkStatus();
-  return a.Walk(source, /*replica=*/false, ShardWalk(a.spec, SlotSet()));
+  return a.Walk(source, /*replica=*/false, ShardWalk(a.spec, SlotSet()), &facts.caps);
 }
 
 // Reads the slots of `pending` again from whichever primary serves each now, until a round
@@ -208,7 +218,8 @@ absl::Status CopyCluster(const Attempt& a) {
   // Shard slots served elsewhere are read from their owners after the walk.
   a.checkpoint.rescan |= choice.foreign;
   if (!a.checkpoint.scanned) {
-    FERRY_RETURN_IF_ERROR(a.Walk(source, !choice.read.primary, ShardWalk(a.spec, choice.owned)));
+    FERRY_RETURN_IF_ERROR(
+        a.Walk(source, !choice.read.primary, ShardWalk(a.spec, choice.owned), &facts.caps));
     if (!a.checkpoint.scanned) return absl::OkStatus();  // Stopped.
   }
   // A slot that left the node's group while the walk ran lost keys to its new owner.
