@@ -278,7 +278,7 @@ std::map<int, uint64_t> ParseKeyspace(absl::string_view info) {
     if (!absl::ConsumePrefix(&line, "db")) continue;
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, ':');
     int db = 0;
-    if (!absl::SimpleAtoi(kv.first, &db)) continue;
+    if (!absl::SimpleAtoi(kv.first, &db) || db < 0) continue;
     for (absl::string_view field : absl::StrSplit(kv.second, ',')) {
       uint64_t keys = 0;
       if (absl::ConsumePrefix(&field, "keys=") &&

@@ -28,6 +28,8 @@ ReplyView MapField(ReplyView map, absl::string_view name) {
 }
 
 bool ValidSlot(int64_t slot) { return slot >= 0 && slot < kClusterSlots; }
+// Checked before the port is narrowed to an int, so 2^32 + 6379 is not taken for 6379.
+bool ValidPort(int64_t port) { return port > 0 && port <= 65535; }
 
 // Sorts ranges and merges the adjacent and overlapping ones.
 void NormalizeRanges(std::vector<std::pair<int, int>>* ranges) {
@@ -65,11 +67,12 @@ absl::StatusOr<ClusterNode> ShardNode(ReplyView map, const std::string& seed_hos
   ReplyView tls_port = MapField(map, "tls-port");
   ReplyView chosen =
       tls ? (tls_port.is_nil() ? port : tls_port) : (port.is_nil() ? tls_port : port);
+  if (node.id.empty() || !ValidPort(chosen.integer())) {
+    return ShapeError("CLUSTER SHARDS", "node without id/port");
+  }
   node.port = static_cast<int>(chosen.integer());
   node.primary = MapField(map, "role").str() == "master";
   node.failed = MapField(map, "health").str() == "failed";
-  if (node.id.empty() || node.port <= 0)
-    return ShapeError("CLUSTER SHARDS", "node without id/port");
   return node;
 }
 
@@ -90,7 +93,10 @@ std::vector<const ClusterNode*> ClusterTopology::OwnerTable() const {
   for (const ClusterNode& node : nodes) {
     if (!node.primary) continue;
     for (const auto& [first, last] : node.slots) {
-      std::fill(owner.begin() + first, owner.begin() + last + 1, &node);
+      // A slot two primaries claim (a malformed reply) is the first one's, as in OwnerOf.
+      for (int slot = first; slot <= last; ++slot) {
+        if (owner[slot] == nullptr) owner[slot] = &node;
+      }
     }
   }
   return owner;
@@ -182,10 +188,10 @@ absl::StatusOr<ClusterTopology> TopologyFromSlots(ReplyView slots, const std::st
     ClusterNode node;
     node.host =
         IsUnknownHost(entry.element(0).str()) ? seed_host : std::string(entry.element(0).str());
+    if (!ValidPort(entry.element(1).integer())) return ShapeError("CLUSTER SLOTS", "port");
     node.port = static_cast<int>(entry.element(1).integer());
     node.id = entry.size() > 2 ? std::string(entry.element(2).str()) : "";
     if (node.id.empty()) node.id = absl::StrCat(node.host, ":", node.port);
-    if (node.port <= 0) return ShapeError("CLUSTER SLOTS", "port");
     for (ClusterNode& known : topology.nodes) {
       if (known.id == node.id) return &known;
     }
