@@ -32,6 +32,7 @@ struct TargetNode {
   std::string address;        // host:port
   std::string run_id;         // Empty: unknown (the target user may not run INFO).
   int64_t evicted_keys = -1;  // -1: unknown.
+  bool replica = false;       // Seen as a replica by TargetGuard::Inspect; not stored.
 };
 
 // Where a shard resumes from: the cursor after the last batch written, and the counters so far.

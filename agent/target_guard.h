@@ -24,8 +24,9 @@ class TargetGuard {
   // Reads the INFO of the target node behind `connection` (on every connection the shard opens
   // to the target, through redis::Router's on_connect, and at the end of the shard on each node):
   // DATA_LOSS when the node is another process than the one remembered at its address, or when
-  // it evicted keys since then. A node seen for the first time is remembered; a target user that
-  // may not run INFO is not checked.
+  // it evicted keys since then. A node seen for the first time is remembered unless it is a
+  // replica (nothing is written to one: a cluster seed that is a replica may restart); a target
+  // user that may not run INFO is not checked.
   absl::Status Check(redis::Connection& connection);
 
   // Check() on what Inspect() read: the comparison alone.

@@ -27,6 +27,18 @@ TEST(TargetGuardTest, ARestartedNodeIsDataLoss) {
   EXPECT_THAT(s.message(), HasSubstr("target 10.0.0.1:6379 restarted during the copy"));
 }
 
+TEST(TargetGuardTest, AReplicaIsNotRememberedSoItsRestartIsNoLoss) {
+  // A cluster seed that is a replica: nothing was written to it.
+  std::vector<TargetNode> nodes = {{"10.0.0.1:6379", "aaa", 0}};
+  TargetGuard guard(&nodes);
+  EXPECT_TRUE(guard.Observe({"10.0.0.3:6379", "rrr", 0, /*replica=*/true}).ok());
+  EXPECT_EQ(nodes.size(), 1u);
+  EXPECT_TRUE(guard.Observe({"10.0.0.3:6379", "sss", 0, /*replica=*/true}).ok());
+  // A primary written to that comes back as a replica of another process is still a loss.
+  EXPECT_EQ(guard.Observe({"10.0.0.1:6379", "bbb", 0, /*replica=*/true}).code(),
+            absl::StatusCode::kDataLoss);
+}
+
 TEST(TargetGuardTest, EvictionsSinceFirstSeenAreDataLoss) {
   std::vector<TargetNode> nodes = {{"10.0.0.1:6379", "aaa", 7}};
   TargetGuard guard(&nodes);

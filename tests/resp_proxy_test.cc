@@ -926,13 +926,16 @@ TEST_F(RespProxyTest, StoppedUpstreamMakesClientsWaitAndKilledOneClosesThem) {
   ASSERT_OK_AND_ASSIGN(redis::Connection conn, Connect(*proxy));
   ASSERT_OK(conn.Command({"PING"}).status());
 
-  ASSERT_EQ(kill(server_->pid(), SIGSTOP), 0);
   redis::ConnectOptions impatient;
   impatient.io_timeout = absl::Milliseconds(300);
+  // Opened (their handshake answered) while the server runs.
   ASSERT_OK_AND_ASSIGN(redis::Connection waiting, Connect(*proxy, impatient));
-  EXPECT_EQ(waiting.Command({"PING"}).status().code(), absl::StatusCode::kDeadlineExceeded);
-  // A refused command with nothing ahead of it does not wait for the stopped server.
   ASSERT_OK_AND_ASSIGN(redis::Connection refused, Connect(*proxy, impatient));
+  ASSERT_EQ(kill(server_->pid(), SIGSTOP), 0);
+  EXPECT_EQ(waiting.Command({"PING"}).status().code(), absl::StatusCode::kDeadlineExceeded);
+  // A connection opened now fails its handshake within the timeout.
+  EXPECT_EQ(Connect(*proxy, impatient).status().code(), absl::StatusCode::kDeadlineExceeded);
+  // A refused command with nothing ahead of it does not wait for the stopped server.
   const absl::Status refusal = refused.Command({"PEXPIRETIME", "k"}).status();
   EXPECT_TRUE(absl::StrContains(refusal.message(), "unknown command")) << refusal;
   conn.Append({"PING"});

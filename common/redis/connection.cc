@@ -24,6 +24,7 @@
 #include "absl/strings/str_split.h"
 #include "common/base/status_macros.h"
 #include "common/redis/errors.h"
+#include "common/redis/reply_reader.h"
 
 namespace ferry::redis {
 namespace {
@@ -55,7 +56,19 @@ bool IsIpLiteral(const std::string& host) {
 
 int TimeoutMs(absl::Duration d) { return static_cast<int>(absl::ToInt64Milliseconds(d)); }
 
-// Connects a non-blocking socket within `timeout`, then makes it blocking with I/O timeouts.
+// How long the handshake (TLS, AUTH, the first reply) may wait for one read or write.
+absl::Duration HandshakeTimeout(const ConnectOptions& options) {
+  return std::min(options.connect_timeout, options.io_timeout);
+}
+
+void SetIoTimeout(int fd, absl::Duration timeout) {
+  timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// Connects a non-blocking socket within `timeout`, then makes it blocking with the handshake's
+// I/O timeouts (Open sets io_timeout once the handshake is done).
 absl::StatusOr<int> ConnectTcp(const Endpoint& endpoint, const ConnectOptions& options) {
   addrinfo hints{};
   hints.ai_family = AF_UNSPEC;
@@ -106,9 +119,7 @@ absl::StatusOr<int> ConnectTcp(const Endpoint& endpoint, const ConnectOptions& o
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &options.socket_buffer_bytes, sizeof(int));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &options.socket_buffer_bytes, sizeof(int));
   }
-  timeval tv = absl::ToTimeval(options.io_timeout);
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  SetIoTimeout(fd, HandshakeTimeout(options));
   return fd;
 }
 
@@ -268,17 +279,16 @@ void ReplyDeleter::operator()(redisReply* reply) const { freeReplyObject(reply);
 
 // ---- Connection ----
 
-Connection::Connection(Endpoint endpoint, std::unique_ptr<Transport> transport)
+Connection::Connection(Endpoint endpoint, std::unique_ptr<Transport> transport,
+                       uint64_t max_reply_bytes)
     : endpoint_(std::move(endpoint)),
       transport_(std::move(transport)),
-      reader_(redisReaderCreate()) {}
+      reader_(std::make_unique<ReplyReader>(max_reply_bytes)) {}
 
 // Defined here, where Transport is complete.
 Connection::Connection(Connection&& other) noexcept = default;
 Connection& Connection::operator=(Connection&& other) noexcept = default;
 Connection::~Connection() = default;
-
-void Connection::ReaderDeleter::operator()(redisReader* reader) const { redisReaderFree(reader); }
 
 absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
                                             const ConnectOptions& options) {
@@ -286,28 +296,11 @@ absl::StatusOr<Connection> Connection::Open(const Endpoint& endpoint,
   transport->address = endpoint.Address();
   FERRY_ASSIGN_OR_RETURN(transport->fd, ConnectTcp(endpoint, options));
   if (endpoint.tls) FERRY_RETURN_IF_ERROR(transport->StartTls(endpoint));
-  Connection conn(endpoint, std::move(transport));
+  Connection conn(endpoint, std::move(transport), kHandshakeReplyBytes);
   conn.observer_ = options.observer;
-  FERRY_ASSIGN_OR_RETURN(const std::string password, conn.LoginPassword());
-  if (!password.empty()) {
-    absl::StatusOr<Reply> auth = endpoint.user.empty()
-                                     ? conn.Command({"AUTH", password})
-                                     : conn.Command({"AUTH", endpoint.user, password});
-    if (!auth.ok()) {
-      return absl::Status(auth.status().code(),
-                          absl::StrCat("cannot log in to ", endpoint.Redacted(), " as ",
-                                       endpoint.user.empty() ? "default" : endpoint.user, ": ",
-                                       auth.status().message()));
-    }
-  }
-  if (!options.client_name.empty()) {
-    // A refusal is fine (some servers forbid it); a transport failure is not.
-    absl::StatusOr<Reply> named = conn.Command({"CLIENT", "SETNAME", options.client_name});
-    if (!named.ok() && conn.broken()) return named.status();
-  }
-  if (endpoint.db.has_value() && *endpoint.db != 0) {
-    FERRY_RETURN_IF_ERROR(Annotate(conn.Select(*endpoint.db), endpoint.Redacted()));
-  }
+  FERRY_RETURN_IF_ERROR(conn.Handshake(options));
+  conn.reader_->set_max_reply_bytes(options.max_reply_bytes);
+  SetIoTimeout(conn.transport_->fd, options.io_timeout);
   return conn;
 }
 
@@ -376,21 +369,24 @@ absl::Status Connection::FillReader() {
     FERRY_ASSIGN_OR_RETURN(in_len_, transport_->ReadSome(in_.get(), kReadSize));
   }
   const size_t piece = std::min(kFeedSize, in_len_ - in_pos_);
-  if (redisReaderFeed(reader_.get(), in_.get() + in_pos_, piece) != REDIS_OK) {
-    return absl::InternalError("reply buffer: out of memory");
-  }
+  FERRY_RETURN_IF_ERROR(reader_->Feed(in_.get() + in_pos_, piece));
   in_pos_ += piece;
   return absl::OkStatus();
 }
 
+absl::StatusOr<redisReply*> Connection::NextParsed() {
+  absl::StatusOr<redisReply*> reply = reader_->Next();
+  if (reply.ok()) return reply;
+  const bool protocol = reply.status().code() == absl::StatusCode::kUnavailable;
+  return Fail(absl::Status(reply.status().code(),
+                           absl::StrCat(protocol ? "protocol error from " : "reply from ",
+                                        endpoint_.Address(), ": ", reply.status().message())));
+}
+
 absl::StatusOr<Reply> Connection::ReadNextReply() {
   for (;;) {
-    void* reply = nullptr;
-    if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) {
-      return Fail(absl::UnavailableError(
-          absl::StrCat("protocol error from ", endpoint_.Address(), ": ", reader_->errstr)));
-    }
-    if (reply != nullptr) return Reply(static_cast<redisReply*>(reply));
+    FERRY_ASSIGN_OR_RETURN(redisReply * reply, NextParsed());
+    if (reply != nullptr) return Reply(reply);
     absl::Status status = FillReader();
     if (!status.ok()) return Fail(std::move(status));
   }
@@ -418,15 +414,11 @@ absl::StatusOr<std::optional<Reply>> Connection::ReadReplyWithin(absl::Duration 
   if (!out_.empty()) FERRY_RETURN_IF_ERROR(Flush());
   const absl::Time deadline = absl::Now() + timeout;
   for (;;) {
-    void* reply = nullptr;
-    if (redisReaderGetReply(reader_.get(), &reply) != REDIS_OK) {
-      return Fail(absl::UnavailableError(
-          absl::StrCat("protocol error from ", endpoint_.Address(), ": ", reader_->errstr)));
-    }
+    FERRY_ASSIGN_OR_RETURN(redisReply * reply, NextParsed());
     if (reply != nullptr) {
       if (pending_ > 0) --pending_;
       EndRoundTrip();
-      return std::optional<Reply>(Reply(static_cast<redisReply*>(reply)));
+      return std::optional<Reply>(Reply(reply));
     }
     // Nothing buffered: wait for the socket (TLS may hold decrypted bytes already).
     if (in_pos_ == in_len_ && !(transport_->ssl && SSL_pending(transport_->ssl.get()) > 0)) {

@@ -15,10 +15,11 @@
 #include "common/redis/endpoint.h"
 #include "common/redis/io_observer.h"
 
-struct redisReply;   // hiredis; only connection.cc sees its definition.
-struct redisReader;  // hiredis
+struct redisReply;  // hiredis; only connection.cc sees its definition.
 
 namespace ferry::redis {
+
+class ReplyReader;  // reply_reader.h
 
 // A non-owning look at one reply (or one element of an array reply).
 class ReplyView {
@@ -67,9 +68,16 @@ class Reply : public ReplyView {
 };
 
 struct ConnectOptions {
+  // Bounds the TCP connect, and then (with io_timeout, whichever is shorter) the whole
+  // handshake: TLS, AUTH, CLIENT SETNAME, SELECT, or a PING when none of those is sent. A peer
+  // that accepts and never answers fails within it, not within io_timeout.
   absl::Duration connect_timeout = absl::Seconds(5);
   // Longest wait for one read or write; a DUMP of a huge key must fit in it.
   absl::Duration io_timeout = absl::Seconds(60);
+  // The largest reply one read may hold (ReplyReader: its bytes plus 64 per element); a larger
+  // one breaks the connection with FAILED_PRECONDITION before it is buffered. The handshake's
+  // replies are bounded far lower (kHandshakeReplyBytes).
+  uint64_t max_reply_bytes = uint64_t{1} << 30;
   // SO_SNDBUF/SO_RCVBUF; pipelines of thousands of commands like big buffers.
   int socket_buffer_bytes = 4 << 20;
   // Sent as CLIENT SETNAME when not empty (failures ignored: some servers forbid it).
@@ -82,7 +90,9 @@ struct ConnectOptions {
 // One connection to a Redis server over TCP or TLS. Commands are formatted into an output
 // buffer (Append), sent together (Flush) and their replies read in order (ReadReply): a
 // pipeline. Error replies are data, returned in their slot. Transport failures are UNAVAILABLE
-// (or DEADLINE_EXCEEDED); after one the connection is broken and must be reopened.
+// (or DEADLINE_EXCEEDED), and so are bytes that are not RESP; a reply above
+// ConnectOptions::max_reply_bytes is FAILED_PRECONDITION. After any of them the connection is
+// broken and must be reopened.
 // With IAM authentication (Endpoint::iam) the first Flush after each `reauth_interval` sends
 // `AUTH user <fresh token>` ahead of the commands it flushes; ReadReply reads that reply itself,
 // in its place, and a refused re-AUTH breaks the connection (UNAVAILABLE: reopen it). A
@@ -92,7 +102,10 @@ class Connection {
  public:
   // Connects, completes TLS (verifying the certificate and host name unless the endpoint says
   // otherwise), AUTHs (with a signed IAM token when the endpoint says so) and SELECTs the
-  // endpoint's db when it has one.
+  // endpoint's db when it has one; with none of those (nor a client name) it PINGs, so that
+  // every connection has had one reply, within the handshake's timeout, before it is
+  // returned. A peer whose first reply is not RESP is FAILED_PRECONDITION ("not a Redis
+  // server"); one that sends nothing in time is DEADLINE_EXCEEDED.
   static absl::StatusOr<Connection> Open(const Endpoint& endpoint,
                                          const ConnectOptions& options = {});
 
@@ -133,16 +146,18 @@ class Connection {
 
  private:
   struct Transport;
-  // Frees a hiredis reader (redisReaderFree).
-  struct ReaderDeleter {
-    void operator()(redisReader* reader) const;
-  };
-  Connection(Endpoint endpoint, std::unique_ptr<Transport> transport);
+  Connection(Endpoint endpoint, std::unique_ptr<Transport> transport, uint64_t max_reply_bytes);
+  // The rest of Open() once the transport is up (connection_handshake.cc): AUTH, SETNAME,
+  // SELECT or PING, with what their failure means for a peer that never answered yet.
+  absl::Status Handshake(const ConnectOptions& options);
+  absl::Status HandshakeCommands(const ConnectOptions& options);
   absl::Status Fail(absl::Status status);
   absl::Status FillReader();
   // The AUTH password: the endpoint's, or with IAM a token signed now (and the re-AUTH clock
   // started).
   absl::StatusOr<std::string> LoginPassword();
+  // The reader's next reply (null until more bytes arrive); its errors break the connection.
+  absl::StatusOr<redisReply*> NextParsed();
   // The next reply on the wire, whoever asked for it.
   absl::StatusOr<Reply> ReadNextReply();
   // IAM: puts `AUTH user <token>` in front of the unsent commands (or, when no token can be
@@ -154,7 +169,7 @@ class Connection {
 
   Endpoint endpoint_;
   std::unique_ptr<Transport> transport_;
-  std::unique_ptr<redisReader, ReaderDeleter> reader_;
+  std::unique_ptr<ReplyReader> reader_;
   std::string out_;
   std::unique_ptr<char[]> in_;  // Bytes read from the socket: [in_pos_, in_len_) not yet fed.
   size_t in_len_ = 0;
@@ -173,6 +188,10 @@ class Connection {
   absl::Time round_trip_start_;
   bool round_trip_timed_ = false;
 };
+
+// The bound on each reply during Open()'s handshake: AUTH, SETNAME, SELECT and PING answer a
+// line, an error or (RESP3 servers' HELLO aside, which ferry does not send) nothing bigger.
+inline constexpr uint64_t kHandshakeReplyBytes = 64 << 10;
 
 // Convenience: Append every command, Flush, read every reply (errors stay in their slots).
 absl::StatusOr<std::vector<Reply>> RunPipeline(Connection& connection,

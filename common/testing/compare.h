@@ -32,7 +32,8 @@ void PrintTo(const KeyDiff& diff, std::ostream* os);
 struct CompareOptions {
   // SCAN MATCH pattern applied to both sides.
   std::string match = "*";
-  // How far the target's PTTL may be from the source's (reads are not simultaneous).
+  // How far the target's PTTL may be from the source's (reads are not simultaneous); a key the
+  // source says expires within it may already be gone from the target.
   absl::Duration ttl_slack = absl::Seconds(2);
   // Also SCAN the target for keys the source does not have.
   bool check_extra_in_target = true;
