@@ -102,6 +102,20 @@ std::vector<std::string> ReadBounded(absl::string_view stream, const std::vector
   return out;
 }
 
+// Whether `stream` holds a header that claims more than 1 MiB (an array of millions of
+// elements): hiredis' own reader allocates what an array header claims before its elements
+// arrive, so such a stream is read only through the bounded reader, never as the reference.
+bool ClaimsTooMuch(absl::string_view stream) {
+  redis::ReplyReader reader(1 << 20);
+  if (!reader.Feed(stream.data(), stream.size()).ok()) return true;
+  for (;;) {
+    absl::StatusOr<redisReply*> reply = reader.Next();
+    if (!reply.ok()) return reply.status().code() == absl::StatusCode::kFailedPrecondition;
+    if (*reply == nullptr) return false;
+    redis::Reply owned(*reply);
+  }
+}
+
 }  // namespace
 }  // namespace ferry::fuzz
 
@@ -112,10 +126,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint64_t max_bytes = input.ConsumeBool() ? ferry::redis::kDefaultMaxReplyBytes
                                                  : input.ConsumeIntegralInRange<uint64_t>(1, 4096);
   const std::string stream = input.ConsumeRemainingBytesAsString();
-  const std::vector<std::string> whole = ferry::fuzz::Read(stream, {});
-  ferry::fuzz::Check(ferry::fuzz::Read(stream, sizes) == whole, "the split changed the replies");
-  ferry::fuzz::Check(ferry::fuzz::Read(stream, {1}) == whole, "bytes one by one differ");
-
   // Which error ends a malformed stream (too big or not RESP) may depend on how much of it had
   // arrived; that it ends there does not.
   auto without_code = [](std::vector<std::string> replies) {
@@ -126,6 +136,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   ferry::fuzz::Check(
       without_code(ferry::fuzz::ReadBounded(stream, sizes, max_bytes)) == without_code(bounded),
       "the split changed the bounded reader's replies");
+  // No reference for a stream hiredis alone would allocate too much for (ClaimsTooMuch); the
+  // bounded reader read it above within ASan's memory limit.
+  if (ferry::fuzz::ClaimsTooMuch(stream)) return 0;
+  const std::vector<std::string> whole = ferry::fuzz::Read(stream, {});
+  ferry::fuzz::Check(ferry::fuzz::Read(stream, sizes) == whole, "the split changed the replies");
+  ferry::fuzz::Check(ferry::fuzz::Read(stream, {1}) == whole, "bytes one by one differ");
   // Up to its first error, the bounded reader returns hiredis' replies; without one, all of
   // them (a protocol error included, as UNAVAILABLE).
   const bool refused = !bounded.empty() && absl::StartsWith(bounded.back(), "error ");
