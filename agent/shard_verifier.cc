@@ -155,15 +155,31 @@ absl::StatusOr<std::vector<ShardVerifier::Verdict>> ShardVerifier::CheckForward(
     const std::vector<absl::string_view>& keys, bool read_ttls, bool* no_ttl) {
   std::vector<Look> walked(keys.size()), other(keys.size());
   bool walked_no_ttl = false, other_no_ttl = false;
-  FERRY_RETURN_IF_ERROR(other_side_.RunBoth(
-      [&] {
-        return LookUp(*sides_.walked, "source", spec_.source_db, keys, read_ttls, walked,
-                      &walked_no_ttl);
-      },
-      [&] {
-        return LookUp(*sides_.other, "target", spec_.target_db, keys, read_ttls, other,
-                      &other_no_ttl);
-      }));
+  const auto look_up_walked = [&](const std::vector<Look>* types_from) {
+    return LookUp(*sides_.walked, "source", spec_.source_db, keys, read_ttls, walked,
+                  &walked_no_ttl, types_from);
+  };
+  const auto look_up_other = [&] {
+    return LookUp(*sides_.other, "target", spec_.target_db, keys, read_ttls, other, &other_no_ttl);
+  };
+  if (!verify_.full && !strings_first_) {
+    // Types other than strings, quick mode: the target's TYPEs first, then the source asked
+    // each key's length by the target's type (a WRONGTYPE, rare, is followed by TYPE) while the
+    // target is asked its lengths. The same two rounds as reading both sides at once, and the
+    // source, the side to spare, answers one command less per key.
+    FERRY_RETURN_IF_ERROR(look_up_other());
+    std::vector<bool> lengths(keys.size(), false);
+    for (size_t i = 0; i < keys.size(); ++i) {
+      lengths[i] =
+          other[i].error.empty() && other[i].length < 0 && !LengthCommand(other[i].type).empty();
+    }
+    FERRY_RETURN_IF_ERROR(other_side_.RunBoth(
+        [&] { return look_up_walked(&other); },
+        [&] { return ReadValues(*sides_.other, "target", keys, lengths, other); }));
+  } else {
+    FERRY_RETURN_IF_ERROR(
+        other_side_.RunBoth([&] { return look_up_walked(nullptr); }, look_up_other));
+  }
   if (no_ttl != nullptr) *no_ttl = walked_no_ttl && other_no_ttl;
   // The second round only for keys on both sides with one type, where a length or a value not
   // too big tells more.

@@ -91,7 +91,9 @@ class ShardVerifier : public BatchSink {
  private:
   // One side's view of one key.
   struct Look {
-    std::string type;     // TYPE's answer ("none": absent); empty while unknown.
+    std::string type;  // TYPE's answer ("none": absent); empty while unknown.
+    // Quick mode, the other side's type, asked with its length command instead of TYPE.
+    const std::string* guessed_type = nullptr;
     int64_t pttl = -1;    // PTTL: -1 no TTL (or TTLs not read), -2 absent.
     int64_t length = -1;  // STRLEN of a string; quick mode: the type's length command.
     int64_t size = -1;    // Full mode: bytes (MEMORY USAGE, a string's length); -1 unknown.
@@ -101,7 +103,7 @@ class ShardVerifier : public BatchSink {
     std::string error;          // A per-key error reply, if any.
   };
   // What a reply fills in of a Look.
-  enum class Field { kPttl, kStrlen, kType, kSize, kLength, kValue, kInfo };
+  enum class Field { kPttl, kStrlen, kType, kSize, kLength, kValue, kInfo, kGuessedLength };
   static const char* FieldCommand(Field field);
 
   // `again`: a look again at keys that differed.
@@ -114,10 +116,13 @@ class ShardVerifier : public BatchSink {
                                                     bool again);
   // PTTL (without `read_ttls`: INFO of database `db` around the first round instead, and
   // `no_ttl` set when it proves no key had a TTL) and what tells type and size: STRLEN where the
-  // shard holds strings, then TYPE (and MEMORY USAGE in full mode) for the others.
+  // shard holds strings, then TYPE (and MEMORY USAGE in full mode) for the others. With
+  // `types_from` (quick mode, the other side's looks), each key's length is asked with the
+  // command of the type the other side holds, and TYPE only where that fails.
   absl::Status LookUp(redis::Router& side, absl::string_view name, int db,
                       const std::vector<absl::string_view>& keys, bool read_ttls,
-                      std::vector<Look>& looks, bool* no_ttl);
+                      std::vector<Look>& looks, bool* no_ttl,
+                      const std::vector<Look>* types_from = nullptr);
   // The second round on one side: lengths (quick) or values (GET, DUMP) of the keys `want`
   // marks.
   absl::Status ReadValues(redis::Router& side, absl::string_view name,

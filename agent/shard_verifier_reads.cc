@@ -26,7 +26,7 @@ constexpr uint64_t kMaxValueBytesPerRound = 16 << 20;
 
 const char* ShardVerifier::FieldCommand(Field field) {
   static const char* const kNames[] = {"PTTL",   "STRLEN", "TYPE", "MEMORY USAGE",
-                                       "length", "read",   "INFO"};
+                                       "length", "read",   "INFO", "length"};
   return kNames[static_cast<int>(field)];
 }
 
@@ -99,7 +99,8 @@ absl::Status ShardVerifier::ReadReplies(redis::Router& side, absl::string_view n
     if (reply.is_error()) {
       const absl::Status status = ReplyStatus(name, FieldCommand(field), reply);
       FERRY_RETURN_IF_ERROR(FatalUnlessPerKey(status));
-      if (field == Field::kStrlen) continue;  // WRONGTYPE: not a string; TYPE tells.
+      // WRONGTYPE: not a string, or not the other side's type; TYPE tells.
+      if (field == Field::kStrlen || field == Field::kGuessedLength) continue;
       if (field == Field::kSize && status.code() == absl::StatusCode::kPermissionDenied) {
         // Refused: every key is compared in pages, which never reads a big value whole.
         if (memory_usage_ok_.exchange(false)) {
@@ -133,6 +134,11 @@ absl::Status ShardVerifier::ReadReplies(redis::Router& side, absl::string_view n
       case Field::kLength:
         look.length = reply.integer();
         break;
+      case Field::kGuessedLength:
+        // PTTL's -2 before it said "none": 0 is then no length of the other type.
+        if (look.type.empty()) look.type = *look.guessed_type;
+        look.length = reply.integer();
+        break;
       case Field::kValue:
         if (reply.is_nil()) {
           look.type = "none";  // Gone since TYPE.
@@ -150,7 +156,8 @@ absl::Status ShardVerifier::ReadReplies(redis::Router& side, absl::string_view n
 
 absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name, int db,
                                    const std::vector<absl::string_view>& keys, bool read_ttls,
-                                   std::vector<Look>& looks, bool* no_ttl) {
+                                   std::vector<Look>& looks, bool* no_ttl,
+                                   const std::vector<Look>* types_from) {
   std::vector<std::pair<size_t, Field>> asked;
   const auto ask = [&](size_t i, Field field, std::initializer_list<absl::string_view> argv) {
     side.Add(argv);
@@ -167,8 +174,14 @@ absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name, 
   // TYPE for each key.
   for (size_t i = 0; i < keys.size(); ++i) {
     if (read_ttls) ask(i, Field::kPttl, {"PTTL", keys[i]});
+    const std::string* guess = types_from == nullptr ? nullptr : &(*types_from)[i].type;
+    const absl::string_view guessed_length =
+        guess == nullptr ? absl::string_view() : LengthCommand(*guess);
     if (strings_first_) {
       ask(i, Field::kStrlen, {"STRLEN", keys[i]});
+    } else if (!guessed_length.empty()) {
+      looks[i].guessed_type = guess;
+      ask(i, Field::kGuessedLength, {guessed_length, keys[i]});
     } else {
       ask(i, Field::kType, {"TYPE", keys[i]});
       if (verify_.full && memory_usage_ok_) ask(i, Field::kSize, {"MEMORY", "USAGE", keys[i]});
@@ -181,8 +194,9 @@ absl::Status ShardVerifier::LookUp(redis::Router& side, absl::string_view name, 
     *no_ttl = info.size() == 4 && NoTtlBetween(ParseTtlProbe(info[0], info[1], db),
                                                ParseTtlProbe(info[2], info[3], db));
   }
-  if (!strings_first_) return absl::OkStatus();
-  // The keys STRLEN could not tell (another type, an empty string, a missing key).
+  if (!strings_first_ && types_from == nullptr) return absl::OkStatus();
+  // The keys STRLEN or the other side's type could not tell (another type, an empty string, a
+  // missing key).
   for (size_t i = 0; i < keys.size(); ++i) {
     Look& look = looks[i];
     if (!look.type.empty() || !look.error.empty()) continue;

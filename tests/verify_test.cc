@@ -462,6 +462,53 @@ TEST_F(VerifyTest, EveryInjectedDifferenceIsReportedByKeyAndKind) {
   }
 }
 
+// Quick mode over mostly other types than strings asks the source each key's length by the
+// target's type: every length that differs, and a type changed either way, is still seen.
+TEST_F(VerifyTest, QuickModeSeesLengthsAndTypesWhereFewKeysAreStrings) {
+  auto source = Server();
+  auto target = Server();
+  ASSERT_TRUE(source && target);
+  redis::Connection src = Conn(*source);
+  std::vector<std::vector<std::string>> load;
+  for (int i = 0; i < 3000; ++i) load.push_back({"RPUSH", absl::StrCat("q:list:", i), "a", "b"});
+  load.push_back({"HSET", "q:hash", "f1", "v1", "f2", "v2"});
+  load.push_back({"SADD", "q:set", "m1", "m2"});
+  load.push_back({"ZADD", "q:zset", "1", "a"});
+  load.push_back({"XADD", "q:stream", "1-1", "f", "v"});
+  load.push_back({"SET", "q:string", "abc"});
+  load.push_back({"SET", "q:was-string", "abc"});
+  load.push_back({"HSET", "q:was-hash", "f", "v"});
+  ASSERT_TRUE(Exec(src, load).ok());
+  CliResult copy = Migrate(source->uri(), target->uri());
+  ASSERT_EQ(copy.exit_code, 0) << copy.output;
+  redis::Connection dst = Conn(*target);
+  ASSERT_TRUE(Exec(dst, {{"RPUSH", "q:list:17", "c"},
+                         {"HSET", "q:hash", "f3", "v3"},
+                         {"SREM", "q:set", "m2"},
+                         {"ZADD", "q:zset", "2", "b"},
+                         {"XADD", "q:stream", "2-1", "f", "v"},
+                         {"APPEND", "q:string", "d"},
+                         {"DEL", "q:was-string", "q:was-hash"},
+                         {"HSET", "q:was-string", "f", "v"},
+                         {"SET", "q:was-hash", "v"}})
+                  .ok());
+
+  CliResult quick = Verify(source->uri(), target->uri(), "quick");
+  EXPECT_EQ(quick.exit_code, 1) << quick.output;
+  ExpectDifferences(quick, {{"q:list:17", "value differs: list of length 2 on the source, 3"},
+                            {"q:hash", "value differs: hash of length 2 on the source, 3"},
+                            {"q:set", "value differs: set of length 2 on the source, 1"},
+                            {"q:zset", "value differs: zset of length 1 on the source, 2"},
+                            {"q:stream", "value differs: stream of length 1 on the source, 2"},
+                            {"q:string", "value differs: string of length 3 on the source, 4"},
+                            {"q:was-string", "type differs: string on the source, hash on the"},
+                            {"q:was-hash", "type differs: hash on the source, string on the"}});
+  EXPECT_EQ(quick.json_int("value_differs"), 6) << quick.output;
+  EXPECT_EQ(quick.json_int("type_differs"), 2) << quick.output;
+  EXPECT_EQ(quick.json_int("failed"), 0) << quick.output;
+  EXPECT_EQ(quick.json_int("verified"), DbSize(*source) - 8) << quick.output;
+}
+
 // ---- 3. A source written to during the verification (a dual write) gives no false report.
 
 TEST_F(VerifyTest, DualWritesAndExpiriesDuringTheCheckAreNoDifference) {
