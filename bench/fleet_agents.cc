@@ -369,9 +369,12 @@ void Fleet::Stop() {
 
 void Fleet::TickLoop() {
   while (!stop_) {
-    const absl::Time now = absl::Now();
-    for (auto& agent : agents_) agent->Tick(now);
-    absl::SleepFor(kTick - (absl::Now() - now));
+    const absl::Time start = absl::Now();
+    // Each agent's own clock reading: a report's send time is when it is handed to its stream,
+    // not when the round over every agent began (a round of 1,000 agents takes a while, and
+    // stamping them all with its start counted that time in every ack's latency).
+    for (auto& agent : agents_) agent->Tick(absl::Now());
+    absl::SleepFor(kTick - (absl::Now() - start));
   }
 }
 

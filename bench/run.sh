@@ -103,6 +103,25 @@ pipe_load() {
   elapsed "$start" "$end"
 }
 
+# pipe_seconds PORT FILE: prints the wall-clock seconds redis-cli --pipe takes to send FILE to
+# the server on PORT and read every reply; fails on any error reply. Nothing is emptied first.
+pipe_seconds() {
+  local start end out
+  start=$(now)
+  out=$(redis-cli -p "$1" --pipe <"$2" 2>&1) || bench_die "redis-cli --pipe failed: $out"
+  end=$(now)
+  grep -q '^errors: 0,' <<<"$out" || bench_die "redis-cli --pipe reported errors: $out"
+  elapsed "$start" "$end"
+}
+
+# read_commands PORT FILE: writes to FILE, as RESP, a PTTL and a DUMP of every key of the server
+# on PORT: the least the source answers per key for a copy by DUMP (ferry also SCANs and sizes).
+read_commands() {
+  scan_keys "$1" | LC_ALL=C awk '{
+    printf "*2\r\n$4\r\nPTTL\r\n$%d\r\n%s\r\n*2\r\n$4\r\nDUMP\r\n$%d\r\n%s\r\n",
+      length($0), $0, length($0), $0 }' >"$2"
+}
+
 # scan_keys PORT: prints every key name, one a line, with SCAN ... COUNT 1000. redis-cli learned
 # --count in 7.2; for an older redis-cli the same loop runs in Python over one connection.
 scan_keys() {
@@ -257,7 +276,7 @@ bench_dataset() {
   log "$name: loading the source"
   pipe_load "$SRC_PORT" "$file" >/dev/null
   rm -f "$file"
-  local restore_rate=""
+  local restore_rate="" read_rate="" both_rate=""
   if [[ "$name" == mixed ]]; then
     # What ferry writes: RESTORE of each key's DUMP payload, not the commands that built it.
     log "$name: RESTORE write limit (redis-cli --pipe of the source's DUMPs into the target)"
@@ -265,7 +284,26 @@ bench_dataset() {
     "$RESTORE_DUMP" "redis://127.0.0.1:$SRC_PORT" >"$restores" 2>"$BENCH_TMP/restore-dump.err" ||
       bench_die "ferry-restore-dump failed: $(cat "$BENCH_TMP/restore-dump.err")"
     restore_rate=$(rate "$KEYS" "$(pipe_median "$DST_PORT" "$restores")")
-    rm -f "$restores"
+    # The other end: what the source answers at least, alone and while the target restores
+    # (both servers share this machine's CPUs with each other, as they do during the copy).
+    log "$name: source read limit (redis-cli --pipe of PTTL and DUMP of every key)"
+    local reads="$BENCH_TMP/$name.reads.resp" times=() i both_start pid
+    read_commands "$SRC_PORT" "$reads"
+    for ((i = 0; i < RUNS; i++)); do times+=("$(pipe_seconds "$SRC_PORT" "$reads")"); done
+    read_rate=$(rate "$KEYS" "$(median "${times[@]}")")
+    log "$name: both at once (the reads into the source while the RESTOREs go into the target)"
+    times=()
+    for ((i = 0; i < RUNS; i++)); do
+      flushall "$DST_PORT"
+      both_start=$(now)
+      pipe_seconds "$SRC_PORT" "$reads" >/dev/null &
+      pid=$!
+      pipe_seconds "$DST_PORT" "$restores" >/dev/null
+      wait "$pid" || bench_die "the source reads failed while the target restored"
+      times+=("$(elapsed "$both_start" "$(now)")")
+    done
+    both_rate=$(rate "$KEYS" "$(median "${times[@]}")")
+    rm -f "$restores" "$reads"
   fi
   flushall "$DST_PORT"
   log "$name: SCAN of the source"
@@ -281,7 +319,11 @@ bench_dataset() {
   if [[ -n "$restore_rate" ]]; then
     RESTORE_NOTE="$name: the RESTORE write limit (\`redis-cli --pipe\` of \`RESTORE key ttl payload"
     RESTORE_NOTE+=" REPLACE\` of the source's DUMPs) is $restore_rate keys/s; ferry/RESTORE limit"
-    RESTORE_NOTE+=" $(ratio "$ferry_rate" "$restore_rate")x (target: >= 0.7x)."
+    RESTORE_NOTE+=" $(ratio "$ferry_rate" "$restore_rate")x (target: >= 0.7x). The source's read"
+    RESTORE_NOTE+=" limit (\`PTTL\` and \`DUMP\` of every key, piped) is $read_rate keys/s; both"
+    RESTORE_NOTE+=" pipes at once, the source reading while the target restores, $both_rate keys/s:"
+    RESTORE_NOTE+=" no copy through this machine's CPUs goes faster. ferry/both"
+    RESTORE_NOTE+=" $(ratio "$ferry_rate" "$both_rate")x."
   fi
   if "$FERRY" --help 2>&1 | grep -q '^  verify '; then
     bench_verify "$name" "$ferry_rate"
