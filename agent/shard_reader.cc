@@ -81,52 +81,6 @@ absl::Status ReplyStatus(absl::string_view side, absl::string_view command, Repl
   return Annotate(redis::StatusFromReplyError(reply.str()), absl::StrCat(side, " ", command));
 }
 
-bool BatchQueue::Push(Batch batch) {
-  absl::MutexLock lock(&mu_);
-  auto room = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return stopped_ || queue_.empty() || bytes_ + batch.bytes <= max_bytes_;
-  };
-  mu_.Await(absl::Condition(&room));
-  if (stopped_) return false;
-  bytes_ += batch.bytes;
-  queue_.push_back(std::move(batch));
-  return true;
-}
-
-std::optional<Batch> BatchQueue::Pop() {
-  absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return !queue_.empty() || closed_ || stopped_;
-  };
-  mu_.Await(absl::Condition(&ready));
-  if (queue_.empty() || stopped_) return std::nullopt;
-  Batch batch = std::move(queue_.front());
-  queue_.pop_front();
-  bytes_ -= batch.bytes;
-  return batch;
-}
-
-void BatchQueue::Close(absl::Status status) {
-  absl::MutexLock lock(&mu_);
-  closed_ = true;
-  status_ = std::move(status);
-}
-
-void BatchQueue::Stop() {
-  absl::MutexLock lock(&mu_);
-  stopped_ = true;
-}
-
-bool BatchQueue::stopped() {
-  absl::MutexLock lock(&mu_);
-  return stopped_;
-}
-
-absl::Status BatchQueue::status() {
-  absl::MutexLock lock(&mu_);
-  return status_;
-}
-
 ShardReader::ShardReader(const ShardSpec& spec, const CopyOptions& options,
                          redis::Connection& source, bool replica, std::optional<SourceClock> clock,
                          ReadPath path, RateLimiter* limiter, const std::atomic<bool>* cancel,

@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "common/base/logging.h"
 #include "common/testing/resp_proxy.h"
+#include "common/testing/socket_util.h"
 
 namespace ferry::testing {
 namespace {
@@ -26,38 +27,8 @@ constexpr size_t kReadChunk = 64 << 10;
 // How often a blocked thread looks at its link's state (closing, stalls).
 constexpr int kPollMs = 20;
 
-bool SendAll(int fd, const char* data, size_t size) {
-  while (size > 0) {
-    const ssize_t n = send(fd, data, size, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<size_t>(n);
-  }
-  return true;
-}
-
-void SetNoDelay(int fd) {
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 int ConnectUpstream(const FaultProxyOptions& options) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(options.upstream_port));
-  inet_pton(AF_INET, options.upstream_host.c_str(), &addr.sin_addr);
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  timeval timeout{5, 0};  // A stopped server with a full backlog must not hang accepting.
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    if (fd >= 0) close(fd);
-    return -1;
-  }
-  timeval none{0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-  SetNoDelay(fd);
-  return fd;
+  return ConnectTcp(options.upstream_host, options.upstream_port);
 }
 
 int64_t NowNs() { return absl::ToUnixNanos(absl::Now()); }
@@ -138,8 +109,9 @@ class FaultProxy::Link {
       if (n <= 0) break;
       if (!downstream) Sniff(absl::string_view(buf.data(), static_cast<size_t>(n)));
       proxy_->WaitWhileStalled(closing_);
-      const bool sent = downstream ? Deliver(buf.data(), static_cast<size_t>(n))
-                                   : SendAll(to, buf.data(), static_cast<size_t>(n));
+      const bool sent = downstream
+                            ? Deliver(buf.data(), static_cast<size_t>(n))
+                            : SendAll(to, absl::string_view(buf.data(), static_cast<size_t>(n)));
       if (!sent) break;
     }
     Close(/*reset=*/false);
@@ -153,13 +125,13 @@ class FaultProxy::Link {
     if (cut) size = static_cast<size_t>(budget);
     if (budget >= 0) cut_budget_ = cut ? -1 : budget - static_cast<int64_t>(size);
     int piece = proxy_->TricklePiece();
-    if (piece == 0 && !SendAll(client_fd_, data, size)) return false;
+    if (piece == 0 && !SendAll(client_fd_, absl::string_view(data, size))) return false;
     // Pieces of 1..piece bytes, each its own segment (TCP_NODELAY), a pause every 16 of them
     // so that the client's reads see them apart.
     size_t pieces = 0;
     for (size_t sent = 0, n = 0; piece > 0 && sent < size; sent += n) {
       n = std::min<size_t>(size - sent, 1 + (sent * 7919 + size) % piece);
-      if (!SendAll(client_fd_, data + sent, n)) return false;
+      if (!SendAll(client_fd_, absl::string_view(data + sent, n))) return false;
       if (++pieces % 16 == 0) absl::SleepFor(absl::Microseconds(50));
       if (closing_) return false;
     }

@@ -24,50 +24,20 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/base/logging.h"
+#include "common/testing/socket_util.h"
 
 namespace ferry::testing {
 namespace {
 
 constexpr size_t kReadChunk = 256 << 10;
-constexpr int kUpstreamConnectTimeoutSeconds = 5;
-
-// Writes all of `bytes`; false once the peer is gone (or the socket was shut down).
-bool SendAll(int fd, absl::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// Replies to small commands must not wait for Nagle's delayed ACK.
-void SetNoDelay(int fd) {
-  const int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
 
 // -1 (logged) when the upstream cannot be reached; the caller then closes the client.
 int ConnectUpstream(const RespProxyOptions& options) {
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(options.upstream_port));
-  inet_pton(AF_INET, options.upstream_host.c_str(), &addr.sin_addr);  // Checked by Start().
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  // SO_SNDTIMEO bounds connect() too: a stopped server with a full backlog must not hang the
-  // accept thread (and with it the destructor).
-  timeval timeout{kUpstreamConnectTimeoutSeconds, 0};
-  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0 ||
-      connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  const int fd = ConnectTcp(options.upstream_host, options.upstream_port);
+  if (fd < 0) {
     FERRY_LOG(Warning) << "resp proxy: cannot connect to " << options.upstream_host << ":"
                        << options.upstream_port << ": " << std::strerror(errno);
-    if (fd >= 0) close(fd);
-    return -1;
   }
-  timeval none{0, 0};
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &none, sizeof(none));
-  SetNoDelay(fd);
   return fd;
 }
 
