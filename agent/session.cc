@@ -10,9 +10,9 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
-#include "agent/backoff.h"
 #include "agent/hub_stream.h"
 #include "agent/metrics.h"
+#include "common/base/backoff.h"
 #include "common/base/logging.h"
 #include "common/base/status_macros.h"
 #include "common/rpc/credentials.h"

@@ -210,6 +210,9 @@ std::vector<FlagSpec> LocalFlags(bool verify) {
           {"state", "FILE",
            verify ? "keep the job's state here; an interrupted verification resumes from it"
                   : "keep the job's state here; an interrupted migration resumes from it"},
+          {"plan-retry-seconds", "N",
+           "retry planning this long after a transient error (a server unreachable, stopped,"
+           " loading, failing over), saying what it waits for (default 10, 0: fail at once)"},
       });
   if (!verify) {
     for (FlagSpec& flag : ServeFlags()) specs.push_back(std::move(flag));

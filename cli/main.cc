@@ -120,6 +120,9 @@ int RunLocal(const std::vector<std::string>& argv, bool verify) {
   if (!agents.ok()) return UsageError(std::string(agents.status().message()));
   options.agents = static_cast<int>(*agents);
   options.state_path = args->Get("state");
+  absl::StatusOr<double> plan_retry = args->GetDouble("plan-retry-seconds", 10, 0);
+  if (!plan_retry.ok()) return UsageError(std::string(plan_retry.status().message()));
+  options.plan_retry = absl::Seconds(*plan_retry);
   if (!verify) {
     absl::StatusOr<ferry::cli::ServeRequest> serve = ferry::cli::ServeRequestFromArgs(*args);
     if (!serve.ok()) return UsageError(std::string(serve.status().message()));

@@ -386,6 +386,7 @@ int RunMigrate(const MigrateOptions& options, std::atomic<bool>* stop) {
   controller_options.token = options.serve.token;
   controller_options.insecure = options.serve.insecure;
   controller_options.state_path = state.path();
+  controller_options.plan_retry_budget = options.plan_retry;
   absl::StatusOr<std::unique_ptr<server::Controller>> controller =
       server::Controller::Start(controller_options, &planner);
   if (!controller.ok()) {

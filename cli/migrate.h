@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "cli/job_options.h"
 #include "cli/progress.h"
 #include "ferry/v1/ferry.pb.h"
@@ -27,6 +28,10 @@ struct MigrateOptions {
   // --live: the verification once the cutover converged (the controller's is followed; this
   // one runs when the cutover asked for none, or for quick where this is full).
   CutoverVerify cutover_verify = CutoverVerify::kQuick;
+  // --plan-retry-seconds: the embedded controller's planning retry budget. Shorter than a
+  // fleet controller's minute: someone waits at the terminal, and a mistyped address should
+  // fail soon, while a restart or a stopped server of a few seconds is still ridden out.
+  absl::Duration plan_retry = absl::Seconds(10);
 };
 
 // Runs a whole migration in this process through the same code as a fleet: an embedded

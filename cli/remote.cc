@@ -104,6 +104,7 @@ void PrintJob(const ferry::v1::Job& job) {
               (ShowsLiveLine(snapshot) ? SnapshotLine(snapshot) : ProgressLine(snapshot)).c_str());
   if (snapshot.live.has_value()) std::fputs(LiveSection(job.state(), job.live()).c_str(), stdout);
   if (!job.error().empty()) std::printf("  error: %s\n", job.error().c_str());
+  if (!job.planning_retry().empty()) std::printf("  waiting: %s\n", job.planning_retry().c_str());
   for (const std::string& w : job.warnings()) std::printf("  warning: %s\n", w.c_str());
 }
 

@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <map>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -39,15 +40,22 @@ int WatchJob(ControllerClient& client, const std::string& job_id, const WatchOpt
   });
   display.Start();
   // Warnings (the plan's: a non-empty target, too little memory...) are shown on stderr as soon
-  // as they appear, in every output mode, and again in the report.
+  // as they appear, in every output mode, and again in the report; so is what planning waits
+  // for after a transient error, each time it changes, or a job that retries looks hung.
   int warnings_shown = 0;
+  std::string retry_shown;
+  const char* clear_line = options.progress == ProgressMode::kBar ? "\r\033[K" : "";
   absl::StatusOr<ferry::v1::Job> final_job = client.Watch(
       job_id,
       [&](const ferry::v1::Job& job) {
         for (; warnings_shown < job.warnings_size(); ++warnings_shown) {
-          std::fprintf(stderr, "%swarning: %s\n",
-                       options.progress == ProgressMode::kBar ? "\r\033[K" : "",
-                       job.warnings(warnings_shown).c_str());
+          std::fprintf(stderr, "%swarning: %s\n", clear_line, job.warnings(warnings_shown).c_str());
+        }
+        if (job.planning_retry() != retry_shown) {
+          retry_shown = job.planning_retry();
+          if (!retry_shown.empty()) {
+            std::fprintf(stderr, "%swaiting: %s\n", clear_line, retry_shown.c_str());
+          }
         }
         if (options.on_update) options.on_update(job);
         absl::MutexLock lock(&mu);

@@ -6,6 +6,7 @@
 #include <grpcpp/server_builder.h>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -19,6 +20,7 @@
 #include "common/rpc/credentials.h"
 #include "ferry/v1/ferry.pb.h"
 #include "server/controller_service.h"
+#include "server/job_spec.h"
 #include "server/job_store.h"
 #include "server/metrics.h"
 #include "server/scheduler.h"
@@ -126,7 +128,7 @@ absl::Status Controller::Init() {
                   << (options_.tls_cert.empty() ? "" : " with TLS")
                   << (options_.token.empty() ? "" : ", token required") << "; state in "
                   << options_.state_path;
-  expiry_thread_ = std::thread([this] { ExpiryLoop(); });
+  timer_thread_ = std::thread([this] { TimerLoop(); });
   PlanPending();
   return absl::OkStatus();
 }
@@ -164,27 +166,98 @@ void Controller::PlanJob(const std::string& job_id) {
     absl::MutexLock lock(&mu_);
     skip = shutting_down_;  // Planned again after the restart.
   }
+  // Not found, or cancelled or paused while it waited: nothing to plan.
   absl::StatusOr<ferry::v1::JobSpec> spec = scheduler_->SpecForPlanning(job_id);
-  if (!skip && spec.ok()) {
-    FERRY_LOG_FIELDS(Info, LogJob(job_id)) << "planning job " << job_id;
-    absl::StatusOr<PlanResult> plan = planner_->Plan(*spec);
-    absl::Status status = plan.ok() ? scheduler_->SetPlan(job_id, *plan)
-                                    : scheduler_->FailPlanning(job_id, plan.status());
-    if (!plan.ok()) {
-      FERRY_LOG_FIELDS(Warning, LogJob(job_id)) << "job " << job_id << ": planning failed";
-    }
-    if (!status.ok()) FERRY_LOG(Error) << "job " << job_id << ": " << status;
+  if (skip || !spec.ok()) {
+    EndPlanning(job_id);
+    return;
   }
-  absl::MutexLock lock(&mu_);
-  planning_queued_.erase(job_id);
+  FERRY_LOG_FIELDS(Info, LogJob(job_id)) << "planning job " << job_id;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<PlanResult> plan = planner_->Plan(*spec);
+  std::string context;
+  if (!plan.ok() && ScheduleRetry(job_id, *spec, plan.status(), start, &context)) return;
+  absl::Status status = plan.ok() ? scheduler_->SetPlan(job_id, *plan)
+                                  : scheduler_->FailPlanning(job_id, plan.status(), context);
+  if (!plan.ok()) {
+    FERRY_LOG_FIELDS(Warning, LogJob(job_id))
+        << "job " << job_id << ": planning failed" << (context.empty() ? "" : " ") << context;
+  }
+  if (!status.ok()) FERRY_LOG(Error) << "job " << job_id << ": " << status;
+  EndPlanning(job_id);
 }
 
-void Controller::ExpiryLoop() {
-  const absl::Duration period = std::min(options_.lease_timeout / 4, kMaxExpiryPeriod);
-  while (!stop_expiry_.WaitForNotificationWithTimeout(period)) {
-    scheduler_->ExpireLeases(absl::Now());
-    PlanPending();  // Jobs the scheduler submits itself (a cutover's verification).
+bool Controller::ScheduleRetry(const std::string& job_id, const ferry::v1::JobSpec& spec,
+                               const absl::Status& error, absl::Time start, std::string* context) {
+  const absl::Time now = absl::Now();
+  std::string reason;
+  {
+    absl::MutexLock lock(&mu_);
+    const PlanRetryPolicy policy{options_.plan_retry_budget, options_.plan_retry_backoff};
+    PlanRetry& retry = plan_retries_.try_emplace(job_id, policy, start).first->second;
+    const std::optional<absl::Duration> wait = retry.OnFailure(error, now, random_);
+    if (!wait.has_value() || shutting_down_) {
+      *context = retry.GiveUpContext(now);
+      return wait.has_value();  // Shutting down: planned again after the restart.
+    }
+    reason = retry.WaitingText(error, *wait, now);
+    retry.set_due(now + *wait);
+    retries_changed_ = true;
   }
+  // Shown before the retry can run: a fast retry that plans clears it again.
+  if (absl::Status status = scheduler_->SetPlanningRetry(job_id, reason); !status.ok()) {
+    FERRY_LOG(Error) << "job " << job_id << ": " << status;
+  }
+  FERRY_LOG_FIELDS(Warning, LogJob(job_id))
+      << "job " << job_id << ": " << ScrubSecrets(reason, spec);
+  return true;
+}
+
+void Controller::EndPlanning(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  planning_queued_.erase(job_id);
+  plan_retries_.erase(job_id);
+}
+
+void Controller::TimerLoop() {
+  const absl::Duration period = std::min(options_.lease_timeout / 4, kMaxExpiryPeriod);
+  absl::Time next_expiry = absl::Now() + period;
+  while (WaitForTimers(next_expiry)) {
+    const absl::Time now = absl::Now();
+    for (const std::string& job_id : TakeDueRetries(now)) {
+      planning_->Post([this, job_id] { PlanJob(job_id); });
+    }
+    if (now < next_expiry) continue;
+    scheduler_->ExpireLeases(now);
+    PlanPending();  // Jobs the scheduler submits itself (a cutover's verification).
+    next_expiry = now + period;
+  }
+}
+
+bool Controller::WaitForTimers(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [job_id, retry] : plan_retries_) {
+    if (retry.due().has_value()) deadline = std::min(deadline, *retry.due());
+  }
+  retries_changed_ = false;
+  mu_.AwaitWithDeadline(absl::Condition(
+                            +[](Controller* c) ABSL_EXCLUSIVE_LOCKS_REQUIRED(c->mu_) {
+                              return c->shutting_down_ || c->retries_changed_;
+                            },
+                            this),
+                        deadline);
+  return !shutting_down_;
+}
+
+std::vector<std::string> Controller::TakeDueRetries(absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::string> due;
+  for (auto& [job_id, retry] : plan_retries_) {
+    if (!retry.due().has_value() || *retry.due() > now) continue;
+    retry.set_due(std::nullopt);
+    due.push_back(job_id);
+  }
+  return due;
 }
 
 void Controller::Shutdown() {
@@ -195,8 +268,7 @@ void Controller::Shutdown() {
   }
   FERRY_LOG(Info) << "controller shutting down";
   if (metrics_server_ != nullptr) metrics_server_->Stop();
-  stop_expiry_.Notify();
-  if (expiry_thread_.joinable()) expiry_thread_.join();
+  if (timer_thread_.joinable()) timer_thread_.join();  // Woken by shutting_down_.
   if (server_ != nullptr) {
     if (auto* health = server_->GetHealthCheckService()) health->Shutdown();
     // Agent streams and watches are cancelled after the grace period; unary calls finish on the

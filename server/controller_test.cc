@@ -9,10 +9,14 @@
 #include <grpcpp/support/byte_buffer.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "common/rpc/credentials.h"
 #include "common/testing/process.h"
@@ -42,6 +46,14 @@ ferry::v1::ShardRef Shard(const std::string& node, int bits, uint64_t index, int
 class FakePlanner : public Planner {
  public:
   absl::StatusOr<PlanResult> Plan(const ferry::v1::JobSpec& spec) override {
+    // Port 3: down for the first two attempts (the password in the text is scrubbed); port 4:
+    // never up.
+    if (absl::StrContains(spec.source().uri(), ":3") && unavailable_left.fetch_sub(1) > 0) {
+      return absl::UnavailableError("source 127.0.0.1:3 src-pw-1234: connection refused");
+    }
+    if (absl::StrContains(spec.source().uri(), ":4")) {
+      return absl::DeadlineExceededError("source 127.0.0.1:4: no reply within 5s");
+    }
     if (spec.source().password() != "src-pw-1234") {
       return absl::UnauthenticatedError("wrong password");
     }
@@ -50,6 +62,8 @@ class FakePlanner : public Planner {
     plan.estimated_keys = 20;
     return plan;
   }
+
+  std::atomic<int> unavailable_left{2};
 };
 
 std::unique_ptr<grpc::ClientContext> Context() {
@@ -114,8 +128,12 @@ class FakeAgent {
 
 class ControllerTest : public ::testing::Test {
  protected:
-  void Start(const std::string& token = "") {
+  void Start(const std::string& token = "",
+             absl::Duration plan_retry_backoff = absl::Milliseconds(20),
+             absl::Duration plan_retry_budget = absl::Seconds(60)) {
     ControllerOptions options;
+    options.plan_retry_backoff = plan_retry_backoff;
+    options.plan_retry_budget = plan_retry_budget;
     options.listen = "127.0.0.1:0";
     options.state_path = ::ferry::testing::ProcessTempDir() + "/controller_test-" +
                          std::to_string(getpid()) + "-" +
@@ -137,9 +155,10 @@ class ControllerTest : public ::testing::Test {
     return *channel;
   }
 
-  std::string Submit(ferry::v1::Controller::Stub& stub) {
+  std::string Submit(ferry::v1::Controller::Stub& stub, int source_port = 1) {
     ferry::v1::SubmitJobRequest request;
-    request.mutable_spec()->mutable_source()->set_uri("redis://admin:src-pw-1234@127.0.0.1:1");
+    request.mutable_spec()->mutable_source()->set_uri(
+        absl::StrCat("redis://admin:src-pw-1234@127.0.0.1:", source_port));
     request.mutable_spec()->mutable_target()->set_uri("redis://127.0.0.1:2");
     request.mutable_spec()->mutable_target()->set_password("dst-pw-5678");
     ferry::v1::SubmitJobResponse response;
@@ -267,6 +286,83 @@ TEST_F(ControllerTest, PlanningErrorFailsTheJob) {
   }
   EXPECT_EQ(job.state(), ferry::v1::JOB_STATE_FAILED);
   EXPECT_THAT(job.error(), HasSubstr("wrong password"));
+}
+
+// The job once `done` says so, or after `timeout`.
+ferry::v1::Job WaitForJob(ferry::v1::Controller::Stub& stub, const std::string& job_id,
+                          const std::function<bool(const ferry::v1::Job&)>& done,
+                          absl::Duration timeout = absl::Seconds(10)) {
+  ferry::v1::Job job;
+  const absl::Time deadline = absl::Now() + timeout;
+  do {
+    ferry::v1::GetJobRequest request;
+    request.set_job_id(job_id);
+    EXPECT_TRUE(stub.GetJob(Context().get(), request, &job).ok());
+    if (done(job)) break;
+    absl::SleepFor(absl::Milliseconds(10));
+  } while (absl::Now() < deadline);
+  return job;
+}
+
+bool Planned(const ferry::v1::Job& job) { return job.progress().shards_total() > 0; }
+bool Waits(const ferry::v1::Job& job) { return !job.planning_retry().empty(); }
+bool Ended(const ferry::v1::Job& job) { return job.state() != ferry::v1::JOB_STATE_PENDING; }
+
+TEST_F(ControllerTest, TransientPlanningErrorsAreRetriedWithoutHoldingOtherJobs) {
+  // The first wait is a minute: the retries of the job from port 3 cannot have run by the
+  // time the job from port 1 is planned, unless planning slept on the queue.
+  Start("", absl::Minutes(1));
+  auto stub = ferry::v1::Controller::NewStub(TcpChannel());
+  const std::string waiting = Submit(*stub, 3);
+  ferry::v1::Job job = WaitForJob(*stub, waiting, Waits);
+  EXPECT_EQ(job.state(), ferry::v1::JOB_STATE_PENDING);
+  EXPECT_THAT(job.planning_retry(), HasSubstr("planning attempt 1 failed: source 127.0.0.1:3"));
+  EXPECT_THAT(job.planning_retry(), HasSubstr("next attempt in"));
+  EXPECT_THAT(job.planning_retry(), Not(HasSubstr("src-pw-1234")));
+  const std::string other = Submit(*stub, 1);
+  EXPECT_TRUE(Planned(WaitForJob(*stub, other, Planned)));
+  job = WaitForJob(*stub, waiting, Planned, absl::ZeroDuration());
+  EXPECT_FALSE(Planned(job));
+  EXPECT_THAT(job.planning_retry(), HasSubstr("planning attempt 1 failed"));
+}
+
+TEST_F(ControllerTest, RetriedPlanningSucceedsOnceTheSourceAnswers) {
+  Start();
+  auto stub = ferry::v1::Controller::NewStub(TcpChannel());
+  const std::string job_id = Submit(*stub, 3);
+  const ferry::v1::Job job = WaitForJob(*stub, job_id, Planned);
+  EXPECT_TRUE(Planned(job)) << job.error();
+  EXPECT_EQ(job.state(), ferry::v1::JOB_STATE_PENDING);  // Until an agent takes a shard.
+  EXPECT_EQ(job.planning_retry(), "");
+  EXPECT_EQ(planner_.unavailable_left.load(), -1);  // Two failures, then the plan.
+}
+
+TEST_F(ControllerTest, CancelledJobIsNotPlannedAgain) {
+  Start("", absl::Seconds(1));
+  auto stub = ferry::v1::Controller::NewStub(TcpChannel());
+  const std::string job_id = Submit(*stub, 3);
+  WaitForJob(*stub, job_id, Waits);
+  ferry::v1::CancelJobRequest cancel;
+  cancel.set_job_id(job_id);
+  ferry::v1::Job cancelled;
+  ASSERT_TRUE(stub->CancelJob(Context().get(), cancel, &cancelled).ok());
+  absl::SleepFor(absl::Seconds(2));  // Past the retry's time.
+  const ferry::v1::Job job = WaitForJob(*stub, job_id, Planned, absl::ZeroDuration());
+  EXPECT_EQ(job.state(), ferry::v1::JOB_STATE_CANCELLED);
+  EXPECT_EQ(job.planning_retry(), "");
+  EXPECT_EQ(planner_.unavailable_left.load(), 1) << "planned again after the cancel";
+}
+
+TEST_F(ControllerTest, PlanningThatNeverAnswersFailsAfterTheBudget) {
+  Start("", absl::Milliseconds(20), absl::Milliseconds(300));
+  auto stub = ferry::v1::Controller::NewStub(TcpChannel());
+  const ferry::v1::Job job = WaitForJob(*stub, Submit(*stub, 4), Ended);
+  EXPECT_EQ(job.state(), ferry::v1::JOB_STATE_FAILED);
+  EXPECT_THAT(job.error(), ::testing::ContainsRegex("^planning failed after [0-9]+ attempts over "
+                                                    "[0-9.]+m?s: source 127.0.0.1:4: no reply "
+                                                    "within 5s$"));
+  EXPECT_EQ(job.error_code(), static_cast<int>(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_EQ(job.planning_retry(), "");
 }
 
 TEST_F(ControllerTest, TokenIsRequiredWhenSet) {

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/logging.h"
 #include "common/rpc/credentials.h"
@@ -24,7 +25,8 @@ namespace {
 constexpr char kUsage[] =
     "usage: ferry-controller [--listen ADDR] [--state FILE] [--tls-cert FILE --tls-key FILE]\n"
     "                        [--token-file FILE] [--insecure] [--metrics-listen ADDR]\n"
-    "                        [--log-format text|json] [--log-level LEVEL]\n"
+    "                        [--plan-retry-seconds N] [--log-format text|json]\n"
+    "                        [--log-level LEVEL]\n"
     "\n"
     "  --listen ADDR      gRPC address (default 127.0.0.1:7420); a non-loopback address\n"
     "                     needs TLS and a token unless --insecure\n"
@@ -37,6 +39,9 @@ constexpr char kUsage[] =
     "  --metrics-listen ADDR  serve Prometheus metrics at http://ADDR/metrics (https with\n"
     "                     --tls-cert and --tls-key); a non-loopback address needs TLS\n"
     "                     unless --insecure\n"
+    "  --plan-retry-seconds N  how long a job's planning is retried after a transient error\n"
+    "                     (a server unreachable, stopped, loading, failing over), the job\n"
+    "                     pending meanwhile; then it fails (default 60, 0: fail at once)\n"
     "  --log-format text|json  log lines to stderr as text (default) or JSON objects\n"
     "  --log-level LEVEL  debug, info (default), warning or error\n";
 
@@ -86,6 +91,16 @@ bool ParseFlags(int argc, char** argv, Flags* flags) {
       o.insecure = true;
     } else if (arg == "--metrics-listen") {
       if (!take(&o.metrics_listen)) return false;
+    } else if (arg == "--plan-retry-seconds") {
+      std::string seconds;
+      if (!take(&seconds)) return false;
+      double parsed = 0;
+      if (!absl::SimpleAtod(seconds, &parsed) || !(parsed >= 0) || parsed > 86400) {
+        std::fprintf(stderr, "ferry-controller: --plan-retry-seconds must be 0 to 86400, not %s\n",
+                     seconds.c_str());
+        return false;
+      }
+      o.plan_retry_budget = absl::Seconds(parsed);
     } else if (arg == "--log-format" || arg == "--log-level") {
       std::string name;
       if (!take(&name)) return false;

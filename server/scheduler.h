@@ -16,6 +16,8 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/node_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -69,13 +71,21 @@ class Scheduler {
   absl::StatusOr<std::string> SubmitJob(const ferry::v1::JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
   // Ids of jobs that need planning (not planned, PENDING), in submission order.
   std::vector<std::string> JobsToPlan() ABSL_LOCKS_EXCLUDED(mu_);
-  // The spec of a job, with passwords, for the planner.
+  // The spec of a job, with passwords, for the planner. FAILED_PRECONDITION when the job no
+  // longer needs planning (cancelled, paused or planned since it was queued: a paused job is
+  // planned when resumed).
   absl::StatusOr<ferry::v1::JobSpec> SpecForPlanning(const std::string& job_id)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Stores the plan and starts leasing its shards (unless the job was paused or ended since).
   absl::Status SetPlan(const std::string& job_id, const PlanResult& plan) ABSL_LOCKS_EXCLUDED(mu_);
-  // Planning failed: the job becomes FAILED with `error` (passwords scrubbed).
-  absl::Status FailPlanning(const std::string& job_id, const absl::Status& error)
+  // Planning failed: the job becomes FAILED with "planning failed[ <context>]: <error>"
+  // (passwords scrubbed) and the error's code.
+  absl::Status FailPlanning(const std::string& job_id, const absl::Status& error,
+                            absl::string_view context = "") ABSL_LOCKS_EXCLUDED(mu_);
+  // Planning will be tried again: `reason` (passwords scrubbed) is the job's planning_retry
+  // while it stays PENDING and unplanned. Kept in memory only: a restarted controller plans
+  // again from the first attempt.
+  absl::Status SetPlanningRetry(const std::string& job_id, const std::string& reason)
       ABSL_LOCKS_EXCLUDED(mu_);
 
   // NOT_FOUND for an unknown id. Answers never contain passwords.
@@ -171,6 +181,7 @@ class Scheduler {
     std::vector<LiveGroup> live_groups;           // Live jobs: one per watch shard.
     std::map<int64_t, size_t> group_of_forward;   // Forward shard id -> its live_groups index.
     CutoverState cutover;
+    std::string planning_retry;  // Job.planning_retry: why planning waits (not persisted).
   };
   struct AgentEntry {
     std::string id;
@@ -272,8 +283,10 @@ class Scheduler {
   std::map<std::string, JobEntry> jobs_ ABSL_GUARDED_BY(mu_);
   std::vector<std::string> job_order_ ABSL_GUARDED_BY(mu_);  // Submission order.
   size_t next_job_ ABSL_GUARDED_BY(mu_) = 0;                 // Round-robin position.
-  std::map<int64_t, ShardEntry> shards_ ABSL_GUARDED_BY(mu_);
-  std::map<std::string, int64_t> leases_ ABSL_GUARDED_BY(mu_);  // lease_id -> shard id.
+  // Looked up several times for each agent message: hashed, not ordered (a fleet job holds
+  // 100,000 shards). Node-based, so entries stay where they are while the map grows.
+  absl::node_hash_map<int64_t, ShardEntry> shards_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> leases_ ABSL_GUARDED_BY(mu_);  // lease_id -> shard.
   std::map<std::string, AgentEntry> agents_ ABSL_GUARDED_BY(mu_);
   uint64_t next_agent_ ABSL_GUARDED_BY(mu_) = 0;
   int batch_depth_ ABSL_GUARDED_BY(mu_) = 0;

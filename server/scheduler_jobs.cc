@@ -62,6 +62,8 @@ absl::Status Scheduler::SetJobStateLocked(JobEntry& job, ferry::v1::JobState sta
   // The passwords stay in memory even when the store forgot them: reports that still arrive
   // from a cancelled job's agents are scrubbed with them (ScrubSecrets) until this process ends.
   job.record = std::move(updated);
+  job.planning_retry.clear();  // Its wait ended (cancelled, paused); a resume plans afresh.
+
   return absl::OkStatus();
 }
 
@@ -136,6 +138,11 @@ std::vector<std::string> Scheduler::JobsToPlan() {
 absl::StatusOr<ferry::v1::JobSpec> Scheduler::SpecForPlanning(const std::string& job_id) {
   absl::MutexLock lock(&mu_);
   FERRY_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  if (job->record.planned || job->record.state != ferry::v1::JOB_STATE_PENDING) {
+    return absl::FailedPreconditionError(absl::StrCat("job ", job_id, " no longer needs planning (",
+                                                      ferry::v1::JobState_Name(job->record.state),
+                                                      job->record.planned ? ", planned)" : ")"));
+  }
   return job->record.spec;
 }
 
@@ -174,6 +181,7 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
   updated.update_time = options_.clock();
   FERRY_RETURN_IF_ERROR(store_->SavePlan(updated, &shards));
   job->record = std::move(updated);
+  job->planning_retry.clear();
   for (ShardRecord& shard : shards) {
     job->shard_ids.push_back(shard.id);
     if (shard.state == ferry::v1::SHARD_STATE_PENDING) job->pending.insert(shard.id);
@@ -187,14 +195,24 @@ absl::Status Scheduler::SetPlan(const std::string& job_id, const PlanResult& pla
   return absl::OkStatus();
 }
 
-absl::Status Scheduler::FailPlanning(const std::string& job_id, const absl::Status& error) {
+absl::Status Scheduler::FailPlanning(const std::string& job_id, const absl::Status& error,
+                                     absl::string_view context) {
   absl::MutexLock lock(&mu_);
   FERRY_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  job->planning_retry.clear();
   if (job->record.state != ferry::v1::JOB_STATE_PENDING) return absl::OkStatus();
-  return SetJobStateLocked(
-      *job, ferry::v1::JOB_STATE_FAILED,
-      ScrubSecrets(absl::StrCat("planning failed: ", error.message()), job->record.spec),
-      error.code());
+  return SetJobStateLocked(*job, ferry::v1::JOB_STATE_FAILED,
+                           ScrubSecrets(absl::StrCat("planning failed", context.empty() ? "" : " ",
+                                                     context, ": ", error.message()),
+                                        job->record.spec),
+                           error.code());
+}
+
+absl::Status Scheduler::SetPlanningRetry(const std::string& job_id, const std::string& reason) {
+  absl::MutexLock lock(&mu_);
+  FERRY_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  job->planning_retry = ScrubSecrets(reason, job->record.spec);
+  return absl::OkStatus();
 }
 
 ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shards) {
@@ -206,6 +224,10 @@ ferry::v1::Job Scheduler::SnapshotLocked(const JobEntry& job, bool include_shard
   out.set_error(job.record.error);
   out.set_error_code(job.record.error_code);
   for (const std::string& warning : job.record.warnings) out.add_warnings(warning);
+  // A job cancelled or paused while it waited says nothing of a retry that will not happen.
+  if (job.record.state == ferry::v1::JOB_STATE_PENDING && !job.record.planned) {
+    out.set_planning_retry(job.planning_retry);
+  }
   *out.mutable_create_time() = ToTimestamp(job.record.create_time);
   *out.mutable_update_time() = ToTimestamp(job.record.update_time);
 

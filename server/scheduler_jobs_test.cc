@@ -37,6 +37,33 @@ TEST_F(SchedulerTest, PlanningErrorFailsTheJobWithoutPasswords) {
   EXPECT_TRUE(scheduler_->JobsToPlan().empty());
 }
 
+TEST_F(SchedulerTest, PlanningRetryIsShownScrubbedWhilePendingOnly) {
+  std::string job = Submit();
+  ASSERT_TRUE(
+      scheduler_->SetPlanningRetry(job, "attempt 1 failed: AUTH source-pass-123 timed out").ok());
+  auto shown = scheduler_->GetJob(job, false);
+  EXPECT_THAT(shown->planning_retry(), HasSubstr("attempt 1 failed"));
+  EXPECT_THAT(shown->planning_retry(), Not(HasSubstr("source-pass-123")));
+  ASSERT_TRUE(scheduler_->SpecForPlanning(job).ok());
+  ASSERT_TRUE(
+      scheduler_->FailPlanning(job, absl::UnavailableError("refused"), "after 3 attempts over 5s")
+          .ok());
+  shown = scheduler_->GetJob(job, false);
+  EXPECT_EQ(shown->error(), "planning failed after 3 attempts over 5s: refused");
+  EXPECT_EQ(shown->error_code(), static_cast<int>(absl::StatusCode::kUnavailable));
+  EXPECT_EQ(shown->planning_retry(), "");
+  // A failed job needs no planning until it is resumed.
+  EXPECT_EQ(scheduler_->SpecForPlanning(job).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  std::string cancelled = Submit();
+  ASSERT_TRUE(scheduler_->SetPlanningRetry(cancelled, "attempt 1 failed").ok());
+  ASSERT_TRUE(scheduler_->CancelJob(cancelled).ok());
+  EXPECT_EQ(scheduler_->GetJob(cancelled, false)->planning_retry(), "");
+  EXPECT_EQ(scheduler_->SpecForPlanning(cancelled).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(SchedulerTest, FatalShardErrorFailsTheJobAndResumeRetriesIt) {
   std::string job = Submit();
   Plan(job, 2);

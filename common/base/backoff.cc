@@ -1,10 +1,10 @@
-#include "agent/backoff.h"
+#include "common/base/backoff.h"
 
 #include <algorithm>
 
 #include "absl/random/distributions.h"
 
-namespace ferry::agent {
+namespace ferry {
 
 absl::Duration Backoff::Next(absl::BitGenRef random) {
   const absl::Duration wait = current_ * absl::Uniform(random, 0.8, 1.0);
@@ -12,4 +12,4 @@ absl::Duration Backoff::Next(absl::BitGenRef random) {
   return wait;
 }
 
-}  // namespace ferry::agent
+}  // namespace ferry

@@ -1,14 +1,15 @@
 #pragma once
 
-// The waits between an agent's connection attempts: exponential, capped, with jitter so a
-// fleet whose controller restarts does not reconnect in lockstep.
+// The waits between attempts: exponential, capped, with jitter so that many waiters (a fleet
+// whose controller restarted, the jobs of a controller whose source went away) do not come back
+// in lockstep. Used by the agent's reconnects and the controller's planning retries.
 
 #include "absl/random/bit_gen_ref.h"
 #include "absl/time/time.h"
 
-namespace ferry::agent {
+namespace ferry {
 
-// Not thread-safe (the reconnect loop's own).
+// Not thread-safe (its owner's: the reconnect loop, a job's planning retries).
 class Backoff {
  public:
   // The first wait is about `initial`, then each one doubles up to `max`.
@@ -29,4 +30,4 @@ class Backoff {
   absl::Duration current_;
 };
 
-}  // namespace ferry::agent
+}  // namespace ferry

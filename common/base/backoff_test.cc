@@ -1,11 +1,11 @@
-#include "agent/backoff.h"
+#include "common/base/backoff.h"
 
 #include <algorithm>
 
 #include "absl/random/random.h"
 #include "gtest/gtest.h"
 
-namespace ferry::agent {
+namespace ferry {
 namespace {
 
 TEST(BackoffTest, WaitsAreJitteredDownwardAndDoubleUpToTheCap) {
@@ -44,4 +44,4 @@ TEST(BackoffTest, JitterSpreadsAFleet) {
 }
 
 }  // namespace
-}  // namespace ferry::agent
+}  // namespace ferry
