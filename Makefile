@@ -80,7 +80,7 @@ SANITIZE_UNIT := wire_unit_test common_base_unit_test common_redis_unit_test \
   agent_lease_unit_test server_unit_test cli_unit_test job_difference_test
 ASAN_INTEGRATION := fixtures_test value_compare_test migrate_test \
   migrate_state_test migrate_access_test migrate_permissions_test migrate_versions_test \
-  fleet_test fleet_token_test verify_test counters_test
+  fleet_test fleet_token_test verify_test counters_test target_guard_test
 TSAN_INTEGRATION := migrate_test migrate_state_test fleet_test fleet_token_test
 sanitize: sanitize-asan sanitize-tsan
 sanitize-asan: deps

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "agent/batch_sizing.h"
+#include "agent/checkpoint_gate.h"
 #include "agent/cluster_source.h"
 #include "agent/copy_target.h"
 #include "agent/expiry.h"
@@ -324,12 +325,16 @@ absl::Status RescanAttempt(const ShardSpec& spec, const CopyOptions& options,
     sides.walked = walked.get();
     sides.other = target.router.get();
     sides.other_caps = target.facts->caps;
-    fix.emplace(spec, options, target, callbacks);
+  }
+  // Reverse passes delete from the walked side only: no router, and the gate passes through.
+  CheckpointGate gate(spec, options, target.router.get(), guard, checkpoint, callbacks);
+  if (!spec.reverse) {
+    fix.emplace(spec, options, target, gate.callbacks());
     sides.fix = &*fix;
   }
-  ShardVerifier verifier(spec, compare, sides, checkpoint, callbacks);
+  ShardVerifier verifier(spec, compare, sides, checkpoint, gate.callbacks());
   const Attempt attempt{spec, compare, checkpoint, limiter, cancel, verifier, nullptr, sides.other};
-  return WalkWritingTarget(attempt, options, target, guard, callbacks);
+  return gate.Finish(WalkWritingTarget(attempt, options, target, guard, gate.callbacks()));
 }
 
 // One attempt: connect both sides and copy until done, cancelled or an error.
@@ -338,11 +343,14 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
                          const CopyCallbacks& callbacks) {
   TargetGuard guard(&checkpoint.target_nodes);
   FERRY_ASSIGN_OR_RETURN(Target target, OpenTarget(spec, options, guard));
+  // Checkpoints are reported once the target's replication offsets cover their writes.
+  CheckpointGate gate(spec, options, target.router.get(), guard, checkpoint, callbacks);
   const TargetFacts* facts = target.facts.has_value() ? &*target.facts : nullptr;
-  ShardWriter writer(options, target.router.get(), target.expiry, facts, checkpoint, callbacks);
+  ShardWriter writer(options, target.router.get(), target.expiry, facts, checkpoint,
+                     gate.callbacks());
   const Attempt attempt{spec,   options, checkpoint, limiter,
                         cancel, writer,  facts,      target.router.get()};
-  return WalkWritingTarget(attempt, options, target, guard, callbacks);
+  return gate.Finish(WalkWritingTarget(attempt, options, target, guard, gate.callbacks()));
 }
 
 }  // namespace

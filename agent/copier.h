@@ -33,6 +33,19 @@ struct TargetNode {
   std::string run_id;         // Empty: unknown (the target user may not run INFO).
   int64_t evicted_keys = -1;  // -1: unknown.
   bool replica = false;       // Seen as a replica by TargetGuard::Inspect; not stored.
+  // INFO replication master_replid and master_repl_offset, read after the writes of the
+  // checkpoint that holds them were acknowledged: what a replica promoted in the node's place
+  // must hold (TargetGuard). Empty and -1: unknown.
+  std::string repl_id{};
+  int64_t repl_offset = -1;
+  // Seen by TargetGuard::Inspect only, not stored: master_replid2, and second_repl_offset - 1,
+  // the last byte of that former primary's stream the node holds (a promoted replica). Empty and
+  // -1: none or unknown.
+  std::string repl_id2{};
+  int64_t repl_id2_end = -1;
+  // Not stored: the shard's writes acknowledged since repl_offset was read may have reached the
+  // node (TargetGuard::MarkWritten), so repl_offset may fall short of them.
+  bool unconfirmed = false;
 };
 
 // Where a shard resumes from: the cursor after the last batch written, and the counters so far.
@@ -48,7 +61,8 @@ struct Checkpoint {
   redis::SlotSet rescan;
   // Cluster source: `host:port` of the node the cursor belongs to.
   std::string node;
-  // The target processes written to (TargetGuard): a restart or an eviction fails the shard.
+  // The target processes written to (TargetGuard): a restart, an eviction, or a failover to a
+  // replica short of their replication offsets fails the shard.
   std::vector<TargetNode> target_nodes;
   // Live jobs: 0 the snapshot; n > 0 the n-th rescan pass, which compares and fixes.
   uint32_t pass = 0;
@@ -160,7 +174,9 @@ struct CopyOptions {
 };
 
 struct CopyCallbacks {
-  // After each written batch, from the copying thread. Persist before acknowledging.
+  // After written batches, from the copying thread. Persist before acknowledging. A copy
+  // that writes to a target reports the latest of its batches' checkpoints once their
+  // writes' replication offsets were read (CheckpointGate), not every batch's.
   std::function<void(const Checkpoint&)> on_checkpoint;
   // A key that could not be copied, with a reason that never contains its value.
   std::function<void(const std::string& key, const std::string& reason)> on_failed_key;
@@ -176,7 +192,9 @@ struct CopyCallbacks {
 // Cluster source: each attempt first finds the node serving the shard's slots now (a failover
 // restarts the walk on the new primary); after the walk, slots that moved away meanwhile are
 // read again from their new owners. A cluster target gets each RESTORE on the primary of its
-// key's slot, through MOVED, ASK, TRYAGAIN and failovers (redis::Router).
+// key's slot, through MOVED, ASK, TRYAGAIN and failovers (redis::Router); checkpoints of a
+// copy reach on_checkpoint only once the target's replication offsets cover their writes
+// (CheckpointGate), at most about a second after the batch.
 // `limiter` (may be null) paces this shard's reads; each lease owns one, set to its share of the
 // job's rate by the controller. Blocking; uses one extra thread to read the next batch while this
 // one is written.

@@ -27,11 +27,23 @@ void LogRestoreRefusedOnce(const TargetFacts& facts) {
                   << "): keys are copied type by type";
 }
 
-// Every primary of the target (the server itself, standalone), as the router knows it now.
+// The primaries that serve slots: the ones keys are written to. A primary left without any
+// (killed, and its replica took over: CLUSTER SHARDS lists it alone until it rejoins) holds
+// nothing the copy writes, and may not answer.
+std::vector<const ClusterNode*> ServingPrimaries(const redis::Router& router) {
+  std::vector<const ClusterNode*> serving;
+  for (const ClusterNode* node : router.topology().Primaries()) {
+    if (!node->slots.empty()) serving.push_back(node);
+  }
+  return serving;
+}
+
+}  // namespace
+
 std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Router& router) {
   std::vector<redis::Endpoint> nodes;
   if (router.cluster()) {
-    for (const ClusterNode* node : router.topology().Primaries()) {
+    for (const ClusterNode* node : ServingPrimaries(router)) {
       nodes.push_back(redis::NodeEndpoint(spec.target, *node));
     }
   } else {
@@ -40,8 +52,6 @@ std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Rou
   }
   return nodes;
 }
-
-}  // namespace
 
 absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& options,
                                   TargetGuard& guard) {
@@ -61,7 +71,7 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
   // Every primary's clock counts: a key must not outlive the source on any of them; and every
   // primary must read what is written to it.
   const std::vector<redis::Endpoint> nodes = TargetNodes(spec, *target.router);
-  const std::vector<const ClusterNode*> primaries = target.router->topology().Primaries();
+  const std::vector<const ClusterNode*> primaries = ServingPrimaries(*target.router);
   std::vector<TargetFacts> facts;
   for (size_t i = 0; i < nodes.size(); ++i) {
     FERRY_ASSIGN_OR_RETURN(Connection connection,

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -27,6 +28,10 @@ struct Target {
 // clock and probes what each reads. An empty Target in a dry run.
 absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& options,
                                   TargetGuard& guard);
+
+// Every primary of the target that serves slots (the server itself, standalone, in the shard's
+// target db), as `router` knows it now.
+std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Router& router);
 
 // After the last write of a shard: every target primary is still the process written to and
 // evicted nothing (TargetGuard), or the shard fails with DATA_LOSS.

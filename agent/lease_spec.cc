@@ -63,6 +63,10 @@ void CheckpointToProto(const Checkpoint& c, pb::Checkpoint* out) {
     n.set_address(node.address);
     n.set_run_id(node.run_id);
     n.set_evicted_keys(node.evicted_keys);
+    if (!node.repl_id.empty()) {
+      n.set_repl_id(node.repl_id);
+      n.set_repl_offset(node.repl_offset);
+    }
   }
 }
 
@@ -78,7 +82,15 @@ Checkpoint CheckpointFromProto(const pb::Checkpoint& c) {
   out.pass = c.pass();
   out.live = c.live();
   for (const pb::TargetNode& node : c.target_nodes()) {
-    out.target_nodes.push_back({node.address(), node.run_id(), node.evicted_keys()});
+    TargetNode& n = out.target_nodes.emplace_back();
+    n.address = node.address();
+    n.run_id = node.run_id();
+    n.evicted_keys = node.evicted_keys();
+    // proto3 has no "unset" for the offset: it means something only with a history.
+    if (!node.repl_id().empty()) {
+      n.repl_id = node.repl_id();
+      n.repl_offset = node.repl_offset();
+    }
   }
   return out;
 }

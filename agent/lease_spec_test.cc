@@ -89,5 +89,28 @@ TEST(CheckpointProtoTest, RoundTripsTheClusterFields) {
   EXPECT_EQ(back.counters.copied(), 7u);
 }
 
+TEST(CheckpointProtoTest, RoundTripsTheTargetNodesReplicationOffsets) {
+  // What the target guard judges a failover by survives an agent restart; an unknown history
+  // stays unknown (proto3 has no unset offset: 0 would claim an offset nobody read).
+  Checkpoint checkpoint;
+  TargetNode& known = checkpoint.target_nodes.emplace_back();
+  known.address = "10.0.0.1:6379";
+  known.run_id = "aaa";
+  known.evicted_keys = 3;
+  known.repl_id = "0123456789abcdef0123456789abcdef01234567";
+  known.repl_offset = 98765;
+  checkpoint.target_nodes.emplace_back().address = "10.0.0.2:6379";
+  pb::Checkpoint proto;
+  CheckpointToProto(checkpoint, &proto);
+  const Checkpoint back = CheckpointFromProto(proto);
+  ASSERT_EQ(back.target_nodes.size(), 2u);
+  EXPECT_EQ(back.target_nodes[0].run_id, "aaa");
+  EXPECT_EQ(back.target_nodes[0].evicted_keys, 3);
+  EXPECT_EQ(back.target_nodes[0].repl_id, "0123456789abcdef0123456789abcdef01234567");
+  EXPECT_EQ(back.target_nodes[0].repl_offset, 98765);
+  EXPECT_TRUE(back.target_nodes[1].repl_id.empty());
+  EXPECT_EQ(back.target_nodes[1].repl_offset, -1);
+}
+
 }  // namespace
 }  // namespace ferry::agent

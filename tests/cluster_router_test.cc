@@ -184,6 +184,23 @@ TEST(RouterStandaloneTest, ReconnectsAfterARestartAndGivesUpWhenTheServerIsGone)
   EXPECT_EQ(router->queued(), 0u);
 }
 
+TEST(RouterStandaloneTest, ABeforeExecuteErrorIsTheResultAndNothingIsSent) {
+  ASSERT_OK(RequireRedisServerBinary());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<RedisServer> server, RedisServer::Start());
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<redis::Router> router,
+                       redis::Router::Open(server->endpoint(), 0, {}));
+  absl::Status verdict = absl::DataLossError("written data is gone");
+  router->set_before_execute([&verdict] { return verdict; });
+  router->Add({"SET", "k", "v"});
+  EXPECT_EQ(router->Execute().status(), verdict);
+  EXPECT_EQ(router->queued(), 0u);
+  ASSERT_OK_AND_ASSIGN(redis::Connection db0, server->Connect(0));
+  EXPECT_EQ(db0.Command({"DBSIZE"})->integer(), 0);
+  verdict = absl::OkStatus();
+  ASSERT_OK(SetAll(*router, {{"k", "v"}}));
+  EXPECT_EQ(db0.Command({"DBSIZE"})->integer(), 1);
+}
+
 // ---------------------------------------------------------------- router, cluster
 
 TEST(RouterClusterTest, RefusesADbOtherThanZero) {

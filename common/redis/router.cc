@@ -259,7 +259,14 @@ void Router::Add(absl::Span<const absl::string_view> argv) {
 
 absl::StatusOr<std::vector<Reply>> Router::Execute() {
   absl::StatusOr<std::vector<Reply>> replies = std::vector<Reply>();
-  if (!commands_.empty()) replies = Run(*this).Go();
+  if (!commands_.empty()) {
+    absl::Status allowed = before_execute_ ? before_execute_() : absl::OkStatus();
+    if (allowed.ok()) {
+      replies = Run(*this).Go();
+    } else {
+      replies = std::move(allowed);
+    }
+  }
   commands_.clear();
   args_.clear();
   return replies;

@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -90,6 +91,12 @@ class Router {
   // (its node stayed unreachable). The queue is empty afterwards, whatever the outcome.
   absl::StatusOr<std::vector<Reply>> Execute();
 
+  // Called at the start of every Execute that has commands: an error it returns is Execute's
+  // result, and nothing is sent (the agent stops a shard's writes there once it found that
+  // written data may be lost). Null: none.
+  using BeforeExecute = std::function<absl::Status()>;
+  void set_before_execute(BeforeExecute check) { before_execute_ = std::move(check); }
+
   bool cluster() const { return cluster_; }
   // Primaries in the slot map (1 for a standalone server).
   size_t nodes() const { return cluster_ ? primaries_ : 1; }
@@ -127,6 +134,7 @@ class Router {
   const RouterRetryPolicy retry_;
   const bool cluster_;
   const OnConnect on_connect_;
+  BeforeExecute before_execute_;
   std::vector<std::unique_ptr<Node>> nodes_;  // nodes_[0] is the seed.
   std::vector<int> slot_owner_;               // Cluster: slot -> index in nodes_, -1 unknown.
   size_t primaries_ = 0;

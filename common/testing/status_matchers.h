@@ -18,6 +18,13 @@
     ASSERT_TRUE(ferry_testing_status_.ok()) << ferry_testing_status_; \
   } while (0)
 
+// Records a failure (and goes on) unless `expr` is an OK absl::Status.
+#define EXPECT_OK(expr)                                               \
+  do {                                                                \
+    const ::absl::Status ferry_testing_status_ = (expr);              \
+    EXPECT_TRUE(ferry_testing_status_.ok()) << ferry_testing_status_; \
+  } while (0)
+
 // `ASSERT_OK_AND_ASSIGN(auto x, MakeX());` declares x from an OK absl::StatusOr<T>, or fails
 // the test with its status and returns from the function.
 #define ASSERT_OK_AND_ASSIGN(lhs, expr)                                                         \
