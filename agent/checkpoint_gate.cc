@@ -24,7 +24,10 @@ CheckpointGate::CheckpointGate(const ShardSpec& spec, const CopyOptions& options
       downstream_(downstream),
       interval_(interval),
       callbacks_(downstream),
-      last_reported_(checkpoint) {
+      last_reported_(checkpoint),
+      // The first look after one interval too: a shard shorter than that is confirmed once, at
+      // its end (it resumes from the lease's checkpoint meanwhile, which needs no offsets).
+      confirmed_at_(absl::Now()) {
   if (router_ == nullptr) return;
   // The attempt starts from a checkpoint whose offsets cover its writes (reported, or gone
   // back to); from here on the router's primaries may acknowledge more.
@@ -94,6 +97,10 @@ absl::Status CheckpointGate::Confirm() {
 
 absl::StatusOr<redis::Connection*> CheckpointGate::ConnectionTo(const redis::Endpoint& endpoint) {
   const std::string address = endpoint.Address();
+  // Between the shard's writes the router's connection is idle: one round trip, where a
+  // connection of the gate's own costs a connect and a handshake first (far from the target,
+  // several round trips per shard). A node the router dropped (killed) is opened here.
+  if (redis::Connection* idle = router_->IdleConnection(address); idle != nullptr) return idle;
   auto it = connections_.find(address);
   if (it != connections_.end() && !it->second.broken() && it->second.pending() == 0) {
     return &it->second;

@@ -75,7 +75,7 @@ class CheckpointGate {
   CopyCallbacks callbacks_;
   Checkpoint last_reported_;  // What a retry resumes from when the shard must go back.
   bool held_ = false;         // checkpoint_ has writes that were not reported.
-  absl::Time confirmed_at_ = absl::InfinitePast();
+  absl::Time confirmed_at_;   // The last look, or the gate's start.
   // Why the attempt must stop (the router refuses writes from then on); OK: it goes on.
   absl::Status stop_;
   // The gate's own connection to each node it reads, by address (the router's are its own).

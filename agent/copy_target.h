@@ -36,6 +36,6 @@ std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Rou
 // After the last write of a shard: every target primary is still the process written to and
 // evicted nothing (TargetGuard), or the shard fails with DATA_LOSS.
 absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
-                                   const redis::Router& router, TargetGuard& guard);
+                                   redis::Router& router, TargetGuard& guard);
 
 }  // namespace ferry::agent

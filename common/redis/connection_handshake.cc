@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/status_macros.h"
@@ -30,37 +31,55 @@ absl::Status Connection::Handshake(const ConnectOptions& options) {
 }
 
 absl::Status Connection::HandshakeCommands(const ConnectOptions& options) {
-  bool answered = false;  // A reply came back: the peer speaks RESP.
   FERRY_ASSIGN_OR_RETURN(const std::string password, LoginPassword());
+  // The login, the name and the database in one pipeline: one round trip, where a far server
+  // cost one per command for every connection a shard opens. After a refused login the others
+  // answer NOAUTH: only the login's refusal is told.
+  enum class Step { kAuth, kName, kSelect, kPing };
+  std::vector<Step> steps;
   if (!password.empty()) {
-    absl::StatusOr<Reply> auth = endpoint_.user.empty()
-                                     ? Command({"AUTH", password})
-                                     : Command({"AUTH", endpoint_.user, password});
-    if (!auth.ok() && broken_) return auth.status();
-    if (!auth.ok()) {
-      return absl::Status(auth.status().code(),
-                          absl::StrCat("cannot log in to ", endpoint_.Redacted(), " as ",
-                                       endpoint_.user.empty() ? "default" : endpoint_.user, ": ",
-                                       auth.status().message()));
+    if (endpoint_.user.empty()) {
+      Append({"AUTH", password});
+    } else {
+      Append({"AUTH", endpoint_.user, password});
     }
-    answered = true;
+    steps.push_back(Step::kAuth);
   }
   if (!options.client_name.empty()) {
-    // A refusal is fine (some servers forbid it); a transport failure is not.
-    absl::StatusOr<Reply> named = Command({"CLIENT", "SETNAME", options.client_name});
-    if (!named.ok() && broken_) return named.status();
-    answered = true;
+    Append({"CLIENT", "SETNAME", options.client_name});
+    steps.push_back(Step::kName);
   }
-  if (endpoint_.db.has_value() && *endpoint_.db != 0) {
-    FERRY_RETURN_IF_ERROR(Annotate(Select(*endpoint_.db), endpoint_.Redacted()));
-    answered = true;
+  const int db = endpoint_.db.value_or(0);
+  const std::string db_arg = std::to_string(db);
+  if (db != 0) {
+    Append({"SELECT", db_arg});
+    steps.push_back(Step::kSelect);
   }
-  if (!answered) {
-    // Any reply will do: an error (NOAUTH...) is for the caller's first command to meet.
-    absl::StatusOr<Reply> pong = Command({"PING"});
-    if (!pong.ok() && broken_) return pong.status();
+  // Any reply will do: an error (NOAUTH...) is for the caller's first command to meet.
+  if (steps.empty()) {
+    Append({"PING"});
+    steps.push_back(Step::kPing);
   }
-  return absl::OkStatus();
+  absl::Status first_error;
+  for (const Step step : steps) {
+    FERRY_ASSIGN_OR_RETURN(const Reply reply, ReadReply());  // Transport: the connection broke.
+    if (!reply.is_error()) {
+      if (step == Step::kSelect) db_ = db;
+      continue;
+    }
+    if (!first_error.ok()) continue;
+    const absl::Status status = StatusFromReplyError(reply.str());
+    if (step == Step::kAuth) {
+      first_error = absl::Status(
+          status.code(), absl::StrCat("cannot log in to ", endpoint_.Redacted(), " as ",
+                                      endpoint_.user.empty() ? "default" : endpoint_.user, ": ",
+                                      Annotate(status, "AUTH").message()));
+    } else if (step == Step::kSelect) {
+      first_error = Annotate(Annotate(status, "SELECT"), endpoint_.Redacted());
+    }
+    // A refused CLIENT SETNAME is fine (some servers forbid it); so is any answer to PING.
+  }
+  return first_error;
 }
 
 }  // namespace ferry::redis

@@ -370,4 +370,16 @@ absl::StatusOr<Connection*> Router::ConnectionTo(int node) {
 
 void Router::DropConnection(int node) { nodes_[node]->connection.reset(); }
 
+Connection* Router::IdleConnection(const std::string& address) {
+  for (const std::unique_ptr<Node>& node : nodes_) {
+    if (node->endpoint.Address() != address) continue;
+    std::optional<Connection>& connection = node->connection;
+    if (connection.has_value() && !connection->broken() && connection->pending() == 0) {
+      return &*connection;
+    }
+    return nullptr;
+  }
+  return nullptr;
+}
+
 }  // namespace ferry::redis

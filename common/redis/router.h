@@ -97,6 +97,12 @@ class Router {
   using BeforeExecute = std::function<absl::Status()>;
   void set_before_execute(BeforeExecute check) { before_execute_ = std::move(check); }
 
+  // The open connection to `address` (host:port) with nothing in flight, or null: for a
+  // caller's own commands between two Executes (the agent's INFO reads of the target nodes it
+  // writes to, without a connection of their own). One whose reply was not read, or that broke,
+  // is opened again by the next Execute that needs it.
+  Connection* IdleConnection(const std::string& address);
+
   bool cluster() const { return cluster_; }
   // Primaries in the slot map (1 for a standalone server).
   size_t nodes() const { return cluster_ ? primaries_ : 1; }
