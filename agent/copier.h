@@ -178,6 +178,9 @@ struct CopyCallbacks {
   // that writes to a target reports the latest of its batches' checkpoints once their
   // writes' replication offsets were read (CheckpointGate), not every batch's.
   std::function<void(const Checkpoint&)> on_checkpoint;
+  // After each batch a sink wrote or compared, before its checkpoint goes on (or is held back):
+  // what times batches (ferry_agent_batch_seconds), which on_checkpoint no longer can.
+  std::function<void()> on_batch;
   // A key that could not be copied, with a reason that never contains its value.
   std::function<void(const std::string& key, const std::string& reason)> on_failed_key;
   // An attempt failed with a transient error (`status`): the copy reconnects and goes on from

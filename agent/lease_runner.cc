@@ -45,7 +45,7 @@ LeaseRunner::~LeaseRunner() { Join(); }
 void LeaseRunner::Start(EndCallback on_end) {
   {
     absl::MutexLock lock(&mu_);
-    latest_time_ = absl::InfinitePast();  // The first batch's time includes the shard's setup.
+    batch_time_ = absl::Now();  // The first batch's time includes the shard's setup.
     if (grant_.metrics != nullptr) {
       metrics_ = grant_.metrics->LeaseStarted(grant_.job_id, grant_.lease_id);
     }
@@ -60,6 +60,7 @@ void LeaseRunner::Join() {
 void LeaseRunner::Run(const EndCallback& on_end) {
   CopyCallbacks callbacks;
   callbacks.on_checkpoint = [this](const Checkpoint& checkpoint) { RecordCheckpoint(checkpoint); };
+  callbacks.on_batch = [this] { RecordBatch(); };
   callbacks.on_failed_key = [this](const std::string& key, const std::string& reason) {
     RecordFailedKey(key, reason);
   };
@@ -86,13 +87,16 @@ void LeaseRunner::CountEnd(const absl::Status& status) {
   grant_.metrics->LeaseEnded(grant_.job_id, grant_.lease_id, outcome, status);
 }
 
-void LeaseRunner::RecordCheckpoint(const Checkpoint& checkpoint) {
+void LeaseRunner::RecordBatch() {
   absl::MutexLock lock(&mu_);
   const absl::Time now = absl::Now();
-  AgentMetrics::Checkpointed(
-      metrics_, latest_.counters, checkpoint.counters,
-      latest_time_ == absl::InfinitePast() ? -1 : absl::ToDoubleSeconds(now - latest_time_));
-  latest_time_ = now;
+  AgentMetrics::BatchDone(metrics_, absl::ToDoubleSeconds(now - batch_time_));
+  batch_time_ = now;
+}
+
+void LeaseRunner::RecordCheckpoint(const Checkpoint& checkpoint) {
+  absl::MutexLock lock(&mu_);
+  AgentMetrics::Checkpointed(metrics_, latest_.counters, checkpoint.counters);
   latest_ = checkpoint;
   changed_ = true;
 }

@@ -77,6 +77,7 @@ class LeaseRunner {
 
   // The copy's callbacks (public for tests): the latest checkpoint and a key that failed.
   void RecordCheckpoint(const Checkpoint& checkpoint) ABSL_LOCKS_EXCLUDED(mu_);
+  void RecordBatch() ABSL_LOCKS_EXCLUDED(mu_);
   void RecordFailedKey(const std::string& key, const std::string& reason) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Asks the copy to stop at the next batch. The first reason sticks, except kStreamLost,
@@ -134,8 +135,8 @@ class LeaseRunner {
   std::vector<ferry::v1::FailedKey> failed_ ABSL_GUARDED_BY(mu_);  // Since the last report.
   StopReason stop_ ABSL_GUARDED_BY(mu_) = StopReason::kNone;
   bool ended_ ABSL_GUARDED_BY(mu_) = false;
-  LeaseMetrics metrics_ ABSL_GUARDED_BY(mu_);    // Set by Start() when grant_.metrics is.
-  absl::Time latest_time_ ABSL_GUARDED_BY(mu_);  // Of `latest_`; InfinitePast before one.
+  LeaseMetrics metrics_ ABSL_GUARDED_BY(mu_);   // Set by Start() when grant_.metrics is.
+  absl::Time batch_time_ ABSL_GUARDED_BY(mu_);  // Of the last batch, or the lease's start.
 };
 
 }  // namespace ferry::agent

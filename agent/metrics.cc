@@ -71,8 +71,9 @@ AgentMetrics::AgentMetrics(metrics::Registry& registry, int slots)
                                       {"job_id", "lease"}, kMaxLeaseSeries)),
       batch_seconds_(registry
                          .AddHistogram("ferry_agent_batch_seconds",
-                                       "Time between two checkpoints of a lease: one batch "
-                                       "read from the source and written to the target.",
+                                       "Time of one batch of a lease, read from the source and "
+                                       "written to the target (the first: since the lease "
+                                       "started).",
                                        {}, metrics::LatencyBounds())
                          ->Get()),
       ends_(registry.AddCounter("ferry_agent_lease_ends_total",
@@ -150,16 +151,17 @@ void AgentMetrics::LeaseEnded(const std::string& job_id, const std::string& leas
 }
 
 void AgentMetrics::Checkpointed(const LeaseMetrics& lease, const ferry::v1::Counters& previous,
-                                const ferry::v1::Counters& latest, double seconds_since_previous) {
+                                const ferry::v1::Counters& latest) {
   AddDelta(lease.keys_scanned, previous.scanned(), latest.scanned());
   AddDelta(lease.keys_copied, previous.copied(), latest.copied());
   AddDelta(lease.bytes_copied, previous.bytes(), latest.bytes());
   if (lease.lease_scanned != nullptr)
     lease.lease_scanned->Set(static_cast<double>(latest.scanned()));
   if (lease.lease_copied != nullptr) lease.lease_copied->Set(static_cast<double>(latest.copied()));
-  if (lease.batch_seconds != nullptr && seconds_since_previous >= 0) {
-    lease.batch_seconds->Observe(seconds_since_previous);
-  }
+}
+
+void AgentMetrics::BatchDone(const LeaseMetrics& lease, double seconds) {
+  if (lease.batch_seconds != nullptr) lease.batch_seconds->Observe(seconds);
 }
 
 }  // namespace ferry::agent

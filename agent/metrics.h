@@ -49,10 +49,12 @@ class AgentMetrics {
   // Removes the lease's series; counts the outcome and, for an error, its class (errors.h).
   void LeaseEnded(const std::string& job_id, const std::string& lease_id, LeaseOutcome outcome,
                   const absl::Status& status);
-  // A checkpoint after `previous`: adds what the lease did since to the job's counters, and
-  // the batch's time when `seconds_since_previous` >= 0 (the first one also timed the setup).
+  // A checkpoint after `previous`: adds what the lease did since to the job's counters.
   static void Checkpointed(const LeaseMetrics& lease, const ferry::v1::Counters& previous,
-                           const ferry::v1::Counters& latest, double seconds_since_previous);
+                           const ferry::v1::Counters& latest);
+  // One batch read and written (or compared) in `seconds` since the lease's previous one (the
+  // first: since the lease started, its setup included).
+  static void BatchDone(const LeaseMetrics& lease, double seconds);
 
   // The stream to the controller registered (true) or ended (false).
   void SetConnected(bool connected) { connected_->Set(connected ? 1 : 0); }

@@ -36,8 +36,10 @@ TEST(AgentMetricsTest, ALeaseCountsItsWorkAndItsEnd) {
   LeaseRunner runner(std::move(grant),
                      [&](const ShardSpec&, const CopyOptions&, const Checkpoint&, RateLimiter*,
                          const std::atomic<bool>*, const CopyCallbacks& callbacks) {
+                       callbacks.on_batch();
                        callbacks.on_checkpoint(Copied(10, 8));
                        callbacks.on_retry(absl::UnavailableError("connection reset"));
+                       callbacks.on_batch();
                        callbacks.on_checkpoint(Copied(25, 20));
                        checkpointed.Notify();
                        go_on.WaitForNotification();
@@ -58,7 +60,8 @@ TEST(AgentMetricsTest, ALeaseCountsItsWorkAndItsEnd) {
   EXPECT_THAT(text, HasSubstr("ferry_agent_bytes_copied_total{job_id=\"job-1\"} 150\n"));
   EXPECT_THAT(
       text, HasSubstr("ferry_agent_lease_keys_copied{job_id=\"job-1\",lease=\"job-1-4-2\"} 20\n"));
-  EXPECT_THAT(text, HasSubstr("ferry_agent_batch_seconds_count 1\n"));  // The second batch.
+  // Both batches: the first timed from the lease's start.
+  EXPECT_THAT(text, HasSubstr("ferry_agent_batch_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("ferry_agent_shard_retries_total{class=\"transient\"} 1\n"));
   go_on.Notify();
   ASSERT_TRUE(ended.WaitForNotificationWithTimeout(absl::Seconds(10)));
@@ -75,7 +78,7 @@ TEST(AgentMetricsTest, AHandedBackLeaseIsNoError) {
   metrics::Registry registry;
   AgentMetrics agent_metrics(registry, 1);
   LeaseMetrics lease = agent_metrics.LeaseStarted("job-2", "job-2-1-1");
-  AgentMetrics::Checkpointed(lease, Copied(0, 0).counters, Copied(4, 4).counters, 0.01);
+  AgentMetrics::Checkpointed(lease, Copied(0, 0).counters, Copied(4, 4).counters);
   agent_metrics.LeaseEnded("job-2", "job-2-1-1", LeaseOutcome::kHandedBack,
                            absl::CancelledError("revoked"));
   agent_metrics.Reconnecting();

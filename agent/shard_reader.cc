@@ -74,6 +74,7 @@ void CheckpointAfter(const Batch& batch, const ferry::v1::Counters& delta, Check
   if (batch.walk_end) checkpoint.scanned = true;
   for (int slot : batch.moved_slots) checkpoint.rescan.Add(slot);
   wire::AddCounters(checkpoint.counters, delta);
+  if (callbacks.on_batch) callbacks.on_batch();
   if (callbacks.on_checkpoint) callbacks.on_checkpoint(checkpoint);
 }
 
