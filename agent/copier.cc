@@ -276,15 +276,13 @@ absl::Status VerifyAttempt(const ShardSpec& spec, const CopyOptions& options,
   return absl::OkStatus();
 }
 
-// Walks the shard with `attempt`, whose sink writes to `target`; once the walk is over, checks
-// that the target still holds what was written and marks the shard done.
-absl::Status WalkWritingTarget(const Attempt& attempt, const CopyOptions& options, Target& target,
-                               TargetGuard& guard, const CopyCallbacks& callbacks) {
+// Walks the shard with `attempt`, whose sink writes to `target`, and marks it done. `callbacks`
+// are a CheckpointGate's: the done checkpoint is reported only once every target primary was
+// read again and is still the process written to, evicted nothing and kept its replication
+// (a failure there is the gate's Finish's result).
+absl::Status WalkWritingTarget(const Attempt& attempt, const CopyCallbacks& callbacks) {
   FERRY_RETURN_IF_ERROR(attempt.spec.cluster() ? CopyCluster(attempt) : CopyStandalone(attempt));
   if (!attempt.checkpoint.scanned || Cancelled(attempt.cancel)) return absl::OkStatus();
-  if (target.router != nullptr) {
-    FERRY_RETURN_IF_ERROR(CheckTargetKeptWrites(attempt.spec, options, *target.router, guard));
-  }
   attempt.checkpoint.done = true;
   if (callbacks.on_checkpoint) callbacks.on_checkpoint(attempt.checkpoint);
   return absl::OkStatus();
@@ -334,7 +332,7 @@ absl::Status RescanAttempt(const ShardSpec& spec, const CopyOptions& options,
   }
   ShardVerifier verifier(spec, compare, sides, checkpoint, gate.callbacks());
   const Attempt attempt{spec, compare, checkpoint, limiter, cancel, verifier, nullptr, sides.other};
-  return gate.Finish(WalkWritingTarget(attempt, options, target, guard, gate.callbacks()));
+  return gate.Finish(WalkWritingTarget(attempt, gate.callbacks()));
 }
 
 // One attempt: connect both sides and copy until done, cancelled or an error.
@@ -350,7 +348,7 @@ absl::Status CopyAttempt(const ShardSpec& spec, const CopyOptions& options, Chec
                      gate.callbacks());
   const Attempt attempt{spec,   options, checkpoint, limiter,
                         cancel, writer,  facts,      target.router.get()};
-  return gate.Finish(WalkWritingTarget(attempt, options, target, guard, gate.callbacks()));
+  return gate.Finish(WalkWritingTarget(attempt, gate.callbacks()));
 }
 
 }  // namespace

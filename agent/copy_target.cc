@@ -92,20 +92,4 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
   return target;
 }
 
-absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
-                                   redis::Router& router, TargetGuard& guard) {
-  for (const redis::Endpoint& node : TargetNodes(spec, router)) {
-    // The router's own connection where it has one (a round trip, not a connect and a
-    // handshake: three or four far from the target).
-    if (Connection* idle = router.IdleConnection(node.Address()); idle != nullptr) {
-      FERRY_RETURN_IF_ERROR(guard.Check(*idle));
-      continue;
-    }
-    absl::StatusOr<Connection> connection = Connection::Open(node, options.TargetConnect());
-    if (!connection.ok()) return Annotate(connection.status(), "target");
-    FERRY_RETURN_IF_ERROR(guard.Check(*connection));
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace ferry::agent

@@ -33,9 +33,4 @@ absl::StatusOr<Target> OpenTarget(const ShardSpec& spec, const CopyOptions& opti
 // target db), as `router` knows it now.
 std::vector<redis::Endpoint> TargetNodes(const ShardSpec& spec, const redis::Router& router);
 
-// After the last write of a shard: every target primary is still the process written to and
-// evicted nothing (TargetGuard), or the shard fails with DATA_LOSS.
-absl::Status CheckTargetKeptWrites(const ShardSpec& spec, const CopyOptions& options,
-                                   redis::Router& router, TargetGuard& guard);
-
 }  // namespace ferry::agent

@@ -41,8 +41,8 @@ class TargetGuard {
   explicit TargetGuard(std::vector<TargetNode>* nodes) : nodes_(nodes) {}
 
   // Reads the INFO of the target node behind `connection` (on every connection the shard opens
-  // to the target, through redis::Router's on_connect, at the end of the shard on each node, and
-  // before checkpoints are reported) and judges it with Observe.
+  // to the target, through redis::Router's on_connect; CheckpointGate reads every primary
+  // before checkpoints are reported, the shard's last included) and judges it with Observe.
   absl::Status Check(redis::Connection& connection);
 
   // Check() on what Inspect() read: the comparison alone. DATA_LOSS when the node is another
